@@ -1,0 +1,98 @@
+"""The toy benchmark sets: .bin layout, fold order and each set's stress factor."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vec2face.toyfaces.benchmarks import BenchmarksConfig, make_benchmarks
+from vec2face.toyfaces.identity import identity_lookalike_features
+from vec2face.toyfaces.pools import pool_identity_params
+
+
+class _NoGlobals(pickle.Unpickler):
+    def find_class(self, module, name):  # the public files need no global at all
+        raise AssertionError(f"global {module}.{name} in a .bin")
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bins")
+    cfg = BenchmarksConfig(pairs=80, identities=40, seed=0, workers=2)
+    return out, cfg, make_benchmarks(cfg, out, progress=False)
+
+
+def test_bin_files_are_plain_pickles_in_fold_order(sets):
+    out, cfg, summary = sets
+    assert sorted(summary) == ["agedb_30", "calfw", "cfp_fp", "cplfw", "lfw"]
+    for name in summary:
+        with open(out / f"{name}.bin", "rb") as f:
+            images, issame = _NoGlobals(f).load()
+        assert len(images) == 160 and len(issame) == 80
+        assert all(type(b) is bytes and b[:2] == b"\xff\xd8" for b in images)
+        assert all(type(x) is bool for x in issame)
+        # 10 folds in order, each 4 genuine then 4 impostor pairs
+        assert issame == ([True] * 4 + [False] * 4) * 10
+
+
+def _pairs(out, name):
+    t = pd.read_parquet(out / f"{name}_pairs.parquet")
+    return t.iloc[0::2].reset_index(drop=True), t.iloc[1::2].reset_index(drop=True)
+
+
+def test_genuine_pairs_share_identity_impostors_do_not(sets):
+    out, _, summary = sets
+    for name in summary:
+        a, b = _pairs(out, name)
+        assert ((a.identity == b.identity) == a.issame).all()
+
+
+def test_cfp_fp_pairs_are_frontal_vs_profile(sets):
+    a, b = _pairs(sets[0], "cfp_fp")
+    ya, yb = a.yaw.abs().to_numpy(), b.yaw.abs().to_numpy()
+    lo, hi = np.minimum(ya, yb), np.maximum(ya, yb)
+    assert (lo < 10).all() and (hi > 60).all() and (hi <= 75.01).all()
+
+
+def test_age_sets_have_age_gaps(sets):
+    a, b = _pairs(sets[0], "agedb_30")
+    gap = (a.age - b.age).abs()
+    assert gap.between(22, 38).all() and abs(gap.mean() - 30) < 2
+    assert a.age.between(18, 80).all() and b.age.between(18, 80).all()
+    a, b = _pairs(sets[0], "calfw")
+    assert (a.age - b.age).abs().min() >= 19.9
+
+
+def test_cross_pose_and_lookalike_impostors(sets):
+    out, cfg, _ = sets
+    a, b = _pairs(out, "cplfw")
+    assert ((a.yaw - b.yaw).abs() >= 20).all()
+    feats = identity_lookalike_features(pool_identity_params("cplfw", range(cfg.identities), cfg.seed))
+    d = ((feats[:, None] - feats[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    rank = d.argsort(1).argsort(1)  # rank[i, j]: how close j is to i among the others
+    imp = ~a.issame
+    ranks = rank[a.identity[imp], b.identity[imp]]
+    assert (ranks < cfg.lookalike_k).all()
+    # random impostors in lfw are, on average, far less alike
+    la, lb = _pairs(out, "lfw")
+    lfeats = identity_lookalike_features(pool_identity_params("lfw", range(cfg.identities), cfg.seed))
+    ld = ((lfeats[:, None] - lfeats[None]) ** 2).sum(-1)
+    assert d[a.identity[imp], b.identity[imp]].mean() < 0.7 * ld[la.identity[~la.issame], lb.identity[~la.issame]].mean()
+
+
+def test_rerun_is_skipped_and_deterministic(sets, tmp_path):
+    out, cfg, _ = sets
+    again = make_benchmarks(cfg.model_copy(update={"sets": ("lfw",)}), tmp_path, progress=False)
+    assert (tmp_path / "lfw.bin").read_bytes() == (out / "lfw.bin").read_bytes()
+    mtime = (tmp_path / "lfw.bin").stat().st_mtime_ns
+    assert make_benchmarks(cfg.model_copy(update={"sets": ("lfw",)}), tmp_path, progress=False) == again
+    assert (tmp_path / "lfw.bin").stat().st_mtime_ns == mtime
+
+
+def test_unknown_set_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown benchmark set"):
+        make_benchmarks(BenchmarksConfig(pairs=20, identities=20, sets=("megaface",)), tmp_path)
