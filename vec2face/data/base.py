@@ -6,7 +6,7 @@ import abc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Self
 
 import numpy as np
 
@@ -167,11 +167,34 @@ class FaceDataset(abc.ABC):
     def close(self) -> None:
         """Release file handles; the dataset reopens them on the next read."""
 
-    def __enter__(self) -> FaceDataset:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={str(self.path)!r}, samples={len(self)})"
+
+
+def split_record(record: tuple, index: int, dest: Path) -> tuple[bytes, int, np.ndarray | None]:
+    """Validate one writer input ``(bytes, label[, feature])``; errors name ``dest`` and ``index``."""
+    if not isinstance(record, (tuple, list)) or len(record) not in (2, 3):
+        raise DataFormatError(
+            f"{dest}: record {index} must be (image bytes, label) or (image bytes, label, feature)"
+        )
+    data, label = record[0], record[1]
+    feature = record[2] if len(record) == 3 else None
+    if isinstance(data, (bytearray, memoryview)):
+        data = bytes(data)
+    if not isinstance(data, bytes) or not data:
+        raise DataFormatError(f"{dest}: record {index} image must be non-empty encoded bytes")
+    if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)) or label < 0:
+        raise DataFormatError(f"{dest}: record {index} label must be an int >= 0, got {label!r}")
+    if feature is not None:
+        feature = np.asarray(feature, dtype=np.float32)
+        if feature.ndim != 1:
+            raise DataFormatError(
+                f"{dest}: record {index} feature must be 1-D, got shape {feature.shape}"
+            )
+    return data, int(label), feature

@@ -78,11 +78,11 @@ def decode_image(data: bytes, where: str = "") -> np.ndarray:
             with Image.open(io.BytesIO(data)) as pil:
                 pil.load()
                 rgb = pil.convert("RGB") if pil.mode != "RGB" else pil
-                arr = np.asarray(rgb, dtype=np.uint8)
+                arr = np.array(rgb, dtype=np.uint8)
     except (OSError, SyntaxError, ValueError, UnidentifiedImageError, EOFError,
             Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataFormatError(f"{label}: cannot decode image ({_one_line(exc)})") from None
-    return np.array(arr, copy=True)
+    return arr
 
 
 def image_size(data: bytes, where: str = "") -> tuple[int, int]:

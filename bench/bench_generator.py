@@ -1,0 +1,142 @@
+"""Generation throughput of the paper-size Vec2Face generator on CPU (2 threads).
+
+Measures, for ``vit_base_patch16`` with random weights:
+
+* FLOPs per image (``torch.utils.flop_counter``) and the conv decoder's share;
+* images/s of ``generate`` at batch 8 and 32, fp32 and bf16 autocast, after a warm-up,
+  best of several runs, for our model and for an official-style baseline on the same weights
+  in the same process (unfused attention, NCHW conv decoder: how the official code runs);
+* the cosine agreement between the features of fp32 and bf16 images through a fixed,
+  randomly initialised FR-like network (our IResNet-18 when available, else a conv stack).
+
+Usage: ``python bench/bench_generator.py [--quick] [--threads 2]``. Speeds on a shared machine
+are approximate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from vec2face.models import build_generator
+from vec2face.models.generator import Vec2FaceGenerator
+
+OFFICIAL_REFERENCE = {("fp32", 8): 5.2, ("bf16", 8): 24.5}  # img/s of the official code on this CPU
+
+
+def flops_per_image(model: Vec2FaceGenerator) -> tuple[float, float]:
+    """(GFLOP per image, share of the conv decoder)."""
+    with FlopCounterMode(display=False) as counter:
+        model.generate(torch.randn(1, model.arch.rep_dim), seed=0, batch_size=1)
+    total = counter.get_total_flops()
+    decoder = sum(
+        sum(c.values())
+        for k, c in counter.get_flop_counts().items()
+        if k.split(".")[-1] == "Decoder"
+    )
+    return total / 1e9, decoder / total
+
+
+@contextlib.contextmanager
+def official_style(model: Vec2FaceGenerator):
+    """Temporarily run as the official code does: explicit-softmax attention, NCHW convs."""
+    blocks = [*model.blocks, *model.decoder_blocks]
+    for blk in blocks:
+        blk.attn.fused_attn = False
+    model.im_decoder.to(memory_format=torch.contiguous_format)
+    try:
+        yield model
+    finally:
+        for blk in blocks:
+            blk.attn.fused_attn = True
+        model.im_decoder.to(memory_format=torch.channels_last)
+
+
+def images_per_second(
+    model: Vec2FaceGenerator, batch: int, bf16: bool, batches: int, runs: int
+) -> float:
+    """Best-of-``runs`` rate of one ``generate`` call over ``batches`` batches, after a warm-up."""
+    vectors = torch.randn(batch * batches, model.arch.rep_dim)
+    model.generate(vectors[:batch], seed=0, batch_size=batch, autocast_bf16=bf16)
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        model.generate(vectors, seed=0, batch_size=batch, autocast_bf16=bf16)
+        best = min(best, time.perf_counter() - start)
+    return vectors.shape[0] / best
+
+
+def fr_like_network() -> tuple[nn.Module, str]:
+    """A fixed, randomly initialised FR-like feature extractor (N, 3, 112, 112) -> (N, 512)."""
+    torch.manual_seed(1234)
+    try:
+        from vec2face.models.iresnet import build_backbone
+
+        return build_backbone("r18").eval(), "IResNet-18 (random init)"
+    except ImportError:
+        layers: list[nn.Module] = []
+        ch = 3
+        for out in (32, 64, 128, 256):
+            layers += [nn.Conv2d(ch, out, 3, 2, 1), nn.BatchNorm2d(out), nn.PReLU(out)]
+            ch = out
+        net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(256 * 7 * 7, 512))
+        return net.eval(), "4-layer conv stack (random init)"
+
+
+def bf16_agreement(model: Vec2FaceGenerator, n: int) -> tuple[float, float, float, str]:
+    """(mean cosine, min cosine, max |pixel diff|) between fp32 and bf16 images, and the FR net."""
+    vectors = torch.randn(n, model.arch.rep_dim)
+    fp32 = model.generate(vectors, seed=3, batch_size=8)
+    bf16 = model.generate(vectors, seed=3, batch_size=8, autocast_bf16=True)
+    net, name = fr_like_network()
+    with torch.inference_mode():
+        cos = F.cosine_similarity(net(fp32), net(bf16), dim=1)
+    return cos.mean().item(), cos.min().item(), (fp32 - bf16).abs().max().item(), name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer batches and runs")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    batches, runs = (1, 2) if args.quick else (3, 4)
+
+    model = build_generator("vit_base_patch16").eval()
+    n_params = sum(p.numel() for p in model.parameters()) / 1e6
+    gflop, dec_share = flops_per_image(model)
+    print(
+        f"vit_base_patch16: {n_params:.1f}M params, {gflop:.1f} GFLOP/image, conv decoder {dec_share:.0%}"
+    )
+    print(f"threads={args.threads}, {batches} batch(es) per timed call, best of {runs}\n")
+    print(
+        f"{'batch':>5} {'dtype':>5} {'ours img/s':>11} {'official-style':>15} {'speed-up':>9} {'vs ref':>7}"
+    )
+    for batch in (8, 32):
+        for dtype in ("fp32", "bf16"):
+            bf16 = dtype == "bf16"
+            ours = images_per_second(model, batch, bf16, batches, runs)
+            with official_style(model):
+                base = images_per_second(model, batch, bf16, batches, runs)
+            ref = OFFICIAL_REFERENCE.get((dtype, batch))
+            vs_ref = f"{ours / ref:6.2f}x" if ref else "      -"
+            print(
+                f"{batch:>5} {dtype:>5} {ours:>11.2f} {base:>15.2f} {ours / base:>8.2f}x {vs_ref}"
+            )
+
+    mean_cos, min_cos, max_diff, net_name = bf16_agreement(model, 8 if args.quick else 32)
+    print(
+        f"\nfp32 vs bf16 images through {net_name}: cosine mean {mean_cos:.4f}, min {min_cos:.4f}; "
+        f"max |pixel diff| {max_diff:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""``vec2face data``: inspect and convert datasets."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.group()
+def data() -> None:
+    """Inspect and convert face datasets (image folders, LMDB, RecordIO)."""
+
+
+@data.command()
+@click.argument("path", type=click.Path(path_type=str))
+@click.option("--mask", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Optional .npy mask of record indices to apply.")
+def inspect(path: str, mask: str | None) -> None:
+    """Print a JSON summary of the dataset at PATH."""
+    from vec2face.data import inspect_dataset
+
+    click.echo(json.dumps(inspect_dataset(path, mask=mask), indent=2))
+
+
+@data.command()
+@click.argument("src", type=click.Path(path_type=str))
+@click.argument("dst", type=click.Path(path_type=str))
+@click.option("--to", "to", type=click.Choice(["imagefolder", "lmdb", "recordio"]), required=True,
+              help="Target format.")
+@click.option("--layout", type=click.Choice(["fr", "training"]), default="fr", show_default=True,
+              help="LMDB record layout; 'training' needs teacher features in the source.")
+@click.option("--mask", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Optional .npy mask of source record indices to convert.")
+@click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
+@click.option("--show-skipped", is_flag=True, help="List every skipped record in the summary.")
+def convert(src: str, dst: str, to: str, layout: str, mask: str | None, overwrite: bool,
+            show_skipped: bool) -> None:
+    """Copy the dataset SRC to DST in another format (image bytes are not re-encoded)."""
+    from vec2face.data import convert_dataset
+
+    summary = convert_dataset(src, dst, to=to, layout=layout, mask=mask, overwrite=overwrite)
+    if not show_skipped:
+        summary["skipped_files"] = summary["skipped_files"][:10]
+    click.echo(json.dumps(summary, indent=2))
