@@ -55,14 +55,20 @@ def bench(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="r50")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 64])
-    parser.add_argument("--iters", type=int, default=3, help="timed iterations per setting (best is kept)")
+    parser.add_argument(
+        "--iters", type=int, default=3, help="timed iterations per setting (best is kept)"
+    )
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="one timed iteration per setting")
-    parser.add_argument("--formats", nargs="+", default=["nchw", "channels_last"], choices=["nchw", "channels_last"])
+    parser.add_argument(
+        "--formats", nargs="+", default=["nchw", "channels_last"], choices=["nchw", "channels_last"]
+    )
     args = parser.parse_args()
     if args.quick:
         args.iters, args.warmup = 1, 1
@@ -70,13 +76,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = build_backbone(args.model)
-    print(f"{args.model}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
-          f"{args.threads} threads, best of {args.iters} after {args.warmup} warm-up")
+    print(
+        f"{args.model}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
+        f"{args.threads} threads, best of {args.iters} after {args.warmup} warm-up"
+    )
     print(f"{'mode':<9} {'batch':>5} {'precision':<9} {'format':<13} {'img/s':>7}")
-    for train, batch, bf16, fmt in itertools.product((True, False), args.batches, (False, True), args.formats):
+    for train, batch, bf16, fmt in itertools.product(
+        (True, False), args.batches, (False, True), args.formats
+    ):
         rate = bench(model, batch, train, bf16, fmt == "channels_last", args.warmup, args.iters)
         mode = "fwd+bwd" if train else "fwd"
-        print(f"{mode:<9} {batch:>5} {'bf16' if bf16 else 'fp32':<9} {fmt:<13} {rate:>7.1f}", flush=True)
+        print(
+            f"{mode:<9} {batch:>5} {'bf16' if bf16 else 'fp32':<9} {fmt:<13} {rate:>7.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

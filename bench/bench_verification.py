@@ -60,7 +60,9 @@ def _best_time(fn, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pairs", type=int, default=6000)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=7)
@@ -69,7 +71,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     same = rng.random(args.pairs) < 0.5
     emb = rng.normal(size=(2 * args.pairs, args.dim)).astype(np.float32)
-    emb[1::2][same] = emb[0::2][same] + 7.0 * rng.normal(size=(int(same.sum()), args.dim)).astype(np.float32)
+    emb[1::2][same] = emb[0::2][same] + 7.0 * rng.normal(size=(int(same.sum()), args.dim)).astype(
+        np.float32
+    )
 
     result = verification_accuracy(emb, same)
     accs, tpr, fpr = loop_protocol(emb, same)
@@ -81,8 +85,12 @@ def main() -> None:
         raise SystemExit("verification_accuracy disagrees with the loop reference")
     fast = _best_time(lambda: verification_accuracy(emb, same), args.repeats)
     slow = _best_time(lambda: loop_protocol(emb, same), max(1, args.repeats // 3))
-    print(f"{args.pairs} pairs x {args.dim}-d, accuracy {result.accuracy:.4f} +- {result.accuracy_std:.4f}")
-    print(f"verification_accuracy (full result, ROC and TAR@FAR included): {fast * 1e3:7.1f} ms (best of {args.repeats})")
+    print(
+        f"{args.pairs} pairs x {args.dim}-d, accuracy {result.accuracy:.4f} +- {result.accuracy_std:.4f}"
+    )
+    print(
+        f"verification_accuracy (full result, ROC and TAR@FAR included): {fast * 1e3:7.1f} ms (best of {args.repeats})"
+    )
     print(f"loop over thresholds (fold accuracies and test ROC):          {slow * 1e3:7.1f} ms")
     print(f"speed-up: {slow / fast:.1f}x")
 

@@ -11,7 +11,9 @@ from torch import nn
 __all__ = ["flip_sum_embeddings", "to_model_input"]
 
 
-def to_model_input(images_uint8_nhwc: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+def to_model_input(
+    images_uint8_nhwc: np.ndarray | torch.Tensor, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float32 in [-1, 1] on ``device`` (channels-last memory)."""
     x = torch.as_tensor(images_uint8_nhwc).to(device)
     # permute keeps the NHWC storage, which is what channels_last convolutions want.
@@ -42,7 +44,11 @@ def flip_sum_embeddings(
     Returns:
         (N, D) float32 embeddings: f(image) + f(mirrored image).
     """
-    images = np.asarray(images_uint8_nhwc) if not torch.is_tensor(images_uint8_nhwc) else images_uint8_nhwc
+    images = (
+        np.asarray(images_uint8_nhwc)
+        if not torch.is_tensor(images_uint8_nhwc)
+        else images_uint8_nhwc
+    )
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be (N, H, W, 3), got shape {tuple(images.shape)}")
     if images.dtype not in (np.uint8, torch.uint8):
@@ -62,7 +68,9 @@ def flip_sum_embeddings(
         with amp:
             for start in range(0, images.shape[0], batch_size):
                 x = to_model_input(images[start : start + batch_size], device)
-                both = torch.cat([x, torch.flip(x, dims=[3])]).contiguous(memory_format=torch.channels_last)
+                both = torch.cat([x, torch.flip(x, dims=[3])]).contiguous(
+                    memory_format=torch.channels_last
+                )
                 out = model(both).float()
                 n = x.shape[0]
                 chunks.append((out[:n] + out[n:]).cpu().numpy())

@@ -102,7 +102,9 @@ def _as_embeddings(embeddings: np.ndarray) -> np.ndarray:
     if emb.ndim != 2:
         raise ValueError(f"embeddings must be 2-D (2 * pairs, dim), got shape {emb.shape}")
     if emb.shape[0] % 2:
-        raise ValueError(f"embeddings must come in consecutive pairs; got an odd count {emb.shape[0]}")
+        raise ValueError(
+            f"embeddings must come in consecutive pairs; got an odd count {emb.shape[0]}"
+        )
     if emb.shape[0] == 0:
         raise ValueError("no pairs to score")
     if not (np.issubdtype(emb.dtype, np.floating) or np.issubdtype(emb.dtype, np.integer)):
@@ -220,7 +222,9 @@ def verification_accuracy(
     )
 
 
-def roc_curve(distances: np.ndarray, issame: Sequence[bool] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_curve(
+    distances: np.ndarray, issame: Sequence[bool] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact ROC of a distance score: accept a pair when its distance is <= a threshold.
 
     Args:

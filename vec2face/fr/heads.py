@@ -23,7 +23,9 @@ __all__ = ["ArcFace", "CosFace", "MarginClassifier", "MarginOutput", "sample_cla
 _SIN2_EPS = 1e-10
 
 
-def _target_update(cosine: torch.Tensor, labels: torch.Tensor, new_target: torch.Tensor) -> torch.Tensor:
+def _target_update(
+    cosine: torch.Tensor, labels: torch.Tensor, new_target: torch.Tensor
+) -> torch.Tensor:
     """Write ``new_target`` (N,) into ``cosine`` (N, C) at column ``labels`` for rows with a label >= 0."""
     valid = labels >= 0
     col = labels.clamp_min(0).unsqueeze(1)
@@ -159,7 +161,9 @@ class MarginClassifier(nn.Module):
         if not 0.0 < sample_rate <= 1.0:
             raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate}")
         if num_classes < 1 or embedding_size < 1:
-            raise ValueError(f"need num_classes >= 1 and embedding_size >= 1, got {num_classes}, {embedding_size}")
+            raise ValueError(
+                f"need num_classes >= 1 and embedding_size >= 1, got {num_classes}, {embedding_size}"
+            )
         self.embedding_size = embedding_size
         self.num_classes = num_classes
         self.sample_rate = float(sample_rate)
@@ -193,7 +197,9 @@ class MarginClassifier(nn.Module):
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> MarginOutput:
         """embeddings: (N, D) (any scale); labels: (N,) class ids -> :class:`MarginOutput`."""
         if embeddings.ndim != 2 or embeddings.shape[1] != self.embedding_size:
-            raise ValueError(f"embeddings must be (N, {self.embedding_size}), got {tuple(embeddings.shape)}")
+            raise ValueError(
+                f"embeddings must be (N, {self.embedding_size}), got {tuple(embeddings.shape)}"
+            )
         labels = labels.reshape(-1).long()
         if labels.numel() != embeddings.shape[0]:
             raise ValueError(f"{labels.numel()} labels for {embeddings.shape[0]} embeddings")
@@ -202,10 +208,16 @@ class MarginClassifier(nn.Module):
             raise ValueError(f"labels must lie in [0, {self.num_classes}), got [{lo}, {hi}]")
 
         if self.num_sample < self.num_classes:
-            index, local = sample_classes(labels, self.num_classes, self.num_sample, self._sampler(labels.device))
+            index, local = sample_classes(
+                labels, self.num_classes, self.num_sample, self._sampler(labels.device)
+            )
             weight = self.weight[index]
         else:
-            index, local, weight = torch.arange(self.num_classes, device=labels.device), labels, self.weight
+            index, local, weight = (
+                torch.arange(self.num_classes, device=labels.device),
+                labels,
+                self.weight,
+            )
 
         cosine = F.linear(F.normalize(embeddings), F.normalize(weight))
         # Margin math and softmax in float32: a bf16/fp16 cosine near 1 loses the margin.

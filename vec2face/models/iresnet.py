@@ -53,7 +53,9 @@ class IResNetConfig:
 
     def __post_init__(self) -> None:
         if len(self.layers) != 4 or len(self.widths) != 4:
-            raise ValueError(f"IResNet needs 4 stages, got layers={self.layers} widths={self.widths}")
+            raise ValueError(
+                f"IResNet needs 4 stages, got layers={self.layers} widths={self.widths}"
+            )
         if any(n < 1 for n in self.layers):
             raise ValueError(f"every stage needs at least one block, got layers={self.layers}")
         if self.input_size % 16:
@@ -136,7 +138,9 @@ class IResNet(nn.Module):
         self.prelu = nn.PReLU(cfg.stem_width)
         inplanes = cfg.stem_width
         for i, (blocks, planes) in enumerate(zip(cfg.layers, cfg.widths), start=1):
-            self.add_module(f"layer{i}", self._make_layer(inplanes, planes, blocks, cfg.se_reduction))
+            self.add_module(
+                f"layer{i}", self._make_layer(inplanes, planes, blocks, cfg.se_reduction)
+            )
             inplanes = planes
         self.bn2 = nn.BatchNorm2d(inplanes, eps=1e-5)
         self.dropout = nn.Dropout(p=cfg.dropout, inplace=True)
@@ -146,8 +150,12 @@ class IResNet(nn.Module):
         self._init_weights()
 
     @staticmethod
-    def _make_layer(inplanes: int, planes: int, blocks: int, se_reduction: int | None) -> nn.Sequential:
-        downsample = nn.Sequential(_conv1x1(inplanes, planes, stride=2), nn.BatchNorm2d(planes, eps=1e-5))
+    def _make_layer(
+        inplanes: int, planes: int, blocks: int, se_reduction: int | None
+    ) -> nn.Sequential:
+        downsample = nn.Sequential(
+            _conv1x1(inplanes, planes, stride=2), nn.BatchNorm2d(planes, eps=1e-5)
+        )
         layers = [IBasicBlock(inplanes, planes, 2, downsample, se_reduction)]
         layers += [IBasicBlock(planes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)

@@ -26,11 +26,13 @@ _SHOW = 5  # keys named per category in an error message
 DEFAULT_CONTAINER_KEYS = ("state_dict", "model", "model_state_dict", "backbone")
 
 
-def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
+def strip_prefix(
+    state_dict: Mapping[str, torch.Tensor], prefix: str = "module."
+) -> dict[str, torch.Tensor]:
     """Remove ``prefix`` (a DDP/DataParallel ``module.``) when every key carries it."""
     keys = list(state_dict)
     if keys and all(k.startswith(prefix) for k in keys):
-        return {k[len(prefix):]: v for k, v in state_dict.items()}
+        return {k[len(prefix) :]: v for k, v in state_dict.items()}
     return dict(state_dict)
 
 
@@ -63,7 +65,7 @@ def read_state_dict(
         raise ConfigError(f"checkpoint not found: {where}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load raises many types on a corrupt or foreign file
+    except Exception as exc:  # noqa: BLE001 - torch.load raises many types on a corrupt file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise ConfigError(f"cannot read checkpoint {where}: {first}") from None
     if isinstance(obj, Mapping):
@@ -86,7 +88,9 @@ def read_state_dict(
 def _non_tensor_keys(state: Mapping) -> list[str]:
     # ``*._extra_state`` entries (nn.Module.get_extra_state) may hold any value.
     return sorted(
-        str(k) for k, v in state.items() if not torch.is_tensor(v) and not str(k).endswith("_extra_state")
+        str(k)
+        for k, v in state.items()
+        if not torch.is_tensor(v) and not str(k).endswith("_extra_state")
     )
 
 
@@ -124,12 +128,19 @@ def load_state_dict_strict(
     misshaped = [
         f"{k} {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
         for k in own
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
+        if k in state_dict
+        and torch.is_tensor(own[k])
+        and torch.is_tensor(state_dict[k])
+        and tuple(state_dict[k].shape) != tuple(own[k].shape)
     ]
     if missing or unexpected or misshaped:
         parts = [
             _listing(label, items)
-            for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
+            for label, items in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("mis-shaped", misshaped),
+            )
             if items
         ]
         raise ConfigError(
@@ -167,5 +178,7 @@ def load_backbone(
     """
     state = read_state_dict(path, config_key=config_key)
     model = build_backbone(name, embedding_size=embedding_size, **overrides)
-    load_state_dict_strict(model, state, source=f"{_where(str(path), config_key)} as backbone '{name}'")
+    load_state_dict_strict(
+        model, state, source=f"{_where(str(path), config_key)} as backbone '{name}'"
+    )
     return model.eval()

@@ -73,10 +73,9 @@ def beard_weight(sc: _Scene) -> tuple[np.ndarray, np.ndarray] | None:
     mw = e3(ip.mouth_width)
     ax = np.abs(qx)
     moustache = _soft(np.minimum(my - 0.5 - qy, qy - (my - 6.5)), 0.7) * _soft(mw + 1.5 - ax, 0.5)
-    below = _soft(qy - (my + e3(ip.lip_lower) + 1.0), 0.6)
-    cheeks = _soft(qy - (e3(sc.nose_y) + 3.0 - 0.25 * ax), 0.4) * _soft(ax - mw * 1.15, 0.3)
-    sideburn = _soft(qy + 4.0, 0.4) * _soft(14.0 - qz, 0.3) * _soft(qz + 2.0, 0.3)
-    region = np.maximum(moustache, full * np.maximum(below, np.maximum(cheeks, sideburn)))
+    cheeks = _soft(qy - (e3(sc.nose_y) + 4.0 - 0.35 * ax), 0.3)
+    sideburn = _soft(qy + 4.0, 0.4) * _soft(14.0 - qz, 0.2) * _soft(qz + 2.0, 0.3)
+    region = np.maximum(moustache, full * np.maximum(cheeks, sideburn))
     region *= _soft(qz + 8.0, 0.3)
     fine = textures()["fine"]
     iy = (qy * 3.1).astype(np.int32) % TILE
@@ -320,7 +319,7 @@ def draw_nose(sc: _Scene, canvas: Canvas) -> None:
     _composite(z_buf, rgb, hit.z, hit.alpha * np.clip((hit.z - z_buf) * 0.45, 0.0, 1.0), sc.lit_rgb(nose_col, hit.lit))
     # Tip and wings.
     zt = sc.surface_z(np.zeros(sc.n, F32), y_tip)
-    t_head = np.stack([np.zeros(sc.n), y_tip - 1.5, zt + 0.45 * npr - 1.5], -1).astype(F32)
+    t_head = np.stack([np.zeros(sc.n), y_tip - 1.5, zt + 0.55 * npr - 1.5], -1).astype(F32)
     axes_t = np.stack([nw, np.full(sc.n, 3.4), np.full(sc.n, 3.2) + 0.2 * npr], -1).astype(F32)
     M_t = sc.M
     hit_t = cast_ellipsoid(X, Y, M_t, t_head, axes_t, sc.light, sc.amb, sc.dif, sc.s * axes_t[:, 0])

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from vec2face.config import StepConfig
@@ -41,13 +41,20 @@ _AGE = NUISANCE_FIELDS.index("age")
 class BenchmarksConfig(StepConfig):
     """The toy benchmark sets."""
 
-    pairs: int = Field(6000, gt=0, multiple_of=20, description="pairs per set (half genuine), a multiple of 20")
+    pairs: int = Field(6000, gt=0, description="pairs per set (half genuine), a multiple of 2 x folds")
     identities: int = Field(1500, ge=20, description="identities in each benchmark pool")
     lookalike_k: int = Field(3, ge=1, description="impostors of calfw/cplfw: one of the k most similar identities")
     folds: int = Field(10, ge=2, description="folds of the protocol (pairs are laid out fold by fold)")
     seed: int = Field(0, description="world seed (the same as the pools')")
     sets: tuple[str, ...] = Field(BENCHMARK_POOLS, description="which benchmark sets to write")
     workers: int = Field(0, ge=0, description="worker processes (0: one per CPU core)")
+
+    @model_validator(mode="after")
+    def _pairs_fill_folds(self) -> BenchmarksConfig:
+        if self.pairs % (2 * self.folds):
+            raise ValueError(f"pairs ({self.pairs}) must split into {self.folds} folds of equal "
+                             "genuine and impostor halves")
+        return self
 
 
 def _pair_plan(name: str, cfg: BenchmarksConfig) -> tuple[np.ndarray, np.ndarray, list[bool]]:

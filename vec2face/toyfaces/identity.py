@@ -20,6 +20,8 @@ _FIELD_SPECS: tuple[tuple[str, float, float], ...] = (
     ("cheek_width", -0.04, 0.10),  # relative widening at the cheekbones
     ("jaw_width", -0.02, 0.32),  # relative widening at the jaw angle
     ("chin_width", 0.05, 0.4),  # relative widening just above the chin
+    ("chin_protrusion", 0.0, 1.0),  # how far the chin stands out in profile
+    ("brow_ridge", 0.0, 1.0),  # bulge of the brow ridge in profile
     ("eye_spacing", 12.0, 14.8),  # half the distance between the eye centres
     ("eye_height", -2.0, 2.0),  # vertical offset of the eyes
     ("eye_width", 5.0, 6.8),  # half width of the eye opening
@@ -85,7 +87,7 @@ _INDEX = {name: i for i, name in enumerate(IDENTITY_FIELDS)}
 # sees at a glance (hair and face shape dominate; a mole or the strand seed barely).
 _LOOKALIKE_WEIGHTS: dict[str, float] = {
     "masculinity": 1.0, "head_width": 1.0, "head_height": 0.8, "head_depth": 0.3,
-    "cheek_width": 0.6, "jaw_width": 1.0, "chin_width": 0.6, "eye_spacing": 0.8,
+    "cheek_width": 0.6, "jaw_width": 1.0, "chin_width": 0.6, "chin_protrusion": 0.4, "brow_ridge": 0.3, "eye_spacing": 0.8,
     "eye_height": 0.4, "eye_width": 0.6, "eye_open": 0.6, "eye_tilt": 0.4,
     "iris_hue": 0.4, "iris_dark": 0.3, "lid_crease": 0.3, "brow_height": 0.6,
     "brow_thickness": 0.8, "brow_arch": 0.5, "brow_length": 0.4, "brow_slant": 0.4,
@@ -147,6 +149,7 @@ def sample_identity_params(n: int, rng: np.random.Generator) -> np.ndarray:
         out[:, i] = _lerp(name, np.clip(u, 0.0, 1.0))
 
     mix("jaw_width", m, 0.45)
+    mix("brow_ridge", m, 0.5)
     mix("brow_thickness", m, 0.4)
     mix("head_width", m, 0.25)
     mix("nose_width", m, 0.3)

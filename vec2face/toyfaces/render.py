@@ -179,7 +179,7 @@ class _Scene:
         skin[:, 2] *= 1.0 - 0.05 * self.age01
         self.skin = skin.astype(F32)
         hair = ramp(ip.hair_hue, HAIR) * (0.85 + 0.3 * ip.hair_light)[:, None]
-        grey = np.clip((nu.age - ip.grey_onset) / 28.0, 0.0, 0.9)[:, None]
+        grey = np.clip((nu.age - ip.grey_onset) / 35.0, 0.0, 0.85)[:, None]
         self.grey = grey[:, 0].astype(F32)
         self.hair = (hair + (GREY_HAIR - hair) * grey).astype(F32)
         self.head_axes = np.stack([ip.head_width, ip.head_height, ip.head_depth], -1).astype(F32)
@@ -196,6 +196,18 @@ class _Scene:
         width = 1.0 + self.cheek[:, None] * bump(4.0, 9.0) + self.jaw[:, None] * bump(33.0, 9.0)
         width += self.chin[:, None] * bump(46.0, 6.0)
         self.inv_width_lut = (1.0 / width).astype(F32)
+        # Profile relief of the face's centre line (brow ridge, lips, chin), in units
+        # of the depth semi-axis, and its slope for the normals.
+        ey, my, opn = self.eye_y[:, None], self.mouth_y[:, None], nu.mouth_open[:, None]
+        relief = (0.8 + 1.6 * ip.brow_ridge[:, None]) * bump(ey - 8.0, 3.5)
+        relief += (0.9 + 0.3 * ip.lip_upper[:, None]) * bump(my - 1.8, 1.8)
+        relief += (0.7 + 0.3 * ip.lip_lower[:, None]) * bump(my + 2.2 + 4.0 * opn, 1.8)
+        relief -= 0.8 * bump(my + 6.0 + 5.0 * opn, 1.8)
+        relief += (1.0 + 3.0 * ip.chin_protrusion[:, None]) * bump(my + 12.5 + 5.0 * opn, 4.0)
+        relief_z = relief / ip.head_depth[:, None]
+        self.relief_lut = relief_z.astype(F32)
+        slope = np.gradient(relief_z, _W_STEP, axis=1) * ip.head_height[:, None]
+        self.relief_slope_lut = slope.astype(F32)
         # Hairline height over the azimuth around the head (0 = straight ahead): the
         # forehead line, sides that reach down with hair length, the nape at the back.
         length = ip.hair_length[:, None]
@@ -317,22 +329,38 @@ class _Scene:
         z = (np.sqrt(np.maximum(disc, 0.0)) - bc) / A
         lin1 = e3(M[:, 1, 0]) * X + e3(M[:, 1, 1]) * Y
         y1 = lin1 + z * e3(M[:, 1, 2])
-        iw = self.lut(self.inv_width_lut, y1, _W_LO, _W_STEP)
-        # Pass 2: the x semi-axis scaled by w(y1).
+        flat = self.lut_index(y1, _W_LO, _W_STEP, _W_N)
+        iw = np.take(self.inv_width_lut.ravel(), flat)
+        # Relief along the face's centre line, fading out toward the cheeks.
+        xr = u0 + z * w0
+        g = xr * xr
+        g *= e3((axes[:, 0] / 16.0) ** 2)
+        np.subtract(1.0, g, out=g)
+        np.maximum(g, 0.0, out=g)
+        off = np.take(self.relief_lut.ravel(), flat)
+        off *= g
+        # Pass 2: the x semi-axis scaled by w(y1), the surface pushed out by the relief.
         w0p = w0 * iw
         A = a_rest + w0p * w0p
         bc = u0 * iw * w0p + bc_rest
+        bc -= off * e3(w[:, 2])
+        u2_0 = e3(al[:, 2]) * X + e3(be[:, 2]) * Y
         iw2 = iw * iw
         cc = u0sq * iw2 + c_rest
+        cc += off * (off - 2.0 * u2_0)
         disc = bc * bc - A * cc
         z = (np.sqrt(np.maximum(disc, 0.0)) - bc) / A
         alpha = np.clip(disc / A * e3(0.5 * self.s * axes[:, 0]) + 0.5, 0.0, 1.0)
         uh0 = (u0 + z * w0) * iw  # unit coordinate across the warped width
         uh1 = e3(al[:, 1]) * X + e3(be[:, 1]) * Y + e3(ga1) + z * e3(w[:, 1])
-        uh2 = e3(al[:, 2]) * X + e3(be[:, 2]) * Y + z * e3(w[:, 2])
+        uh2 = u2_0 + z * e3(w[:, 2])
+        uh2 -= off
         qx = uh0 * e3(axes[:, 0]) / iw
         qy = uh1 * e3(axes[:, 1]) + HEAD_YC
         qz = uh2 * e3(axes[:, 2])
+        slope = np.take(self.relief_slope_lut.ravel(), flat)
+        slope *= g
+        uh1 = uh1 - slope * uh2
         # Normal (ignoring the slope of the warp) is (uh0 iw / a, uh1 / b, uh2 / c).
         t0 = uh0 * iw
         Lh = np.einsum("bij,bj->bi", M, self.light) * inv
@@ -358,7 +386,7 @@ class _Scene:
         tex = self.strands(theta, qy)
         # The parting shows a line of scalp on the top of the head.
         part = np.abs(qx - e3(ip.hair_part * 14.0)) + np.maximum(qy + 22.0, 0.0)
-        hw *= np.clip(part - 0.6, 0.0, 1.0)
+        hw *= np.clip(part - 0.35, 0.0, 1.0)
         hair_mix = hw
         beard = feat.beard_weight(self)
         if beard is not None:
@@ -380,16 +408,19 @@ class _Scene:
         self.head_vis = canvas.over(z, alpha, rgb)
         self.head_z = z
 
-    def lut(self, table: np.ndarray, x: np.ndarray, lo: float, step: float) -> np.ndarray:
-        """Per-image lookup: table (B, K) sampled at lo + i * step, read at maps ``x``."""
-        k = table.shape[1]
+    def lut_index(self, x: np.ndarray, lo: float, step: float, k: int) -> np.ndarray:
+        """Flat indices into per-image tables (B, k) sampled at lo + i * step, for maps ``x``."""
         # The image offset is added as an integer so that an image's result does not
         # depend on its position in the batch (float32 would round differently).
         idx = x * np.float32(1.0 / step) + np.float32(-lo / step)
         np.clip(idx, 0.0, k - 1.0, out=idx)
         flat = idx.astype(np.int32)
-        flat += (np.arange(len(table), dtype=np.int32) * k)[:, None, None]
-        return np.take(table.ravel(), flat)
+        flat += (np.arange(x.shape[0], dtype=np.int32) * k)[:, None, None]
+        return flat
+
+    def lut(self, table: np.ndarray, x: np.ndarray, lo: float, step: float) -> np.ndarray:
+        """Per-image lookup: table (B, K) sampled at lo + i * step, read at maps ``x``."""
+        return np.take(table.ravel(), self.lut_index(x, lo, step, table.shape[1]))
 
     def hair_weight(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Hair coverage of head-coordinate points and their azimuth around the head (maps)."""

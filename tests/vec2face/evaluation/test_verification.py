@@ -111,11 +111,24 @@ def test_hand_computed_two_fold_case():
 
 
 def test_kfold_bounds_follow_sklearn():
-    assert kfold_bounds(23, 10) == [(0, 3), (3, 6), (6, 9), (9, 11), (11, 13), (13, 15),
-                                    (15, 17), (17, 19), (19, 21), (21, 23)]
+    assert kfold_bounds(23, 10) == [
+        (0, 3),
+        (3, 6),
+        (6, 9),
+        (9, 11),
+        (11, 13),
+        (13, 15),
+        (15, 17),
+        (17, 19),
+        (19, 21),
+        (21, 23),
+    ]
     sklearn = pytest.importorskip("sklearn.model_selection")
     for n in (10, 23, 6000, 6007):
-        ref = [(int(t[0]), int(t[-1]) + 1) for _, t in sklearn.KFold(10, shuffle=False).split(np.arange(n))]
+        ref = [
+            (int(t[0]), int(t[-1]) + 1)
+            for _, t in sklearn.KFold(10, shuffle=False).split(np.arange(n))
+        ]
         assert kfold_bounds(n, 10) == ref
 
 
@@ -126,7 +139,9 @@ def test_roc_curve_and_tar_at_far_by_hand():
     np.testing.assert_allclose(fpr, [0, 0, 0.5, 0.5, 1, 1])
     np.testing.assert_allclose(tpr, [0, 1 / 3, 1 / 3, 2 / 3, 2 / 3, 1])
     assert thr[0] == -np.inf and np.array_equal(thr[1:], d)
-    assert tar_at_far(d, s, [0.0, 0.5, 0.9, 1.0]) == pytest.approx({0.0: 1 / 3, 0.5: 2 / 3, 0.9: 2 / 3, 1.0: 1.0})
+    assert tar_at_far(d, s, [0.0, 0.5, 0.9, 1.0]) == pytest.approx(
+        {0.0: 1 / 3, 0.5: 2 / 3, 0.9: 2 / 3, 1.0: 1.0}
+    )
 
 
 def test_tied_distances_are_accepted_together():
@@ -157,7 +172,13 @@ def test_input_errors_are_clear():
 def test_summary_is_flat_scalars():
     emb, same = _random_pairs(5, pairs=100)
     summary = verification_accuracy(emb, same).summary()
-    assert set(summary) == {"accuracy", "accuracy_std", "best_threshold", "tar@far=1e-03", "tar@far=1e-04"}
+    assert set(summary) == {
+        "accuracy",
+        "accuracy_std",
+        "best_threshold",
+        "tar@far=1e-03",
+        "tar@far=1e-04",
+    }
     assert all(isinstance(v, float) for v in summary.values())
 
 
@@ -179,7 +200,9 @@ class _SumOfPixels(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         half = x.shape[3] // 2
-        return torch.stack([x.mean((1, 2, 3)), x[..., :half].mean((1, 2, 3)), x[..., half:].mean((1, 2, 3))], 1)
+        return torch.stack(
+            [x.mean((1, 2, 3)), x[..., :half].mean((1, 2, 3)), x[..., half:].mean((1, 2, 3))], 1
+        )
 
 
 def test_flip_sum_embeddings_adds_the_mirrored_image():

@@ -96,6 +96,21 @@ def test_sampler_position_is_restored_from_a_checkpoint():
     assert not torch.equal(expected[0], expected[1])
 
 
+def test_classifier_checkpoint_round_trips_through_the_strict_loader(tmp_path):
+    from vec2face.models.state_dict import load_state_dict_strict, read_state_dict
+
+    clf = MarginClassifier(4, 50, ArcFace(), sample_rate=0.2, seed=1)
+    clf(torch.randn(3, 4), torch.tensor([1, 2, 3]))
+    torch.save(clf.state_dict(), tmp_path / "head.pth")
+    fresh = MarginClassifier(4, 50, ArcFace(), sample_rate=0.2, seed=1)
+    load_state_dict_strict(fresh, read_state_dict(tmp_path / "head.pth"), source="head.pth")
+    assert torch.equal(fresh.weight, clf.weight)
+    labels = torch.tensor([4, 5, 6])
+    assert torch.equal(
+        fresh(torch.randn(3, 4), labels).class_index, clf(torch.randn(3, 4), labels).class_index
+    )
+
+
 def _toy_problem(num_classes: int = 10, per_class: int = 8, dim: int = 16, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     centres = torch.randn(num_classes, dim, generator=g) * 3

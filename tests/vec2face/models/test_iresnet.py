@@ -35,12 +35,22 @@ def _randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 # --- an independent reading of insightface's IResNet forward, on a bare state dict ------------
 
+
 def _bn(x, sd, p):
-    return F.batch_norm(x, sd[p + "running_mean"], sd[p + "running_var"], sd[p + "weight"], sd[p + "bias"],
-                        training=False, eps=1e-5)
+    return F.batch_norm(
+        x,
+        sd[p + "running_mean"],
+        sd[p + "running_var"],
+        sd[p + "weight"],
+        sd[p + "bias"],
+        training=False,
+        eps=1e-5,
+    )
 
 
-def _reference_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, layers: tuple[int, ...]) -> torch.Tensor:
+def _reference_forward(
+    sd: dict[str, torch.Tensor], x: torch.Tensor, layers: tuple[int, ...]
+) -> torch.Tensor:
     x = F.conv2d(x, sd["conv1.weight"], padding=1)
     x = F.prelu(_bn(x, sd, "bn1."), sd["prelu.weight"])
     for stage, blocks in enumerate(layers, start=1):
@@ -54,17 +64,29 @@ def _reference_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, layers: tup
             out = _bn(out, sd, p + "bn3.")
             short = x
             if b == 0:
-                short = _bn(F.conv2d(x, sd[p + "downsample.0.weight"], stride=2), sd, p + "downsample.1.")
+                short = _bn(
+                    F.conv2d(x, sd[p + "downsample.0.weight"], stride=2), sd, p + "downsample.1."
+                )
             if p + "attn.fc1.weight" in sd:
                 gate = short.mean(dim=(2, 3), keepdim=True)
-                gate = torch.sigmoid(F.conv2d(F.relu(F.conv2d(gate, sd[p + "attn.fc1.weight"])),
-                                              sd[p + "attn.fc2.weight"]))
+                gate = torch.sigmoid(
+                    F.conv2d(
+                        F.relu(F.conv2d(gate, sd[p + "attn.fc1.weight"])), sd[p + "attn.fc2.weight"]
+                    )
+                )
                 short = short * gate
             x = out + short
     x = torch.flatten(_bn(x, sd, "bn2."), 1)
     x = F.linear(x, sd["fc.weight"], sd["fc.bias"])
-    return F.batch_norm(x, sd["features.running_mean"], sd["features.running_var"], sd["features.weight"],
-                        sd["features.bias"], training=False, eps=1e-5)
+    return F.batch_norm(
+        x,
+        sd["features.running_mean"],
+        sd["features.running_var"],
+        sd["features.weight"],
+        sd["features.bias"],
+        training=False,
+        eps=1e-5,
+    )
 
 
 def test_registry_lists_every_backbone_and_names_them_on_a_miss():
@@ -113,7 +135,9 @@ def test_r50_key_names_and_shapes_follow_insightface():
 def test_se_ir50_has_se_units_only_in_each_stages_first_block():
     sd = build_backbone("se_ir50").state_dict()
     attn = sorted(k for k in sd if ".attn." in k)
-    assert attn == sorted(f"layer{i}.0.attn.{fc}.weight" for i in range(1, 5) for fc in ("fc1", "fc2"))
+    assert attn == sorted(
+        f"layer{i}.0.attn.{fc}.weight" for i in range(1, 5) for fc in ("fc1", "fc2")
+    )
     assert tuple(sd["layer1.0.attn.fc1.weight"].shape) == (4, 64, 1, 1)
     assert tuple(sd["layer4.0.attn.fc2.weight"].shape) == (512, 32, 1, 1)
 
@@ -135,7 +159,9 @@ def test_se_block_gates_the_shortcut_branch():
     assert "layer1.0.attn.fc1.weight" in sd and "layer1.1.attn.fc1.weight" not in sd
     x = torch.rand(2, 3, 112, 112) * 2 - 1
     with torch.no_grad():
-        torch.testing.assert_close(model(x), _reference_forward(sd, x, (1, 2, 2, 1)), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            model(x), _reference_forward(sd, x, (1, 2, 2, 1)), rtol=1e-4, atol=1e-4
+        )
         # Gating the residual branch instead would give another function.
         block = model.layer2[0]
         h = torch.randn(2, 32, 28, 28)
@@ -160,7 +186,9 @@ def test_embedding_bn_weight_is_frozen_at_one_through_training():
     model = build_backbone("tiny", embedding_size=32).train()
     assert not model.features.weight.requires_grad
     assert torch.equal(model.features.weight, torch.ones(32))
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1, weight_decay=5e-4)
+    opt = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=0.1, weight_decay=5e-4
+    )
     for _ in range(2):
         opt.zero_grad()
         model(torch.rand(4, 3, 112, 112) * 2 - 1).square().mean().backward()
@@ -173,7 +201,9 @@ def test_channels_last_and_bf16_autocast_agree_with_fp32():
     x = torch.rand(3, 3, 112, 112) * 2 - 1
     with torch.no_grad():
         ref = model(x)
-        cl = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+        cl = model.to(memory_format=torch.channels_last)(
+            x.contiguous(memory_format=torch.channels_last)
+        )
         torch.testing.assert_close(cl, ref, rtol=1e-3, atol=1e-3)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = model(x)
@@ -221,7 +251,10 @@ def test_load_backbone_gives_the_same_embeddings(tmp_path, tiny_model, wrap):
 
 def test_missing_checkpoint_names_the_file_and_config_key(tmp_path):
     path = tmp_path / "arcface-r100-glint360k.pth"
-    with pytest.raises(ConfigError, match=r"not found: .*arcface-r100-glint360k\.pth \(config key fr_teacher\.weights\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"not found: .*arcface-r100-glint360k\.pth \(config key fr_teacher\.weights\)",
+    ):
         load_backbone("r100", path, config_key="fr_teacher.weights")
 
 

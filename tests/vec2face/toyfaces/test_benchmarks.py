@@ -96,3 +96,11 @@ def test_rerun_is_skipped_and_deterministic(sets, tmp_path):
 def test_unknown_set_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown benchmark set"):
         make_benchmarks(BenchmarksConfig(pairs=20, identities=20, sets=("megaface",)), tmp_path)
+
+
+def test_pairs_must_fill_the_folds():
+    from vec2face.config import load_step_config
+    from vec2face.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="10 folds"):
+        load_step_config(BenchmarksConfig, "benchmarks", None, {"pairs": 30})
