@@ -86,10 +86,12 @@ def main() -> None:
     fast = _best_time(lambda: verification_accuracy(emb, same), args.repeats)
     slow = _best_time(lambda: loop_protocol(emb, same), max(1, args.repeats // 3))
     print(
-        f"{args.pairs} pairs x {args.dim}-d, accuracy {result.accuracy:.4f} +- {result.accuracy_std:.4f}"
+        f"{args.pairs} pairs x {args.dim}-d, "
+        f"accuracy {result.accuracy:.4f} +- {result.accuracy_std:.4f}"
     )
     print(
-        f"verification_accuracy (full result, ROC and TAR@FAR included): {fast * 1e3:7.1f} ms (best of {args.repeats})"
+        f"verification_accuracy (full result, ROC and TAR@FAR included): "
+        f"{fast * 1e3:7.1f} ms (best of {args.repeats})"
     )
     print(f"loop over thresholds (fold accuracies and test ROC):          {slow * 1e3:7.1f} ms")
     print(f"speed-up: {slow / fast:.1f}x")

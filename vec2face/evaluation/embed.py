@@ -14,7 +14,7 @@ __all__ = ["flip_sum_embeddings", "to_model_input"]
 def to_model_input(
     images_uint8_nhwc: np.ndarray | torch.Tensor, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
-    """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float32 in [-1, 1] on ``device`` (channels-last memory)."""
+    """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float32 in [-1, 1] on ``device``, channels-last."""
     x = torch.as_tensor(images_uint8_nhwc).to(device)
     # permute keeps the NHWC storage, which is what channels_last convolutions want.
     x = x.permute(0, 3, 1, 2).float()

@@ -64,7 +64,7 @@ class VerificationResult:
     num_pairs: int = 0
 
     def summary(self) -> dict[str, float]:
-        """Flat scalar metrics for logging (``accuracy``, ``accuracy_std``, ``tar@far=1e-03``...)."""
+        """Flat scalar metrics for logging: accuracy, accuracy_std, best_threshold, tar@far=..."""
         out = {
             "accuracy": self.accuracy,
             "accuracy_std": self.accuracy_std,

@@ -1,4 +1,4 @@
-"""Face-recognition training pieces: margin heads and the classifier that holds the class centres."""
+"""Face-recognition training pieces: margin heads and the classifier holding the class centres."""
 
 from vec2face.fr.heads import ArcFace, CosFace, MarginClassifier, MarginOutput, sample_classes
 

@@ -26,7 +26,7 @@ _SIN2_EPS = 1e-10
 def _target_update(
     cosine: torch.Tensor, labels: torch.Tensor, new_target: torch.Tensor
 ) -> torch.Tensor:
-    """Write ``new_target`` (N,) into ``cosine`` (N, C) at column ``labels`` for rows with a label >= 0."""
+    """Put ``new_target`` (N,) into ``cosine`` (N, C) at column ``labels`` where ``labels >= 0``."""
     valid = labels >= 0
     col = labels.clamp_min(0).unsqueeze(1)
     old = cosine.gather(1, col).squeeze(1)
@@ -59,7 +59,7 @@ class ArcFace(nn.Module):
         self.sinmm = math.sin(math.pi - m) * m
 
     def forward(self, cosine: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """cosine: (N, C) in [-1, 1]; labels: (N,) column of the target, -1 = none -> (N, C) logits."""
+        """cosine: (N, C) in [-1, 1]; labels: (N,) target column, -1 = none -> logits (N, C)."""
         target = _target_cosine(cosine, labels)
         sin = torch.sqrt((1.0 - target * target).clamp_min(_SIN2_EPS))
         with_margin = target * self.cos_m - sin * self.sin_m
@@ -84,7 +84,7 @@ class CosFace(nn.Module):
         self.m = float(m)
 
     def forward(self, cosine: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """cosine: (N, C) in [-1, 1]; labels: (N,) column of the target, -1 = none -> (N, C) logits."""
+        """cosine: (N, C) in [-1, 1]; labels: (N,) target column, -1 = none -> logits (N, C)."""
         return _target_update(cosine, labels, _target_cosine(cosine, labels) - self.m) * self.s
 
     def extra_repr(self) -> str:
@@ -162,7 +162,8 @@ class MarginClassifier(nn.Module):
             raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate}")
         if num_classes < 1 or embedding_size < 1:
             raise ValueError(
-                f"need num_classes >= 1 and embedding_size >= 1, got {num_classes}, {embedding_size}"
+                f"need num_classes >= 1 and embedding_size >= 1, "
+                f"got {num_classes} and {embedding_size}"
             )
         self.embedding_size = embedding_size
         self.num_classes = num_classes
@@ -203,6 +204,8 @@ class MarginClassifier(nn.Module):
         labels = labels.reshape(-1).long()
         if labels.numel() != embeddings.shape[0]:
             raise ValueError(f"{labels.numel()} labels for {embeddings.shape[0]} embeddings")
+        if labels.numel() == 0:
+            raise ValueError("empty batch: no embeddings to classify")
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= self.num_classes:
             raise ValueError(f"labels must lie in [0, {self.num_classes}), got [{lo}, {hi}]")
@@ -229,4 +232,7 @@ class MarginClassifier(nn.Module):
         return MarginOutput(loss=loss, logits=logits, accuracy=accuracy, class_index=index)
 
     def extra_repr(self) -> str:
-        return f"embedding_size={self.embedding_size}, num_classes={self.num_classes}, sample_rate={self.sample_rate}"
+        return (
+            f"embedding_size={self.embedding_size}, num_classes={self.num_classes}, "
+            f"sample_rate={self.sample_rate}"
+        )

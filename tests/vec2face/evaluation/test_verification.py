@@ -1,4 +1,4 @@
-"""Verification protocol: exactness against a plain loop, hand-computed cases, ROC/TAR, inference."""
+"""Verification protocol: exactness against a plain loop, hand-worked cases, ROC/TAR, inference."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""IResNet backbones: insightface layout and forward, SE-IR50, the tiny variant, checkpoint loading."""
+"""IResNet backbones: insightface layout and forward, SE-IR50, tiny, checkpoint loading."""
 
 from __future__ import annotations
 
