@@ -1,0 +1,52 @@
+"""Shared training pieces: schedules, checkpoints, guards, precision."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vec2face.training import (NonFiniteLossError, autocast_for, check_finite, init_distributed,
+                               latest_checkpoint, load_checkpoint, make_grad_scaler, multistep_lr,
+                               save_checkpoint, warmup_cosine_lr)
+from vec2face.errors import ConfigError
+
+
+def test_warmup_cosine_shape():
+    assert warmup_cosine_lr(0, 1.0, 10, 100) == 0.0
+    assert warmup_cosine_lr(5, 1.0, 10, 100) == pytest.approx(0.5)
+    assert warmup_cosine_lr(10, 1.0, 10, 100) == pytest.approx(1.0)
+    assert warmup_cosine_lr(55, 1.0, 10, 100) == pytest.approx(0.5)
+    assert warmup_cosine_lr(100, 1.0, 10, 100, min_lr=0.1) == pytest.approx(0.1)
+
+
+def test_multistep_matches_paper_recipe():
+    lrs = [multistep_lr(e, 0.1, (12, 20, 24)) for e in (0, 11, 12, 19, 20, 24, 25)]
+    assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 1e-4, 1e-4])
+
+
+def test_checkpoint_roundtrip_keeps_last_two(tmp_path):
+    for e in range(1, 4):
+        save_checkpoint({"w": torch.full((2,), float(e)), "epoch": e}, tmp_path, e)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_0002.pt", "checkpoint_0003.pt", "last.pt"]
+    state = load_checkpoint(latest_checkpoint(tmp_path))
+    assert state["epoch"] == 3 and torch.equal(state["w"], torch.full((2,), 3.0))
+    with pytest.raises(ConfigError, match="nope.pt"):
+        load_checkpoint(tmp_path / "nope.pt")
+    assert latest_checkpoint(tmp_path / "empty") is None
+
+
+def test_non_finite_loss_names_the_step():
+    check_finite(torch.tensor(1.0), 0, 0)
+    with pytest.raises(NonFiniteLossError, match="epoch 2, step 7, batch 3"):
+        check_finite(torch.tensor(math.nan), 2, 7, 3)
+
+
+def test_single_process_env_and_cpu_precision():
+    env = init_distributed("cpu")
+    assert env.world_size == 1 and env.is_main and env.device.type == "cpu"
+    with autocast_for(env.device, True):
+        y = torch.nn.Linear(4, 4)(torch.randn(2, 4))
+    assert y.dtype == torch.bfloat16
+    assert not make_grad_scaler(env.device, True).is_enabled()
