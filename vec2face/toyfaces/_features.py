@@ -12,7 +12,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vec2face.toyfaces._geometry import F32, Window, cast_ellipsoid, e3, make_window, rot_x, rot_y
+from vec2face.toyfaces._geometry import (
+    F32,
+    HEAD_YC,
+    Window,
+    cast_ellipsoid,
+    e3,
+    make_window,
+    rot_x,
+    rot_y,
+)
+from vec2face.toyfaces._palette import IRIS, ramp
 from vec2face.toyfaces._textures import TILE, textures
 
 if TYPE_CHECKING:
@@ -29,7 +39,9 @@ def _soft(d: np.ndarray, k: float = 1.5) -> np.ndarray:
 class _Decal:
     """Gathered head-surface data and colour of one window, written back by ``commit``."""
 
-    def __init__(self, sc: _Scene, canvas: Canvas, cx: np.ndarray, cy: np.ndarray, h: int, w: int) -> None:
+    def __init__(
+        self, sc: _Scene, canvas: Canvas, cx: np.ndarray, cy: np.ndarray, h: int, w: int
+    ) -> None:
         self.win: Window = make_window(cx, cy, h, w, S)
         self.canvas = canvas
         self.sc = sc
@@ -38,7 +50,12 @@ class _Decal:
         self.lit = self.win.take(sc.head_lit)
         self.rgb = [self.win.take(c) for c in canvas.rgb]
 
-    def paint(self, alpha: np.ndarray, colour: np.ndarray | list[np.ndarray], lit: np.ndarray | None = None) -> None:
+    def paint(
+        self,
+        alpha: np.ndarray,
+        colour: np.ndarray | list[np.ndarray],
+        lit: np.ndarray | None = None,
+    ) -> None:
         """Blend a lit colour ((B, 3) or three maps) over the window with ``alpha``."""
         a = alpha * self.vis
         lit = self.lit if lit is None else lit
@@ -61,28 +78,35 @@ def _head_point_xy(sc: _Scene, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray
     return sc.project(q)
 
 
-def beard_weight(sc: _Scene) -> tuple[np.ndarray, np.ndarray] | None:
-    """Facial-hair coverage and stubble texture on the head (full maps), or None if no beard."""
+def beard_weight(sc: _Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Facial hair on the bearded images of the batch, or None if nobody has a beard.
+
+    Returns:
+        (image indices (k,), coverage (k, H, W), stubble brightness factor (k, H, W)).
+    """
     ip = sc.ip
-    if not np.any(ip.beard > 0):
+    idx = np.nonzero(ip.beard > 0)[0]
+    if len(idx) == 0:
         return None
-    qx, qy, qz = sc.q
-    dens = e3(ip.beard)
-    full = e3(ip.beard_style)
-    my = e3(sc.mouth_y)
-    mw = e3(ip.mouth_width)
+    qx, qy, qz = (a[idx] for a in sc.q)
+    dens = e3(ip.beard[idx])
+    full = e3(ip.beard_style[idx])
+    my = e3(sc.mouth_y[idx])
+    mw = e3(ip.mouth_width[idx])
     ax = np.abs(qx)
-    moustache = _soft(np.minimum(my - 0.5 - qy, qy - (my - 6.5)), 0.7) * _soft(mw + 1.5 - ax, 0.5)
-    cheeks = _soft(qy - (e3(sc.nose_y) + 4.0 - 0.35 * ax), 0.3)
+    lip_top = my - e3(ip.lip_upper[idx])
+    moustache = _soft(np.minimum(lip_top + 0.3 - qy, qy - (lip_top - 5.0)), 0.7)
+    moustache *= _soft(mw + 1.5 - ax, 0.5)
+    cheeks = _soft(qy - (e3(sc.nose_y[idx]) + 4.0 - 0.35 * ax), 0.3)
     sideburn = _soft(qy + 4.0, 0.4) * _soft(14.0 - qz, 0.2) * _soft(qz + 2.0, 0.3)
     region = np.maximum(moustache, full * np.maximum(cheeks, sideburn))
     region *= _soft(qz + 8.0, 0.3)
     fine = textures()["fine"]
-    iy = (qy * 3.1).astype(np.int32) % TILE
-    ix = (qx * 3.1 + qz * 1.3).astype(np.int32) % TILE
+    iy = (qy * 1.6).astype(np.int32) % TILE
+    ix = (qx * 1.6 + qz * 0.7).astype(np.int32) % TILE
     stub = fine[iy, ix]
     w = region * dens * np.clip(0.75 + 0.25 * stub, 0.0, 1.0)
-    return w, 0.7 + 0.25 * stub
+    return idx, w, 0.7 + 0.25 * stub
 
 
 def draw_eyes(sc: _Scene, canvas: Canvas) -> None:
@@ -95,22 +119,22 @@ def draw_eyes(sc: _Scene, canvas: Canvas) -> None:
     smile = e3(sc.smile)
     age = e3(sc.age01)
     ri = np.minimum(e3(ip.eye_width) * 0.48, 3.3)
-    from vec2face.toyfaces._palette import IRIS, ramp
-
     iris = ramp(ip.iris_hue, IRIS) * (1.0 - 0.45 * ip.iris_dark)[:, None]
-    brow_col = sc.hair * (0.5 + 0.3 * (1.0 - ip.brow_dark))[:, None] * (1.0 - 0.5 * sc.grey)[:, None]
+    brow_col = (
+        sc.hair * (0.5 + 0.3 * (1.0 - ip.brow_dark))[:, None] * (1.0 - 0.5 * sc.grey)[:, None]
+    )
     brow_col += (sc.skin * 0.6 - brow_col) * (0.25 * ip.hair_hue * (1 - ip.brow_dark))[:, None]
     for side in (1.0, -1.0):
         cxh = side * ip.eye_spacing
         cx, cy = _head_point_xy(sc, cxh, sc.eye_y - 5.0)
-        dc = _Decal(sc, canvas, cx, cy, 34, 34)
+        dc = _Decal(sc, canvas, cx, cy, 32, 32)
         ex = (dc.x - e3(cxh)) * side
         ey = dc.y - e3(sc.eye_y)
         t = ex / ew
         tt = np.clip(1.0 - t * t, 0.0, 1.0)
         st = np.sqrt(tt)
         centre_line = -tilt * t
-        y_up_open = centre_line - eo * st ** 1.2 * (1.0 + 0.15 * t)
+        y_up_open = centre_line - eo * st**1.2 * (1.0 + 0.15 * t)
         y_up = centre_line + (y_up_open - centre_line) * (1.0 - close)
         y_lo = centre_line + eo * 0.7 * tt * (1.0 - close) * (1.0 - 0.3 * smile)
         # Socket shadow, bags and crow's feet on the skin first.
@@ -157,10 +181,17 @@ def draw_eyes(sc: _Scene, canvas: Canvas) -> None:
         tau = (ex + 0.62 * bl) / (1.55 * bl)
         arch = e3(ip.brow_arch) * (1.0 - ((tau - 0.62) / 0.62) ** 2)
         inner_drop = np.clip(-raise_, 0.0, 1.0) * 2.0 * (1.0 - tau)
-        y_b = -(e3(ip.brow_height) + eo * 0.4 + 2.2 * raise_) - arch - e3(ip.brow_slant) * (tau - 0.5) + inner_drop
+        y_b = (
+            -(e3(ip.brow_height) + eo * 0.4 + 2.2 * raise_)
+            - arch
+            - e3(ip.brow_slant) * (tau - 0.5)
+            + inner_drop
+        )
         y_b = y_b + 0.8 * age * tau  # brow tails sag with age
         th = e3(ip.brow_thickness) * (1.15 - 0.65 * np.clip(tau, 0.0, 1.0) ** 1.5)
-        a_b = _soft(th * 0.5 - np.abs(ey - y_b), 1.4) * _soft(np.minimum(tau, 1.0 - tau) * 12.0, 1.0)
+        a_b = _soft(th * 0.5 - np.abs(ey - y_b), 1.4) * _soft(
+            np.minimum(tau, 1.0 - tau) * 12.0, 1.0
+        )
         strokes = 0.7 + 0.3 * np.sin(ex * 2.6 - (ey - y_b) * 1.6 * side + e3(ip.hair_seed) * 5.0)
         a_b = a_b * (0.55 + 0.45 * strokes) * 0.95
         dc.paint(a_b, brow_col)
@@ -171,19 +202,21 @@ def draw_mouth(sc: _Scene, canvas: Canvas) -> None:
     """Lips (cupid's bow, lip line, highlight), open mouth with teeth, folds, blush, freckles."""
     ip, nu = sc.ip, sc.nu
     cx, cy = _head_point_xy(sc, np.zeros(sc.n, F32), sc.mouth_y - 6.0)
-    dc = _Decal(sc, canvas, cx, cy, 40, 50)
+    dc = _Decal(sc, canvas, cx, cy, 38, 48)
     smile = e3(sc.smile)
     opn = e3(nu.mouth_open)
     age = e3(sc.age01)
     mx = dc.x
     my = dc.y - e3(sc.mouth_y)
     ax = np.abs(mx)
-    mw = e3(ip.mouth_width) * (1.0 + 0.12 * smile + 0.05 * opn)
+    mw = e3(ip.mouth_width) * (1.0 + 0.18 * smile + 0.05 * opn)
     # Nasolabial folds: from the nose wings to beyond the mouth corners.
     top = e3(sc.nose_y - sc.mouth_y)
     tau = (my - top) / (4.0 - top)
     xf = e3(ip.nose_width) + 2.0 + (mw + 2.5 - e3(ip.nose_width) - 2.0) * np.clip(tau, 0.0, 1.2)
-    fold = np.exp(-(((ax - xf) / 1.0) ** 2)) * np.clip(np.minimum(tau * 4.0, (0.95 - tau) * 3.0), 0.0, 1.0)
+    fold = np.exp(-(((ax - xf) / 1.0) ** 2)) * np.clip(
+        np.minimum(tau * 4.0, (0.95 - tau) * 3.0), 0.0, 1.0
+    )
     dc.darken((0.03 + 0.13 * age + 0.1 * smile) * fold)
     # Blush and freckles on the cheeks.
     cheek = np.exp(-(((ax - 18.0) / 6.0) ** 2) - ((my + 17.0) / 5.0) ** 2)
@@ -194,19 +227,19 @@ def draw_mouth(sc: _Scene, canvas: Canvas) -> None:
         fine = textures()["fine"]
         off = (ip.freckle_seed * 100).astype(np.int32)[:, None, None]
         fr = fine[(dc.y * 0.8).astype(np.int32) % TILE, (dc.x * 0.8 + off).astype(np.int32) % TILE]
-        env = np.exp(-((my + 17.0) / 7.0) ** 2) * _soft(26.0 - ax, 0.3)
+        env = np.exp(-(((my + 17.0) / 7.0) ** 2)) * _soft(26.0 - ax, 0.3)
         dc.darken(e3(ip.freckles) * 0.25 * _soft(fr - 1.3, 1.5) * env)
     t = mx / mw
     tt = np.clip(1.0 - t * t, 0.0, 1.0)
     st = np.sqrt(tt)
-    y_line = -smile * 2.6 * t * t + 0.8 * smile
+    y_line = -smile * 4.0 * t * t + 1.2 * smile
     gap = opn * 6.0 * st
     gu, gl = 0.25 * gap, 0.75 * gap
     bow = 1.0 - 0.35 * e3(ip.cupid_bow) * np.exp(-((mx / 1.8) ** 2))
     thin = 1.0 - 0.3 * age
     lu = e3(ip.lip_upper) * thin * (1.0 - 0.2 * smile)
     ll = e3(ip.lip_lower) * thin
-    y_ut = y_line - gu - lu * st ** 0.8 * bow
+    y_ut = y_line - gu - lu * st**0.8 * bow
     y_lb = y_line + gl + ll * tt**0.6
     # Philtrum groove and shadow under the lower lip.
     philtrum = _soft(1.2 - ax, 1.0) * _soft(np.minimum(my - y_ut + 6.5, y_ut - my), 0.6)
@@ -224,9 +257,17 @@ def draw_mouth(sc: _Scene, canvas: Canvas) -> None:
     # Mouth opening: dark interior and upper teeth; closed: a dark lip line.
     a_in = _soft(np.minimum(my - (y_line - gu), y_line + gl - my), 1.5) * inside_x
     dc.paint(a_in, np.array([[0.22, 0.06, 0.07]], F32).repeat(sc.n, 0))
-    teeth = a_in * _soft(y_line - gu + np.minimum(gap * 0.4, 2.4) - my, 1.5) * _soft(0.75 - np.abs(t), 4.0)
+    teeth = (
+        a_in
+        * _soft(y_line - gu + np.minimum(gap * 0.4, 2.4) - my, 1.5)
+        * _soft(0.75 - np.abs(t), 4.0)
+    )
     dc.paint(teeth, np.array([[0.9, 0.87, 0.8]], F32).repeat(sc.n, 0))
-    line = np.exp(-(((my - y_line) / 0.6) ** 2)) * _soft(1.06 - np.abs(t), 6.0) * (1.0 - np.clip(opn * 3.0, 0.0, 1.0))
+    line = (
+        np.exp(-(((my - y_line) / 0.6) ** 2))
+        * _soft(1.06 - np.abs(t), 6.0)
+        * (1.0 - np.clip(opn * 3.0, 0.0, 1.0))
+    )
     corners = np.exp(-((ax - mw) ** 2 + (my - y_line) ** 2) / 1.5)
     dc.darken(0.55 * line + 0.3 * corners)
     dc.commit()
@@ -252,7 +293,13 @@ def _window_canvas(canvas: Canvas, win: Window) -> tuple[np.ndarray, list[np.nda
     return win.take(canvas.z), [win.take(c) for c in canvas.rgb]
 
 
-def _composite(z_buf: np.ndarray, rgb: list[np.ndarray], z: np.ndarray, alpha: np.ndarray, col: list[np.ndarray]) -> None:
+def _composite(
+    z_buf: np.ndarray,
+    rgb: list[np.ndarray],
+    z: np.ndarray,
+    alpha: np.ndarray,
+    col: list[np.ndarray],
+) -> None:
     m = alpha * (z > z_buf)
     np.maximum(z_buf, z - (alpha < 0.5) * np.float32(1e5), out=z_buf)
     for c, v in zip(rgb, col):
@@ -271,14 +318,12 @@ def draw_ears(sc: _Scene, canvas: Canvas) -> None:
     size = ip.ear_size
     ey = ip.ear_y + sc.eye_y
     a, b, c = sc.head_axes.T
-    from vec2face.toyfaces.render import HEAD_YC
-
     xs = a * np.sqrt(np.clip(1.0 - ((ey - HEAD_YC) / b) ** 2 - (4.0 / c) ** 2, 0.05, 1.0))
     ear_col = (sc.skin * np.array([1.0, 0.93, 0.92], F32)).astype(F32)
     for side in (1.0, -1.0):
         centre_h = np.stack([side * (xs + 0.5), ey, np.full(sc.n, -4.0)], -1).astype(F32)
         cx, cy = sc.project(centre_h)
-        win = make_window(cx, cy, 40, 32, S)
+        win = make_window(cx, cy, 36, 28, S)
         X = (win.xi + 0.5 - e3(sc.ox)) / e3(sc.s)
         Y = (win.yi + 0.5 - e3(sc.oy)) / e3(sc.s)
         L = rot_y((-side * np.radians(ip.ear_angle)).astype(F32))  # ear frame -> head
@@ -288,7 +333,9 @@ def draw_ears(sc: _Scene, canvas: Canvas) -> None:
         hit = cast_ellipsoid(X, Y, Mloc, centre, axes, sc.light, sc.amb, sc.dif, sc.s * 3.0)
         r = np.sqrt(hit.u[1] ** 2 + (hit.u[2] * 1.1) ** 2)
         outer = _soft(hit.u[0] * side, 3.0)
-        concha = outer * _soft(0.55 - r, 8.0) * 0.45 + outer * np.exp(-(((r - 0.72) / 0.07) ** 2)) * 0.25
+        concha = (
+            outer * _soft(0.55 - r, 8.0) * 0.45 + outer * np.exp(-(((r - 0.72) / 0.07) ** 2)) * 0.25
+        )
         shade = hit.lit * (1.0 - concha)
         z_buf, rgb = _window_canvas(canvas, win)
         _composite(z_buf, rgb, hit.z, hit.alpha, sc.lit_rgb(ear_col, shade))
@@ -298,12 +345,12 @@ def draw_ears(sc: _Scene, canvas: Canvas) -> None:
 def draw_nose(sc: _Scene, canvas: Canvas) -> None:
     """Nose: a tilted bridge ellipsoid and a rounder tip with the wings and nostrils."""
     ip = sc.ip
-    nl, nw, npr = ip.nose_length, ip.nose_width, ip.nose_protrusion
+    nw, npr = ip.nose_width, ip.nose_protrusion
     y_top = sc.eye_y + 1.0
     y_tip = sc.nose_y
     zs = sc.surface_z(np.zeros(sc.n, F32), (y_top + y_tip) / 2.0)
     cx, cy = sc.project(np.stack([np.zeros(sc.n), (y_top + y_tip) / 2.0, zs + 2.0], -1).astype(F32))
-    win = make_window(cx, cy, 34, 34, S)
+    win = make_window(cx, cy, 28, 30, S)
     X = (win.xi + 0.5 - e3(sc.ox)) / e3(sc.s)
     Y = (win.yi + 0.5 - e3(sc.oy)) / e3(sc.s)
     z_buf, rgb = _window_canvas(canvas, win)
@@ -311,12 +358,22 @@ def draw_nose(sc: _Scene, canvas: Canvas) -> None:
     tilt = np.radians(22.0 + 6.0 * ip.nose_bridge).astype(F32)
     Lx = rot_x(-tilt)  # nose frame -> head: its long axis leans out at the bottom
     Mloc = np.ascontiguousarray(Lx.transpose(0, 2, 1) @ sc.M)
-    c_head = np.stack([np.zeros(sc.n), (y_top + y_tip) / 2.0 + 0.5, zs - 0.32 * npr], -1).astype(F32)
+    c_head = np.stack([np.zeros(sc.n), (y_top + y_tip) / 2.0 + 0.5, zs - 0.32 * npr], -1).astype(
+        F32
+    )
     centre = np.einsum("bji,bj->bi", Lx, c_head)
-    axes = np.stack([nw * (0.6 + 0.25 * ip.nose_bridge), 0.5 * (y_tip - y_top) + 1.5, npr * 0.5], -1).astype(F32)
+    axes = np.stack(
+        [nw * (0.6 + 0.25 * ip.nose_bridge), 0.5 * (y_tip - y_top) + 1.5, npr * 0.5], -1
+    ).astype(F32)
     hit = cast_ellipsoid(X, Y, Mloc, centre, axes, sc.light, sc.amb, sc.dif, sc.s * axes[:, 0])
     # Fade the bridge in with its height above the face, so it grows out of the skin.
-    _composite(z_buf, rgb, hit.z, hit.alpha * np.clip((hit.z - z_buf) * 0.45, 0.0, 1.0), sc.lit_rgb(nose_col, hit.lit))
+    _composite(
+        z_buf,
+        rgb,
+        hit.z,
+        hit.alpha * np.clip((hit.z - z_buf) * 0.45, 0.0, 1.0),
+        sc.lit_rgb(nose_col, hit.lit),
+    )
     # Tip and wings.
     zt = sc.surface_z(np.zeros(sc.n, F32), y_tip)
     t_head = np.stack([np.zeros(sc.n), y_tip - 1.5, zt + 0.55 * npr - 1.5], -1).astype(F32)
@@ -325,12 +382,26 @@ def draw_nose(sc: _Scene, canvas: Canvas) -> None:
     hit_t = cast_ellipsoid(X, Y, M_t, t_head, axes_t, sc.light, sc.amb, sc.dif, sc.s * axes_t[:, 0])
     u0, u1, u2 = hit_t.u
     nostril = np.maximum(
-        _soft(0.3 - np.sqrt(((np.abs(u0) - 0.45) / 1.0) ** 2 + ((u1 - 0.8) / 0.6) ** 2 + ((u2 - 0.15) / 1.4) ** 2), 8.0),
+        _soft(
+            0.3
+            - np.sqrt(
+                ((np.abs(u0) - 0.45) / 1.0) ** 2
+                + ((u1 - 0.8) / 0.6) ** 2
+                + ((u2 - 0.15) / 1.4) ** 2
+            ),
+            8.0,
+        ),
         0.0,
     )
     wing = np.exp(-(((np.abs(u0) - 0.75) / 0.12) ** 2)) * _soft(u1 + 0.1, 4.0)
     shade = hit_t.lit * (1.0 - 0.85 * nostril) * (1.0 - 0.2 * wing)
-    _composite(z_buf, rgb, hit_t.z, hit_t.alpha * np.clip((hit_t.z - z_buf) * 0.6, 0.0, 1.0), sc.lit_rgb(nose_col, shade))
+    _composite(
+        z_buf,
+        rgb,
+        hit_t.z,
+        hit_t.alpha * np.clip((hit_t.z - z_buf) * 0.6, 0.0, 1.0),
+        sc.lit_rgb(nose_col, shade),
+    )
     _commit(canvas, win, z_buf, rgb)
 
 
@@ -345,7 +416,11 @@ def draw_glasses(sc: _Scene, canvas: Canvas) -> None:
     hw = (10.5 + 2.5 * style)[:, None, None]
     hh = (8.5 - 1.5 * style)[:, None, None]
     thick = (0.8 + 1.4 * (style > 0.35))[:, None, None]
-    frame = np.where((style < 0.35)[:, None], [0.62, 0.6, 0.58], np.where((style < 0.7)[:, None], [0.28, 0.16, 0.09], [0.06, 0.06, 0.07]))
+    frame = np.where(
+        (style < 0.35)[:, None],
+        [0.62, 0.6, 0.58],
+        np.where((style < 0.7)[:, None], [0.28, 0.16, 0.09], [0.06, 0.06, 0.07]),
+    )
     frame = frame.astype(F32)
     dark = nu.sunglasses[idx][:, None, None]
     M = sc.M[idx]
@@ -369,9 +444,11 @@ def draw_glasses(sc: _Scene, canvas: Canvas) -> None:
         ring = _soft(thick * 0.5 - np.abs(r - 1.0) * np.minimum(hw, hh), 1.5)
         lens = _soft((1.0 - r) * hh, 1.5)
         if side > 0:
-            bridge_x = (lin[0] + Z * e3(M[:, 0, 2]))
+            bridge_x = lin[0] + Z * e3(M[:, 0, 2])
             gap = e3(cxh) - hw * 1.0
-            bridge = _soft(gap + 0.8 - np.abs(bridge_x), 1.5) * _soft(thick * 0.5 + 0.2 - np.abs(gy + hh * 0.35), 1.5)
+            bridge = _soft(gap + 0.8 - np.abs(bridge_x), 1.5) * _soft(
+                thick * 0.5 + 0.2 - np.abs(gy + hh * 0.35), 1.5
+            )
             ring = np.maximum(ring, bridge)
         z_buf, rgb = _window_canvas(canvas, win)
         vis = (Z > z_buf).astype(F32)
@@ -380,7 +457,9 @@ def draw_glasses(sc: _Scene, canvas: Canvas) -> None:
         for c in rgb:
             c *= tint
             c += sheen
-        frame_lit = 0.45 + 0.55 * e3(sc.dif[idx] + sc.amb[idx]) * (0.7 + 0.3 * np.clip(-gy / hh, 0, 1))
+        frame_lit = 0.45 + 0.55 * e3(sc.dif[idx] + sc.amb[idx]) * (
+            0.7 + 0.3 * np.clip(-gy / hh, 0, 1)
+        )
         _composite(z_buf, rgb, Z, ring, [e3(frame[:, k]) * frame_lit for k in range(3)])
         _commit(canvas, win, z_buf, rgb)
 
@@ -408,7 +487,9 @@ def draw_occluders(sc: _Scene, canvas: Canvas) -> None:
     for off, length in ((-9.0, 16.0), (-3.0, 20.0), (3.0, 19.0), (9.0, 15.0)):
         vv = np.clip(v, 2.0 - length, 2.0)
         d = np.sqrt((u - off) ** 2 + (v - vv) ** 2)
-        fingers = np.maximum(fingers, _soft(2.7 - d, 1.2) * (0.75 + 0.25 * np.clip(2.7 - d, 0.0, 1.0)))
+        fingers = np.maximum(
+            fingers, _soft(2.7 - d, 1.2) * (0.75 + 0.25 * np.clip(2.7 - d, 0.0, 1.0))
+        )
     hand_a = np.maximum(palm, fingers)
     hand_lit = 0.55 + 0.45 * np.maximum(palm, np.clip(fingers, 0.0, 1.0))
     alpha = bar_a + (hand_a - bar_a) * hand

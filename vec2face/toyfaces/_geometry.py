@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 F32 = np.float32
+HEAD_YC = -2.0  # head ellipsoid centre below the eye line (head units = pixels)
 
 
 def e3(x: np.ndarray) -> np.ndarray:
@@ -24,21 +25,27 @@ def rot_y(a: np.ndarray) -> np.ndarray:
     """Rotations about y by ``a`` radians (B,) -> (B, 3, 3); + turns +z toward +x."""
     c, s = np.cos(a), np.sin(a)
     o, i = np.zeros_like(a), np.ones_like(a)
-    return np.stack([np.stack([c, o, s], -1), np.stack([o, i, o], -1), np.stack([-s, o, c], -1)], -2)
+    return np.stack(
+        [np.stack([c, o, s], -1), np.stack([o, i, o], -1), np.stack([-s, o, c], -1)], -2
+    )
 
 
 def rot_x(a: np.ndarray) -> np.ndarray:
     """Rotations about x by ``a`` radians (B,) -> (B, 3, 3); + turns +z toward -y (up)."""
     c, s = np.cos(a), np.sin(a)
     o, i = np.zeros_like(a), np.ones_like(a)
-    return np.stack([np.stack([i, o, o], -1), np.stack([o, c, -s], -1), np.stack([o, s, c], -1)], -2)
+    return np.stack(
+        [np.stack([i, o, o], -1), np.stack([o, c, -s], -1), np.stack([o, s, c], -1)], -2
+    )
 
 
 def rot_z(a: np.ndarray) -> np.ndarray:
     """Rotations in the image plane by ``a`` radians (B,) -> (B, 3, 3); + is clockwise."""
     c, s = np.cos(a), np.sin(a)
     o, i = np.zeros_like(a), np.ones_like(a)
-    return np.stack([np.stack([c, -s, o], -1), np.stack([s, c, o], -1), np.stack([o, o, i], -1)], -2)
+    return np.stack(
+        [np.stack([c, -s, o], -1), np.stack([s, c, o], -1), np.stack([o, o, i], -1)], -2
+    )
 
 
 @dataclass

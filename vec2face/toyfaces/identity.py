@@ -86,21 +86,69 @@ _INDEX = {name: i for i, name in enumerate(IDENTITY_FIELDS)}
 # Weight of each field in the look-alike distance: how much it changes what a person
 # sees at a glance (hair and face shape dominate; a mole or the strand seed barely).
 _LOOKALIKE_WEIGHTS: dict[str, float] = {
-    "masculinity": 1.0, "head_width": 1.0, "head_height": 0.8, "head_depth": 0.3,
-    "cheek_width": 0.6, "jaw_width": 1.0, "chin_width": 0.6, "chin_protrusion": 0.4, "brow_ridge": 0.3, "eye_spacing": 0.8,
-    "eye_height": 0.4, "eye_width": 0.6, "eye_open": 0.6, "eye_tilt": 0.4,
-    "iris_hue": 0.4, "iris_dark": 0.3, "lid_crease": 0.3, "brow_height": 0.6,
-    "brow_thickness": 0.8, "brow_arch": 0.5, "brow_length": 0.4, "brow_slant": 0.4,
-    "brow_dark": 0.5, "nose_length": 0.8, "nose_width": 0.8, "nose_protrusion": 0.6,
-    "nose_bridge": 0.4, "mouth_drop": 0.6, "mouth_width": 0.7, "lip_upper": 0.5,
-    "lip_lower": 0.5, "cupid_bow": 0.3, "lip_hue": 0.3, "skin_tone": 0.8,
-    "skin_red": 0.3, "hair_hue": 1.5, "hair_light": 1.2, "hair_length": 1.5,
-    "hair_volume": 1.0, "hairline": 0.8, "hair_part": 0.5, "hair_curl": 0.6,
-    "hair_seed": 0.0, "balding": 0.5, "grey_onset": 0.3, "ear_size": 0.4, "ear_y": 0.2,
-    "ear_angle": 0.4, "beard": 1.2, "beard_style": 0.5, "blush": 0.2, "freckles": 0.5,
-    "freckle_seed": 0.0, "mole1_x": 0.0, "mole1_y": 0.0, "mole1_size": 0.2,
-    "mole2_x": 0.0, "mole2_y": 0.0, "mole2_size": 0.2, "mole3_x": 0.0, "mole3_y": 0.0,
-    "mole3_size": 0.2, "glasses_style": 0.2,
+    "masculinity": 1.0,
+    "head_width": 1.0,
+    "head_height": 0.8,
+    "head_depth": 0.3,
+    "cheek_width": 0.6,
+    "jaw_width": 1.0,
+    "chin_width": 0.6,
+    "chin_protrusion": 0.4,
+    "brow_ridge": 0.3,
+    "eye_spacing": 0.8,
+    "eye_height": 0.4,
+    "eye_width": 0.6,
+    "eye_open": 0.6,
+    "eye_tilt": 0.4,
+    "iris_hue": 0.4,
+    "iris_dark": 0.3,
+    "lid_crease": 0.3,
+    "brow_height": 0.6,
+    "brow_thickness": 0.8,
+    "brow_arch": 0.5,
+    "brow_length": 0.4,
+    "brow_slant": 0.4,
+    "brow_dark": 0.5,
+    "nose_length": 0.8,
+    "nose_width": 0.8,
+    "nose_protrusion": 0.6,
+    "nose_bridge": 0.4,
+    "mouth_drop": 0.6,
+    "mouth_width": 0.7,
+    "lip_upper": 0.5,
+    "lip_lower": 0.5,
+    "cupid_bow": 0.3,
+    "lip_hue": 0.3,
+    "skin_tone": 0.8,
+    "skin_red": 0.3,
+    "hair_hue": 1.5,
+    "hair_light": 1.2,
+    "hair_length": 1.5,
+    "hair_volume": 1.0,
+    "hairline": 0.8,
+    "hair_part": 0.5,
+    "hair_curl": 0.6,
+    "hair_seed": 0.0,
+    "balding": 0.5,
+    "grey_onset": 0.3,
+    "ear_size": 0.4,
+    "ear_y": 0.2,
+    "ear_angle": 0.4,
+    "beard": 1.2,
+    "beard_style": 0.5,
+    "blush": 0.2,
+    "freckles": 0.5,
+    "freckle_seed": 0.0,
+    "mole1_x": 0.0,
+    "mole1_y": 0.0,
+    "mole1_size": 0.2,
+    "mole2_x": 0.0,
+    "mole2_y": 0.0,
+    "mole2_size": 0.2,
+    "mole3_x": 0.0,
+    "mole3_y": 0.0,
+    "mole3_size": 0.2,
+    "glasses_style": 0.2,
 }
 
 
@@ -113,7 +161,9 @@ def field_index(name: str) -> int:
     try:
         return _INDEX[name]
     except KeyError:
-        raise ValueError(f"unknown identity field {name!r}; known: {', '.join(IDENTITY_FIELDS)}") from None
+        raise ValueError(
+            f"unknown identity field {name!r}; known: {', '.join(IDENTITY_FIELDS)}"
+        ) from None
 
 
 def _lerp(name: str, t: np.ndarray) -> np.ndarray:
@@ -158,7 +208,7 @@ def sample_identity_params(n: int, rng: np.random.Generator) -> np.ndarray:
     mix("hair_length", (1.0 - m) ** 0.7, 0.75)
     mix("hair_volume", 1.0 - m, 0.35)
 
-    beard_on = (rng.random(n) < 0.55 * m**2).astype(np.float32)
+    beard_on = (rng.random(n) < 0.4 * m**2).astype(np.float32)
     out[:, _INDEX["beard"]] = beard_on * (0.35 + 0.65 * t[:, _INDEX["beard"]]).astype(np.float32)
     out[:, _INDEX["balding"]] = (t[:, _INDEX["balding"]] * (0.2 + 0.8 * m)).astype(np.float32)
     freck_on = rng.random(n) < 0.18

@@ -26,15 +26,47 @@ from __future__ import annotations
 import numpy as np
 
 NUISANCE_FIELDS: tuple[str, ...] = (
-    "yaw", "pitch", "roll", "age",
-    "expression", "mouth_open", "brow_raise", "eye_close", "gaze_x", "gaze_y",
-    "light_azimuth", "light_elevation", "light_strength", "light_ambient", "light_warmth",
-    "bg_r", "bg_g", "bg_b", "bg_r2", "bg_g2", "bg_b2", "bg_angle", "bg_texture", "bg_seed",
-    "cloth_r", "cloth_g", "cloth_b",
-    "glasses", "sunglasses", "occluder", "occluder_kind", "occluder_x", "occluder_y",
+    "yaw",
+    "pitch",
+    "roll",
+    "age",
+    "expression",
+    "mouth_open",
+    "brow_raise",
+    "eye_close",
+    "gaze_x",
+    "gaze_y",
+    "light_azimuth",
+    "light_elevation",
+    "light_strength",
+    "light_ambient",
+    "light_warmth",
+    "bg_r",
+    "bg_g",
+    "bg_b",
+    "bg_r2",
+    "bg_g2",
+    "bg_b2",
+    "bg_angle",
+    "bg_texture",
+    "bg_seed",
+    "cloth_r",
+    "cloth_g",
+    "cloth_b",
+    "glasses",
+    "sunglasses",
+    "occluder",
+    "occluder_kind",
+    "occluder_x",
+    "occluder_y",
     "occluder_angle",
-    "scale", "shift_x", "shift_y",
-    "blur", "noise", "noise_seed", "jpeg_quality",
+    "scale",
+    "shift_x",
+    "shift_y",
+    "blur",
+    "noise",
+    "noise_seed",
+    "jpeg_quality",
 )
 _INDEX = {name: i for i, name in enumerate(NUISANCE_FIELDS)}
 
@@ -137,7 +169,9 @@ def sample_nuisance(n: int, rng: np.random.Generator, **fixed: float | np.ndarra
         if v.ndim == 0:
             v = np.full(n, float(v))
         if v.shape != (n,):
-            raise ValueError(f"fixed nuisance field {name!r} must be a scalar or shape ({n},), got {v.shape}")
+            raise ValueError(
+                f"fixed nuisance field {name!r} must be a scalar or shape ({n},), got {v.shape}"
+            )
         cols[name] = v
     # Sunglasses only exist on glasses.
     cols["sunglasses"] = cols["sunglasses"] * (cols["glasses"] > 0.5)

@@ -20,18 +20,18 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from vec2face.toyfaces import _features as feat
-from vec2face.toyfaces._geometry import F32, cast_ellipsoid, e3, rot_x, rot_y, rot_z
+from vec2face.toyfaces._geometry import F32, HEAD_YC, cast_ellipsoid, e3, rot_x, rot_y, rot_z
 from vec2face.toyfaces._palette import GREY_HAIR, HAIR, SKIN, ramp
 from vec2face.toyfaces._textures import TILE, textures
 from vec2face.toyfaces.identity import IDENTITY_FIELDS
 from vec2face.toyfaces.nuisance import NUISANCE_FIELDS
 
 IMAGE_SIZE = 112
-HEAD_YC = -2.0  # head ellipsoid centre below the eye line (head units = pixels)
 _ALIGN_POINT = np.array([0.0, 18.0, 15.0], dtype=F32)  # face point kept fixed by alignment
 _ALIGN_TARGET = (56.0, 63.0)
 _FAR = np.float32(-1e4)
 _CHUNK = 8
+_MAX_BATCH = 256
 _W_LO, _W_STEP, _W_N = -80.0, 0.5, 321  # width-warp table over head heights
 _H_STEP, _H_N = 2 * np.pi / 256, 257  # hairline table over azimuths -pi..pi
 _STRAND_RES = 8  # strand-profile samples per strand
@@ -59,6 +59,18 @@ class Canvas:
     def __init__(self, z: np.ndarray, rgb: list[np.ndarray]) -> None:
         self.z = z
         self.rgb = rgb
+
+    def under_all(self, alpha: np.ndarray, rgb: list[np.ndarray]) -> None:
+        """Blend a layer that everything drawn later hides (depth stays far)."""
+        for c, v in zip(self.rgb, rgb):
+            c += alpha * (v - c)
+
+    def first(self, z: np.ndarray, alpha: np.ndarray, rgb: list[np.ndarray]) -> np.ndarray:
+        """Composite the first depth-writing layer: nothing is nearer yet."""
+        np.maximum(self.z, z - (alpha < 0.5) * np.float32(1e5), out=self.z)
+        for c, v in zip(self.rgb, rgb):
+            c += alpha * (v - c)
+        return alpha
 
     def over(self, z: np.ndarray, alpha: np.ndarray, rgb: list[np.ndarray]) -> np.ndarray:
         """Composite a layer where it is nearer; returns its effective coverage (B, H, W)."""
@@ -106,14 +118,24 @@ def render_faces(identity: np.ndarray, nuisance: np.ndarray) -> np.ndarray:
     identity = np.ascontiguousarray(identity, dtype=F32)
     nuisance = np.ascontiguousarray(nuisance, dtype=F32)
     if identity.ndim != 2 or identity.shape[1] != len(IDENTITY_FIELDS):
-        raise ValueError(f"identity must have shape (B, {len(IDENTITY_FIELDS)}), got {identity.shape}")
+        raise ValueError(
+            f"identity must have shape (B, {len(IDENTITY_FIELDS)}), got {identity.shape}"
+        )
     if nuisance.ndim != 2 or nuisance.shape[1] != len(NUISANCE_FIELDS):
-        raise ValueError(f"nuisance must have shape (B, {len(NUISANCE_FIELDS)}), got {nuisance.shape}")
+        raise ValueError(
+            f"nuisance must have shape (B, {len(NUISANCE_FIELDS)}), got {nuisance.shape}"
+        )
     if len(identity) != len(nuisance):
         raise ValueError(f"identity has {len(identity)} rows but nuisance has {len(nuisance)}")
     n = len(identity)
     if n == 0:
         return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+    if n > _MAX_BATCH:  # bound the memory of the per-pixel maps (about 0.5 MB an image)
+        parts = [
+            render_faces(identity[i : i + _MAX_BATCH], nuisance[i : i + _MAX_BATCH])
+            for i in range(0, n, _MAX_BATCH)
+        ]
+        return np.concatenate(parts)
     _keep_freed_memory()
     ip = Cols(identity, IDENTITY_FIELDS)
     nu = Cols(nuisance, NUISANCE_FIELDS)
@@ -138,6 +160,7 @@ def render_faces(identity: np.ndarray, nuisance: np.ndarray) -> np.ndarray:
             full[sl] = part
         sc.head_vis[sl] = sub.head_vis
         sc.head_lit[sl] = sub.head_lit
+        del sub.q, sub.head_vis, sub.head_lit  # the shell below does not need them
         chunks.append((sub, view))
     feat.draw_eyes(sc, canvas)
     feat.draw_mouth(sc, canvas)
@@ -177,11 +200,15 @@ class _Scene:
         self.X = (pix[None, None, :] - e3(self.ox)) / e3(self.s)  # (B, 1, W)
         self.Y = (pix[None, :, None] - e3(self.oy)) / e3(self.s)  # (B, H, 1)
         az, el = nu.light_azimuth * rad, nu.light_elevation * rad
-        self.light = np.stack([np.sin(az) * np.cos(el), -np.sin(el), np.cos(az) * np.cos(el)], -1).astype(F32)
+        self.light = np.stack(
+            [np.sin(az) * np.cos(el), -np.sin(el), np.cos(az) * np.cos(el)], -1
+        ).astype(F32)
         self.amb = nu.light_ambient.astype(F32)
         self.dif = nu.light_strength.astype(F32)
         warm = nu.light_warmth
-        self.light_rgb = np.stack([1.0 + 0.07 * warm, np.ones_like(warm), 1.0 - 0.09 * warm], -1).astype(F32)
+        self.light_rgb = np.stack(
+            [1.0 + 0.07 * warm, np.ones_like(warm), 1.0 - 0.09 * warm], -1
+        ).astype(F32)
         skin = ramp(ip.skin_tone, SKIN)
         skin[:, 0] += 0.035 * ip.skin_red
         skin[:, 2] -= 0.02 * ip.skin_red
@@ -203,7 +230,7 @@ class _Scene:
         self.chin = ip.chin_width.astype(F32)
         # Head width relative to the ellipsoid along its height (cheekbones, jaw, chin).
         yy = (_W_LO + _W_STEP * np.arange(_W_N, dtype=F32))[None, :]
-        bump = lambda m, s: np.exp(-(((yy - m) / s) ** 2))  # noqa: E731
+        bump = lambda m, s: np.exp(-(((yy - m) / s) ** 2))
         width = 1.0 + self.cheek[:, None] * bump(4.0, 9.0) + self.jaw[:, None] * bump(33.0, 9.0)
         width += self.chin[:, None] * bump(46.0, 6.0)
         self.inv_width_lut = (1.0 / width).astype(F32)
@@ -236,7 +263,9 @@ class _Scene:
         hl += fringe * np.exp(-((th / 0.5) ** 2))
         # Short and medium hair clears the ears: the line rises over them.
         ear_top = (ip.ear_y + ip.eye_height - ip.ear_size - 1.5)[:, None]
-        around_ear = np.exp(-(((np.abs(th) - 1.72) / 0.3) ** 4)) * np.clip(1.6 - 2.2 * length, 0.0, 1.0)
+        around_ear = np.exp(-(((np.abs(th) - 1.72) / 0.3) ** 4)) * np.clip(
+            1.6 - 2.2 * length, 0.0, 1.0
+        )
         hl -= np.maximum(hl - ear_top, 0.0) * around_ear
         self.hairline_lut = hl.astype(F32)
 
@@ -251,7 +280,9 @@ class _Scene:
         t = 1.0 - (x / a) ** 2 - ((y - HEAD_YC) / b) ** 2
         return c * np.sqrt(np.clip(t, 0.05, 1.0))
 
-    def lit_rgb(self, albedo: list[np.ndarray] | np.ndarray, lit: np.ndarray, spec: np.ndarray | float = 0.0) -> list[np.ndarray]:
+    def lit_rgb(
+        self, albedo: list[np.ndarray] | np.ndarray, lit: np.ndarray, spec: np.ndarray | float = 0.0
+    ) -> list[np.ndarray]:
         """Albedo (three maps or (B, 3)) x shading x light colour (+ white specular)."""
         out = []
         for k in range(3):
@@ -268,7 +299,9 @@ class _Scene:
         t = e3(np.cos(ang) / S) * px[None, None, :] + e3(np.sin(ang) / S) * px[None, :, None] + 0.5
         blotch = textures()["blotch"]
         off = (nu.bg_seed * (TILE - S) * 37.0).astype(np.int64) % (TILE - S)
-        tex = np.stack([blotch[o : o + S, (o * 7) % (TILE - S) : (o * 7) % (TILE - S) + S] for o in off])
+        tex = np.stack(
+            [blotch[o : o + S, (o * 7) % (TILE - S) : (o * 7) % (TILE - S) + S] for o in off]
+        )
         f = 1.0 + e3(0.3 * nu.bg_texture) * tex
         for k, c in enumerate("rgb"):
             c1, c2 = getattr(nu, f"bg_{c}"), getattr(nu, f"bg_{c}2")
@@ -278,19 +311,18 @@ class _Scene:
     def body(self, canvas: Canvas) -> None:
         """Neck (a vertical cylinder under the head) and shoulders (a wide dome)."""
         nb = np.array([0.0, 38.0, -9.0], dtype=F32)
-        nx, ny = self.project(np.broadcast_to(nb, (self.n, 3)))
+        nx, _ = self.project(np.broadcast_to(nb, (self.n, 3)))
         X = (self.pix[None, None, :] - e3(nx)) / e3(self.s)
         Y = (self.pix[None, :, None] - e3(self.oy)) / e3(self.s)
         r = e3(0.6 * self.ip.head_width)
         t = 1.0 - (X / r) ** 2
         nz = np.sqrt(np.maximum(t, 0.0))
-        z_neck = -9.0 + r * 0.85 * nz + 0.0 * Y
         alpha = np.clip(t * r * 0.5 + 0.5, 0.0, 1.0) * np.clip((Y - 14.0) * 0.5, 0.0, 1.0)
         L = self.light
         nl = np.maximum(e3(L[:, 0]) * X / r + e3(L[:, 2]) * nz, 0.0)
         lit = e3(self.amb) * (0.55 + 0.45 * nz) + e3(self.dif) * nl
         lit = lit * (0.55 + 0.45 * np.clip((Y - 46.0) * 0.06, 0.0, 1.0))  # jaw shadow
-        canvas.over(z_neck, alpha, self.lit_rgb(self.skin * 0.95, lit))
+        canvas.under_all(alpha, self.lit_rgb(self.skin * 0.95, lit))
         # Shoulders: only the lowest rows can show them.
         top = 76
         sub = Canvas(canvas.z[:, top:], [c[:, top:] for c in canvas.rgb])
@@ -298,16 +330,20 @@ class _Scene:
         M = np.broadcast_to(np.eye(3, dtype=F32), (self.n, 3, 3))
         centre = np.broadcast_to(np.array([0.0, 118.0, -30.0], dtype=F32), (self.n, 3))
         axes = np.broadcast_to(np.array([100.0, 62.0, 40.0], dtype=F32), (self.n, 3))
-        hit = cast_ellipsoid(X, Ys, M, centre, axes, self.light, self.amb, self.dif, np.full(self.n, 60.0, F32))
+        hit = cast_ellipsoid(
+            X, Ys, M, centre, axes, self.light, self.amb, self.dif, np.full(self.n, 60.0, F32)
+        )
         # A round neckline opening shows the neck inside the collar.
-        neckline = np.clip((np.abs(X) - 0.62 * r) * 0.5 + 0.5, 0.0, 1.0) + np.clip((Ys - 66.0) * 0.5, 0.0, 1.0)
+        neckline = np.clip((np.abs(X) - 0.62 * r) * 0.5 + 0.5, 0.0, 1.0) + np.clip(
+            (Ys - 66.0) * 0.5, 0.0, 1.0
+        )
         alpha = hit.alpha * np.minimum(neckline, 1.0)
         cloth = np.stack([self.nu.cloth_r, self.nu.cloth_g, self.nu.cloth_b], -1).astype(F32)
-        sub.over(hit.z + 0.0 * Ys, alpha, self.lit_rgb(cloth, hit.lit))
+        sub.under_all(alpha, self.lit_rgb(cloth, hit.lit))
 
     def head(self, canvas: Canvas) -> None:
         """Cast the warped head ellipsoid, paint skin, scalp hair and beard, composite."""
-        ip, M = self.ip, self.M
+        M = self.M
         axes = self.head_axes
         inv = 1.0 / axes
         X, Y = self.X, self.Y
@@ -395,28 +431,25 @@ class _Scene:
         # Albedo: skin, then scalp hair and beard mixed in by weight.
         hw, theta = self.hair_weight(qx, qy, qz)
         tex = self.strands(theta, qy)
-        # The parting shows a line of scalp on the top of the head.
-        part = np.abs(qx - e3(ip.hair_part * 14.0)) + np.maximum(qy + 22.0, 0.0)
-        hw *= np.clip(part - 0.35, 0.0, 1.0)
         hair_mix = hw
         beard = feat.beard_weight(self)
         if beard is not None:
-            bw, btex = beard
-            tex += (btex - tex) * bw
-            hair_mix = np.maximum(hw, bw)
+            idx, bw, btex = beard
+            tex[idx] += (btex - tex[idx]) * bw
+            hair_mix[idx] = np.maximum(hw[idx], bw)
         spec = nh * e3(0.12 * self.dif)
         spec *= 1.0 - hair_mix
+        # colour = lit * (skin * (1 - mix) + hair * tex * mix) + spec, channel by channel.
+        w_skin = lit * (1.0 - hair_mix)
+        w_hair = lit * hair_mix
+        w_hair *= tex
         rgb = []
         for k in range(3):
-            sk = e3(self.skin[:, k] * self.light_rgb[:, k])
-            hc = e3(self.hair[:, k] * self.light_rgb[:, k]) * tex
-            hc -= sk
-            hc *= hair_mix
-            hc += sk
-            hc *= lit
-            hc += spec
-            rgb.append(hc)
-        self.head_vis = canvas.over(z, alpha, rgb)
+            v = w_skin * e3(self.skin[:, k] * self.light_rgb[:, k])
+            v += w_hair * e3(self.hair[:, k] * self.light_rgb[:, k])
+            v += spec
+            rgb.append(v)
+        self.head_vis = canvas.first(z, alpha, rgb)
         self.head_z = z
 
     def lut_index(self, x: np.ndarray, lo: float, step: float, k: int) -> np.ndarray:
@@ -433,7 +466,9 @@ class _Scene:
         """Per-image lookup: table (B, K) sampled at lo + i * step, read at maps ``x``."""
         return np.take(table.ravel(), self.lut_index(x, lo, step, table.shape[1]))
 
-    def hair_weight(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def hair_weight(
+        self, x: np.ndarray, y: np.ndarray, z: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Hair coverage of head-coordinate points and their azimuth around the head (maps)."""
         theta = np.arctan2(x, z)
         hl = self.lut(self.hairline_lut, theta, -np.pi, _H_STEP)
@@ -465,8 +500,20 @@ class _Scene:
             ],
             -1,
         ).astype(F32)
-        centre = np.stack([np.zeros(self.n), HEAD_YC + drop - 1.5 - 2.0 * vol, -1.5 - 1.5 * vol], -1).astype(F32)
-        hit = cast_ellipsoid(self.X, self.Y, self.M, centre, axes, self.light, self.amb, self.dif, self.s * axes[:, 0])
+        centre = np.stack(
+            [np.zeros(self.n), HEAD_YC + drop - 1.5 - 2.0 * vol, -1.5 - 1.5 * vol], -1
+        ).astype(F32)
+        hit = cast_ellipsoid(
+            self.X,
+            self.Y,
+            self.M,
+            centre,
+            axes,
+            self.light,
+            self.amb,
+            self.dif,
+            self.s * axes[:, 0],
+        )
         x = hit.u[0] * e3(axes[:, 0])
         y = hit.u[1] * e3(axes[:, 1]) + e3(centre[:, 1])
         z = hit.u[2] * e3(axes[:, 2]) + e3(centre[:, 2])

@@ -16,7 +16,17 @@ from vec2face.toyfaces import (
     sample_nuisance,
 )
 
-QUIET = dict(blur=0.0, noise=0.0, occluder=0.0, glasses=0.0, pitch=0.0, roll=0.0, shift_x=0.0, shift_y=0.0, scale=1.0)
+QUIET = {
+    "blur": 0.0,
+    "noise": 0.0,
+    "occluder": 0.0,
+    "glasses": 0.0,
+    "pitch": 0.0,
+    "roll": 0.0,
+    "shift_x": 0.0,
+    "shift_y": 0.0,
+    "scale": 1.0,
+}
 
 
 def col(name: str) -> int:
@@ -29,7 +39,18 @@ def ids() -> np.ndarray:
 
 
 def test_field_lists_cover_the_contract() -> None:
-    required = {"yaw", "pitch", "roll", "age", "expression", "blur", "noise", "jpeg_quality", "glasses", "occluder"}
+    required = {
+        "yaw",
+        "pitch",
+        "roll",
+        "age",
+        "expression",
+        "blur",
+        "noise",
+        "jpeg_quality",
+        "glasses",
+        "occluder",
+    }
     assert required <= set(NUISANCE_FIELDS)
     assert any(f.startswith("light_") for f in NUISANCE_FIELDS)
     assert any(f.startswith("bg_") for f in NUISANCE_FIELDS)
@@ -60,6 +81,14 @@ def test_images_do_not_depend_on_the_batch() -> None:
         assert np.array_equal(render_faces(p[i : i + 1], nu[i : i + 1])[0], together[i]), i
     for start in (3, 5):
         assert np.array_equal(render_faces(p[start:], nu[start:]), together[start:]), start
+    # Batches above the internal block size are split without changing any image.
+    from vec2face.toyfaces import render
+
+    big = np.concatenate([p] * 10)[: render._MAX_BATCH + 3]
+    big_nu = np.concatenate([nu] * 10)[: render._MAX_BATCH + 3]
+    out = render_faces(big, big_nu)
+    assert out.shape[0] == len(big)
+    assert np.array_equal(out[render._MAX_BATCH :], together[render._MAX_BATCH % 30 :][:3])
 
 
 def test_bad_shapes_raise(ids: np.ndarray) -> None:
@@ -129,8 +158,15 @@ def test_features_move_toward_the_turn(ids: np.ndarray) -> None:
     person[:, IDENTITY_FIELDS.index("iris_hue")] = 0.8
     person[:, IDENTITY_FIELDS.index("iris_dark")] = 0.0
     grey = {f"bg_{c}": 0.5 for c in ("r", "g", "b", "r2", "g2", "b2")}
-    nu = sample_nuisance(3, np.random.default_rng(6), yaw=np.array([-40.0, 0.0, 40.0]), eye_close=0.0,
-                         gaze_x=0.0, **grey, **QUIET)
+    nu = sample_nuisance(
+        3,
+        np.random.default_rng(6),
+        yaw=np.array([-40.0, 0.0, 40.0]),
+        eye_close=0.0,
+        gaze_x=0.0,
+        **grey,
+        **QUIET,
+    )
     imgs = render_faces(person, nu).astype(np.float32)
     blue = (imgs[..., 2] - imgs[..., 0] > 25)[:, 30:75]  # eye band, clear of the clothes
     xs = [np.nonzero(b)[1].mean() for b in blue]
@@ -176,7 +212,7 @@ def test_age_greys_hair_and_lines_the_face(ids: np.ndarray) -> None:
     young, old = render_faces(np.repeat(ids[2:3], 2, 0), nu).astype(np.float32)
     assert np.abs(young - old).mean() > 2.0
     top = slice(0, 20)  # hair band
-    sat = lambda im: (im.max(-1) - im.min(-1))[top].mean()  # noqa: E731
+    sat = lambda im: (im.max(-1) - im.min(-1))[top].mean()
     assert sat(old) < sat(young)
 
 
@@ -198,7 +234,7 @@ def test_blur_and_noise(ids: np.ndarray) -> None:
     rows[1, col("blur")] = 2.0
     rows[2, col("noise")] = 10.0
     sharp, blurred, noisy = render_faces(np.repeat(ids[:1], 3, 0), rows).astype(np.float32)
-    grad = lambda im: np.abs(np.diff(im, axis=1)).mean()  # noqa: E731
+    grad = lambda im: np.abs(np.diff(im, axis=1)).mean()
     assert grad(blurred) < 0.7 * grad(sharp)
     resid = noisy - sharp
     assert 7.0 < resid.std() < 13.0

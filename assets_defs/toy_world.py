@@ -1,0 +1,76 @@
+"""The embedded default's source data: the toy world's pools and the benchmark sets.
+
+One asset per pool rather than one multi-asset: each pool feeds a different step
+(teacher -> fr_teacher, judge -> fr_judge, webface -> webface_subset, pca ->
+identity_vectors), so separate assets give each consumer its own lineage and
+staleness, and resizing one pool re-renders only that pool. They match dvc.yaml's
+``toyfaces@<pool>`` stages one to one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from assets_defs._produce import produce
+from assets_defs.steps import STEPS, WORLD_POOLS, Step
+from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
+from vec2face.config import load_step_config
+from vec2face.errors import ConfigError
+from vec2face.toyfaces.benchmarks import BenchmarksConfig, make_benchmarks
+from vec2face.toyfaces.pools import POOLS
+from vec2face.toyfaces.world import ToyfacesConfig, make_toyfaces
+
+GROUP = "toy_world"
+
+
+def pool_config(params: dict[str, Any], pool: str) -> ToyfacesConfig:
+    """A pool's config from ``params.yaml``: ``world.pools.<pool>`` plus ``world.seed``."""
+    world = params.get("world") or {}
+    sizes = (world.get("pools") or {}).get(pool)
+    if not isinstance(sizes, dict):
+        raise ConfigError(f"params.yaml has no world.pools.{pool} (identities, images) for the '{pool}' pool")
+    return load_step_config(ToyfacesConfig, f"world.pools.{pool}", None,
+                            dict(sizes, pool=pool, seed=world.get("seed", 0)))
+
+
+def _pool_counts(summary: dict[str, Any]) -> dict[str, float]:
+    return {k: summary[k] for k in ("identities", "images", "images_per_identity")}
+
+
+def _pool_asset(step: Step, pool: str) -> dg.AssetsDefinition:
+    @dg.asset(name=step.asset, group_name=GROUP, code_version=step.code_version, kinds={"python"},
+              description=f"Toy world pool '{pool}': {POOLS[pool]}. Image folders, manifest, preview.")
+    def _pool(context: dg.AssetExecutionContext, paths: PipelinePaths, dvc: DvcResource,
+              mlflow: MlflowResource) -> dg.MaterializeResult:
+        config = pool_config(paths.read_params(), pool)
+        out = paths.output(step.output)
+        return produce(context, step, config, lambda: make_toyfaces(config, out, progress=False),
+                       paths=paths, dvc=dvc, mlflow=mlflow, counts=_pool_counts,
+                       artifacts=("world.json", "preview.png"), preview="preview.png")
+
+    return _pool
+
+
+pool_assets = [_pool_asset(STEPS[f"{pool}_pool"], pool) for pool in WORLD_POOLS]
+
+
+def _benchmark_counts(summary: dict[str, Any]) -> dict[str, float]:
+    counts: dict[str, float] = {"sets": len(summary)}
+    for name, info in summary.items():
+        counts[f"{name}_pairs"] = info["pairs"]
+        counts[f"{name}_genuine"] = info["genuine"]
+    return counts
+
+
+@dg.asset(group_name=GROUP, code_version=STEPS["benchmark_sets"].code_version, kinds={"python"})
+def benchmark_sets(context: dg.AssetExecutionContext, paths: PipelinePaths, dvc: DvcResource,
+                   mlflow: MlflowResource) -> dg.MaterializeResult:
+    """The five toy verification sets (LFW, CFP-FP, AgeDB-30, CALFW, CPLFW stand-ins) as .bin files."""
+    step = STEPS["benchmark_sets"]
+    config = load_step_config(BenchmarksConfig, "benchmarks", paths.read_params())
+    out = paths.output(step.output)
+    return produce(context, step, config, lambda: make_benchmarks(config, out, progress=False),
+                   paths=paths, dvc=dvc, mlflow=mlflow, counts=_benchmark_counts,
+                   artifacts=("benchmarks.json",))

@@ -1,0 +1,34 @@
+"""``webface_subset``: the WebFace-style training subset the generator learns from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from assets_defs._produce import produce
+from assets_defs.steps import STEPS
+from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
+from vec2face.config import load_step_config
+from vec2face.data.subset import SubsetConfig, make_subset
+
+SOURCE = STEPS["webface_pool"]
+
+
+def _subset_counts(summary: dict[str, Any]) -> dict[str, float]:
+    return {k: summary[k] for k in ("selected", "images_written", "skipped", "source_identities",
+                                    "eligible_identities")}
+
+
+@dg.asset(deps=[SOURCE.asset], group_name="webface", code_version=STEPS["webface_subset"].code_version,
+          kinds={"python", "lmdb"})
+def webface_subset(context: dg.AssetExecutionContext, paths: PipelinePaths, dvc: DvcResource,
+                   mlflow: MlflowResource) -> dg.MaterializeResult:
+    """N identities with at least K readable images of the WebFace source, as an FR-layout LMDB
+    with a manifest and a report (the paper's 50K-identity WebFace4M subset)."""
+    step = STEPS["webface_subset"]
+    config = load_step_config(SubsetConfig, "subset", paths.read_params())
+    src, out = paths.output(SOURCE.output), paths.output(step.output)
+    return produce(context, step, config, lambda: make_subset(src, out, config),
+                   paths=paths, dvc=dvc, mlflow=mlflow, counts=_subset_counts,
+                   inputs={SOURCE.asset: src}, artifacts=("subset_report.json",))

@@ -1,0 +1,299 @@
+"""Resources: small interfaces the assets use, each with an embedded local default.
+
+- :class:`PipelinePaths` — the profile: where outputs go and which ``params.yaml`` holds
+  the step sections.
+- :class:`MlflowResource` — opens MLflow runs that satisfy the library's
+  :class:`vec2face.tracking.Tracker`; SQLite store and local artifacts under the output
+  root unless ``MLFLOW_TRACKING_URI`` (or ``tracking_uri``) names another server.
+- :class:`DvcResource` — initialises the project's DVC repo when absent, records
+  outputs produced outside ``dvc repro`` in the DVC cache and ``dvc.lock``, and reports
+  their DVC hashes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from vec2face.config import read_params
+from vec2face.tracking import flatten
+
+# ---------------------------------------------------------------------------------------
+# paths / profile
+
+
+class PipelinePaths(dg.ConfigurableResource):
+    """The profile a run uses: output root and the ``params.yaml`` with the step sections."""
+
+    root: str = "outputs/tiny"
+    params: str = "params.yaml"
+
+    def root_dir(self) -> Path:
+        return Path(self.root).resolve()
+
+    def output(self, relpath: str) -> Path:
+        """Absolute path of a step output, ``relpath`` under the root."""
+        return self.root_dir() / relpath
+
+    def params_path(self) -> Path:
+        return Path(self.params).resolve()
+
+    def read_params(self) -> dict[str, Any]:
+        """The whole ``params.yaml`` (raises ConfigError naming the file when absent)."""
+        return read_params(self.params_path())
+
+
+# ---------------------------------------------------------------------------------------
+# MLflow
+
+
+class MlflowTracker:
+    """One MLflow run, as a :class:`vec2face.tracking.Tracker` (explicit run id, no global state)."""
+
+    def __init__(self, client: Any, run_id: str, experiment_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.experiment_id = experiment_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        # MLflow caps a param value at 6000 characters.
+        items = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
+        for s in range(0, len(items), 100):  # log_batch takes at most 100 params a call
+            self.client.log_batch(self.run_id, params=items[s:s + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
+        for s in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[s:s + 1000])
+
+    def log_artifact(self, path: str | Path) -> None:
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path=path.name)
+        else:
+            self.client.log_artifact(self.run_id, str(path))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, str(value))
+
+
+# MLflow creates the SQLite schema on first use; two processes doing so at once race.
+_STORE_LOCK = Path(tempfile.gettempdir()) / "vec2face-mlflow-store.lock"
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """MLflow tracking. URI: ``tracking_uri`` if set, else ``MLFLOW_TRACKING_URI``, else
+    ``sqlite:///<root>/mlflow.db`` with artifacts in ``<root>/mlartifacts``."""
+
+    root: str = "outputs/tiny"
+    tracking_uri: str = ""
+    experiment: str = "vec2face"
+
+    def resolved_uri(self) -> str:
+        if self.tracking_uri:
+            return self.tracking_uri
+        env = os.environ.get("MLFLOW_TRACKING_URI", "")
+        return env or f"sqlite:///{Path(self.root).resolve() / 'mlflow.db'}"
+
+    def _embedded(self) -> bool:
+        return not self.tracking_uri and not os.environ.get("MLFLOW_TRACKING_URI")
+
+    def client(self) -> Any:
+        from mlflow.tracking import MlflowClient
+
+        if self._embedded():
+            Path(self.root).resolve().mkdir(parents=True, exist_ok=True)
+            with _file_lock(_STORE_LOCK):
+                client = MlflowClient(self.resolved_uri())
+                client.search_experiments(max_results=1)  # creates the schema under the lock
+            return client
+        return MlflowClient(self.resolved_uri())
+
+    def experiment_id(self, client: Any) -> str:
+        found = client.get_experiment_by_name(self.experiment)
+        if found is not None:
+            return found.experiment_id
+        location = None
+        if self._embedded():
+            location = (Path(self.root).resolve() / "mlartifacts").as_uri()
+        with _file_lock(_STORE_LOCK):
+            found = client.get_experiment_by_name(self.experiment)
+            if found is not None:
+                return found.experiment_id
+            return client.create_experiment(self.experiment, artifact_location=location)
+
+    @contextlib.contextmanager
+    def start_run(self, run_name: str, tags: Mapping[str, Any] | None = None) -> Iterator[MlflowTracker]:
+        """Open a run; it ends FINISHED, or FAILED when the block raises."""
+        client = self.client()
+        experiment_id = self.experiment_id(client)
+        run = client.create_run(experiment_id, run_name=run_name,
+                                tags={k: str(v) for k, v in (tags or {}).items()})
+        tracker = MlflowTracker(client, run.info.run_id, experiment_id)
+        try:
+            yield tracker
+        except BaseException:
+            client.set_terminated(run.info.run_id, status="FAILED")
+            raise
+        client.set_terminated(run.info.run_id, status="FINISHED")
+
+
+# ---------------------------------------------------------------------------------------
+# DVC
+
+
+def _git_root(start: Path) -> Path | None:
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+class DvcResource(dg.ConfigurableResource):
+    """The project's DVC repo (where ``dvc.yaml`` lives) and its default local remote."""
+
+    repo_dir: str = "."
+    remote_dir: str = ""
+
+    def repo_path(self) -> Path:
+        return Path(self.repo_dir).resolve()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        # DVC's own repo lock fails fast when another process holds it; steps of the
+        # multiprocess executor record outputs concurrently, so they queue here instead.
+        digest = hashlib.sha1(str(self.repo_path()).encode()).hexdigest()[:12]
+        with _file_lock(Path(tempfile.gettempdir()) / f"vec2face-dvc-{digest}.lock"):
+            yield
+
+    def ensure_repo(self) -> Path:
+        """``dvc init`` when the project has no ``.dvc`` yet; analytics off; local remote.
+
+        Git-tracked projects get a normal repo (``--subdir`` below a Git root); others
+        a ``--no-scm`` one. Returns the repo path.
+        """
+        from dvc.repo import Repo
+
+        repo_path = self.repo_path()
+        with self._locked():
+            if not (repo_path / ".dvc").is_dir():
+                git = _git_root(repo_path)
+                if git is None:
+                    Repo.init(str(repo_path), no_scm=True).close()
+                else:
+                    Repo.init(str(repo_path), subdir=git != repo_path).close()
+            with Repo(str(repo_path)) as repo, repo.config.edit() as conf:
+                conf["core"]["analytics"] = False
+                if self.remote_dir and "remote" not in conf["core"]:
+                    remote = Path(self.remote_dir).resolve()
+                    remote.mkdir(parents=True, exist_ok=True)
+                    conf["remote"]["local"] = {"url": str(remote)}
+                    conf["core"]["remote"] = "local"
+        return repo_path
+
+    def _out_owner(self, repo: Any, path: Path) -> tuple[Any, Any] | tuple[None, None]:
+        for stage in repo.index.stages:
+            for out in stage.outs:
+                if Path(out.fs_path).resolve() == path:
+                    return stage, out
+        return None, None
+
+    def record(self, path: str | Path) -> str:
+        """Put ``path`` in the DVC cache and return its DVC md5.
+
+        When a ``dvc.yaml`` stage outputs ``path``, the stage is committed
+        (``dvc commit -f``: deps, params and outs go to ``dvc.lock`` as if ``dvc repro``
+        had made them); otherwise ``path`` is tracked with ``dvc add``.
+        """
+        from dvc.repo import Repo
+
+        path = Path(path).resolve()
+        if not path.exists():
+            raise FileNotFoundError(f"cannot record a missing output in DVC: {path}")
+        self.ensure_repo()
+        with self._locked():
+            with Repo(str(self.repo_path())) as repo:
+                stage, _ = self._out_owner(repo, path)
+                if stage is not None and stage.cmd:  # a dvc.yaml stage
+                    repo.commit(stage.addressing, force=True)
+                else:
+                    repo.add(str(path))
+        found = self.recorded_hash(path)
+        if found is None:
+            raise RuntimeError(f"DVC recorded no hash for {path}")
+        return found
+
+    def recorded_hash(self, path: str | Path) -> str | None:
+        """The md5 ``dvc.lock`` or the ``.dvc`` file holds for ``path`` (None: not tracked)."""
+        from dvc.repo import Repo
+
+        path = Path(path).resolve()
+        if not (self.repo_path() / ".dvc").is_dir():
+            return None
+        with Repo(str(self.repo_path())) as repo:
+            _, out = self._out_owner(repo, path)
+            if out is None or not out.hash_info:
+                return None
+            return str(out.hash_info.value)
+
+    def stage_for(self, path: str | Path) -> str | None:
+        """The ``dvc.yaml`` stage (or ``.dvc`` file) that outputs ``path``."""
+        from dvc.repo import Repo
+
+        with Repo(str(self.repo_path()), uninitialized=True) as repo:
+            stage, _ = self._out_owner(repo, Path(path).resolve())
+            return None if stage is None else stage.addressing
+
+    def status(self) -> dict[str, Any]:
+        """``dvc status`` of the workspace: empty when every stage and output is recorded."""
+        from dvc.repo import Repo
+
+        with self._locked(), Repo(str(self.repo_path())) as repo:
+            return repo.status()
+
+    def push(self) -> int:
+        """``dvc push`` to the default remote; returns how many files were transferred."""
+        from dvc.repo import Repo
+
+        with self._locked(), Repo(str(self.repo_path())) as repo:
+            return repo.push()
+
+
+def stage_graph(repo_dir: str | Path) -> dict[str, set[str]]:
+    """``dvc.yaml``'s stages and, for each, the stages producing its data dependencies."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo_dir), uninitialized=True) as repo:
+        stages = [s for s in repo.index.stages if s.cmd]  # pipeline stages, not .dvc files
+        producer = {Path(o.fs_path).resolve(): s.addressing for s in stages for o in s.outs}
+        graph: dict[str, set[str]] = {}
+        for stage in stages:
+            graph[stage.addressing] = {producer[Path(d.fs_path).resolve()] for d in stage.deps
+                                       if Path(d.fs_path).resolve() in producer}
+    return graph
+

@@ -1,0 +1,132 @@
+"""Generator training data: Vec2Face training-layout records as torch tensors.
+
+Each record of the training layout carries an encoded face image, the teacher's 512-d
+feature of that image and the identity label (DESIGN section 4). The generator learns to
+turn the feature back into the image, so a dataset without features cannot train it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from vec2face.data import open_dataset
+from vec2face.data.base import FaceDataset, MaskLike
+from vec2face.errors import DataFormatError
+from vec2face.utils.seeding import derive_seed
+
+IMAGE_SIZE = 112
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) RGB -> float32 (3, H, W) in [-1, 1] (the official ``Normalize(0.5, 0.5)``)."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def tensor_to_image(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) in [-1, 1] (any float dtype/device) -> uint8 (N, H, W, 3) RGB."""
+    arr = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round()
+    return arr.permute(0, 2, 3, 1).to(torch.uint8).numpy()
+
+
+class GeneratorTrainingData(Dataset):
+    """A training-layout dataset (image, teacher feature, label) as tensors.
+
+    The underlying reader opens its files lazily per process, so the dataset can be handed
+    to DataLoader workers (LMDB handles never cross a ``fork``).
+
+    Args:
+        path: an LMDB (or any format :func:`vec2face.data.open_dataset` reads) whose records
+            carry teacher features.
+        mask: optional record mask (``.npy`` path or 1-D int array), e.g. the official
+            50K-identity mask.
+        feature_dim: the feature length the generator expects.
+
+    Raises:
+        DataFormatError: the dataset is empty or carries no features (run feature
+            extraction first), or a record's feature has the wrong length.
+    """
+
+    def __init__(self, path: str | Path, mask: MaskLike = None, feature_dim: int = 512):
+        self.path = Path(path)
+        self.feature_dim = int(feature_dim)
+        self.faces: FaceDataset = open_dataset(self.path, mask=mask)
+        if len(self.faces) == 0:
+            raise DataFormatError(f"{self.path}: the dataset holds no records (after the mask)")
+        if not self.faces.has_features:
+            raise DataFormatError(
+                f"{self.path}: records carry no teacher features ({self.faces.format} dataset "
+                "without the training layout); run feature extraction first to write "
+                "(image, feature, label) records"
+            )
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Sample ``i``: image (3, 112, 112) float32 in [-1, 1], feature (D,) float32, label."""
+        sample = self.faces[i]
+        where = self.faces.location(i)
+        if sample.feature is None:
+            raise DataFormatError(f"{where}: record has no teacher feature")
+        if sample.feature.shape != (self.feature_dim,):
+            raise DataFormatError(
+                f"{where}: feature has shape {sample.feature.shape}, the generator needs "
+                f"({self.feature_dim},)"
+            )
+        if sample.image.shape != (IMAGE_SIZE, IMAGE_SIZE, 3):
+            raise DataFormatError(
+                f"{where}: image is {sample.image.shape[1]}x{sample.image.shape[0]}, the "
+                f"generator trains on aligned {IMAGE_SIZE}x{IMAGE_SIZE} faces"
+            )
+        return image_to_tensor(sample.image), torch.from_numpy(sample.feature.copy()), int(sample.label)
+
+
+def _seed_worker(worker_id: int) -> None:
+    # Workers draw nothing random today; seeding numpy from torch's per-worker seed keeps
+    # any future augmentation reproducible instead of sharing the parent's numpy state.
+    np.random.seed(torch.initial_seed() % 2**32)
+
+
+def make_train_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A shuffling loader that gives every rank its own shard, reproducibly per epoch.
+
+    A :class:`DistributedSampler` is used even in one process: its order depends only on
+    ``seed`` and the epoch (call ``loader.sampler.set_epoch(e)``), so a resumed run reads the
+    same batches as an uninterrupted one. Incomplete last batches are dropped (every step
+    sees ``batch_size`` images, as the official training does).
+
+    Raises:
+        DataFormatError: fewer samples per rank than one batch.
+    """
+    if len(dataset) // world_size < batch_size:
+        raise DataFormatError(
+            f"{getattr(dataset, 'path', 'dataset')}: {len(dataset)} samples over {world_size} "
+            f"process(es) do not fill one batch of {batch_size}"
+        )
+    sampler = DistributedSampler(
+        dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
+    )
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        drop_last=True,
+        worker_init_fn=_seed_worker,
+        generator=torch.Generator().manual_seed(derive_seed(seed, "loader", rank)),
+        persistent_workers=num_workers > 0,
+    )
