@@ -5,8 +5,6 @@ set), validates them with a GX expectation suite, and reports every expectation'
 outcome as metadata. The checks are blocking: a failure stops downstream assets.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterable
 from typing import Any
 

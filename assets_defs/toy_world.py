@@ -7,8 +7,6 @@ staleness, and resizing one pool re-renders only that pool. They match dvc.yaml'
 ``toyfaces@<pool>`` stages one to one.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import dagster as dg

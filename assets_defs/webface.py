@@ -1,7 +1,5 @@
 """``webface_subset``: the WebFace-style training subset the generator learns from."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import dagster as dg

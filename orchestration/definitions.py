@@ -1,0 +1,41 @@
+"""The project's one Definitions: assets, checks, jobs, schedules, sensors, resources.
+
+Output root and params file come from ``VEC2FACE_OUT`` / ``VEC2FACE_PARAMS`` (defaults:
+the embedded ``tiny`` profile), so ``dagster dev`` and the main job see the same tree.
+Steps run in separate processes (multiprocess executor); to spread HSFace shards over
+machines swap in ``dagster_k8s.k8s_job_executor`` or ``dagster_celery.celery_executor``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from assets_defs import all_asset_checks, all_assets
+from orchestration.jobs import all_jobs
+from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
+from orchestration.schedules import all_schedules
+from orchestration.sensors import all_sensors
+
+
+def make_resources(root: str, params: str, repo_dir: str = ".") -> dict[str, dg.ConfigurableResource]:
+    """The resources of a profile rooted at ``root`` (used by the Definitions and the main job)."""
+    return {
+        "paths": PipelinePaths(root=root, params=params),
+        "mlflow": MlflowResource(root=root),
+        "dvc": DvcResource(repo_dir=repo_dir, remote_dir=os.path.join(root, "dvc-remote")),
+    }
+
+
+defs = dg.Definitions(
+    assets=all_assets,
+    asset_checks=all_asset_checks,
+    jobs=all_jobs,
+    schedules=all_schedules,
+    sensors=all_sensors,
+    resources=make_resources(os.environ.get("VEC2FACE_OUT", "outputs/tiny"),
+                             os.environ.get("VEC2FACE_PARAMS", "params.yaml"),
+                             os.environ.get("VEC2FACE_REPO", ".")),
+    executor=dg.multiprocess_executor,
+)

@@ -1,0 +1,608 @@
+"""Training engine of the Vec2Face generator (DESIGN 3.2, "Optimisation").
+
+``train_one_epoch`` runs one pass over the data and returns mean statistics; ``fit`` wires
+data, models, optimisers, resume, checkpoints, sample grids and tracking around it. The
+recipe is the paper's: AdamW (betas 0.9, 0.99) for generator and discriminator,
+``lr = blr x effective_batch / 112``, per-iteration linear warmup then half-cycle cosine,
+gradient clipping at 2.0, fp16 autocast with a gradient scaler on CUDA (bf16 autocast on
+CPU), the GAN terms from ``disc_start`` on, and ``torchrun``/DDP across processes.
+
+Reproducibility: the global RNG (masks, dropout) is reseeded at the start of every epoch
+from ``(seed, epoch, rank)`` and the data order depends only on ``(seed, epoch)``, so a run
+resumed from its last checkpoint ends with the same weights as an uninterrupted one, on
+every rank, without having to gather each rank's RNG state into the checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from PIL import Image
+from pydantic import Field, field_validator, model_validator
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from vec2face.config import StepConfig
+from vec2face.errors import ConfigError, Vec2FaceError
+from vec2face.generator.data import GeneratorTrainingData, make_train_loader, tensor_to_image
+from vec2face.generator.losses import GeneratorLoss, GeneratorLossConfig, ls_discriminator_loss
+from vec2face.models import build_discriminator, build_generator, list_models
+from vec2face.models.generator import CHECKPOINT_KEY, Vec2FaceGenerator, save_generator_checkpoint
+from vec2face.models.state_dict import load_backbone
+from vec2face.tracking import NullTracker, Tracker, flatten
+from vec2face.training import (
+    DistEnv,
+    autocast_for,
+    barrier,
+    check_finite,
+    cleanup_distributed,
+    init_distributed,
+    latest_checkpoint,
+    load_checkpoint,
+    make_grad_scaler,
+    save_checkpoint,
+    warmup_cosine_lr,
+)
+from vec2face.utils.io import atomic_path
+from vec2face.utils.seeding import derive_seed
+
+log = logging.getLogger(__name__)
+
+LR_REFERENCE_BATCH = 112  # the official scaling: lr = blr * effective_batch / 112
+
+
+class GeneratorTrainConfig(StepConfig):
+    """Settings of ``vec2face generator train`` (the ``generator`` section of params.yaml).
+
+    Defaults are the paper's recipe; the tiny profile overrides sizes and epochs.
+    """
+
+    model: str = Field("vit_base_patch16", description="registered generator (tiny, vit_base_patch16, ...)")
+    discriminator: str = Field("patchgan", description="registered discriminator (patchgan, patchgan_tiny)")
+    epochs: int = Field(100, ge=1, description="training epochs")
+    batch_size: int = Field(32, ge=1, description="images per process per step")
+    accum_iter: int = Field(1, ge=1, description="steps whose gradients are summed before one update")
+    blr: float = Field(4e-5, gt=0, description="base lr; lr = blr * batch_size * accum_iter * world_size / 112")
+    lr: float | None = Field(None, gt=0, description="absolute lr (overrides the blr scaling)")
+    warmup_epochs: float = Field(5.0, ge=0, description="linear warmup length, in (fractional) epochs")
+    min_lr: float = Field(0.0, ge=0, description="floor of the half-cycle cosine")
+    betas: tuple[float, float] = Field((0.9, 0.99), description="AdamW betas (both optimisers)")
+    weight_decay: float = Field(
+        0.01, ge=0, description="AdamW weight decay on every parameter (torch's default, as the official code)"
+    )
+    disc_lr_schedule: bool = Field(
+        False,
+        description="apply the warmup/cosine schedule to the discriminator too "
+        "(the official code keeps the discriminator at the constant lr)",
+    )
+    clip_grad: float | None = Field(2.0, gt=0, description="gradient-norm clip of each network (None: off)")
+    loss: GeneratorLossConfig = Field(
+        default_factory=GeneratorLossConfig,
+        description="loss weights, disc_start epoch, adaptive GAN weight, GAN generator term",
+    )
+    amp: bool = Field(True, description="mixed precision: fp16 autocast + grad scaler on CUDA, bf16 autocast on CPU")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available")
+    seed: int = Field(0, description="seed of initialisation, data order, masks and dropout")
+    num_workers: int = Field(4, ge=0, description="DataLoader worker processes per training process")
+    sample_grid_size: int = Field(8, ge=1, description="rows (input | reconstruction) of each epoch's sample grid")
+    keep_checkpoints: int = Field(2, ge=1, description="epoch checkpoints kept besides last.pt")
+    teacher: str = Field("r100", description="backbone of the frozen FR teacher (identity loss)")
+    teacher_checkpoint: str | None = Field(
+        None, description="teacher weights (.pth); required when loss.identity > 0"
+    )
+    lpips_backbone_weights: str | None = Field(
+        None, description="torchvision VGG16 ImageNet weights for LPIPS (else torch hub cache, else random)"
+    )
+    mask: str | None = Field(None, description=".npy record mask, e.g. the official 50K-identity mask")
+
+    @field_validator("model", "discriminator", "teacher")
+    @classmethod
+    def _registered(cls, name: str, info: Any) -> str:
+        family = {"model": "generator", "discriminator": "discriminator", "teacher": "backbone"}[info.field_name]
+        known = list_models(family)
+        if name not in known:
+            raise ValueError(f"unknown {family} '{name}'; known: {', '.join(known)}")
+        return name
+
+    @model_validator(mode="after")
+    def _teacher_needed(self) -> GeneratorTrainConfig:
+        if self.loss.identity > 0 and not self.teacher_checkpoint:
+            raise ValueError("teacher_checkpoint is required when loss.identity > 0 (the identity loss needs the frozen teacher)")
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# One epoch
+# --------------------------------------------------------------------------------------------
+def _unwrap(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+def _global_value(value: torch.Tensor, distributed: bool) -> torch.Tensor:
+    """Sum of a scalar over ranks, so that a NaN on any rank stops every rank together
+    (a rank that stopped alone would leave the others waiting in the gradient all-reduce)."""
+    v = value.detach().float().reshape(1).clone()
+    if distributed:
+        dist.all_reduce(v)
+    return v
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def train_one_epoch(
+    model: nn.Module,
+    disc: nn.Module,
+    loss_fn: GeneratorLoss,
+    loader: DataLoader,
+    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
+    scaler: torch.amp.GradScaler,
+    epoch: int,
+    config: GeneratorTrainConfig,
+    *,
+    base_lr: float,
+    device: torch.device,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Train generator and discriminator for one epoch.
+
+    Each step: generator forward and loss (discriminator frozen), then, once the GAN weight
+    is on (``epoch >= loss.disc_start``), the least-squares discriminator loss on real and
+    detached generated images; both losses are checked for NaN/inf on every rank before any
+    backward pass. Gradients are summed over ``accum_iter`` steps (DDP synchronises only on
+    the last), unscaled, clipped and applied. Steps that do not fill a whole accumulation
+    group at the end of the epoch are skipped.
+
+    Args:
+        model: the generator, optionally wrapped in DDP.
+        disc: the discriminator, optionally wrapped in DDP.
+        loss_fn: generator loss (holds the frozen teacher and LPIPS).
+        loader: yields (images (N, 3, 112, 112) in [-1, 1], features (N, 512), labels (N,)).
+        optimizers: (generator optimiser, discriminator optimiser).
+        scaler: gradient scaler (a disabled one outside fp16 CUDA).
+        epoch: index of this epoch (0-based), for the LR schedule and the GAN switch.
+        config: the training settings.
+        base_lr: peak learning rate.
+        device: where the models live.
+        progress: show a tqdm bar.
+
+    Returns:
+        Means over the epoch's steps of every loss term (``mse``, ``lpips``, ``ssim``,
+        ``token``, ``identity``, ``gan``, ``total`` as computed), ``gan_weight``,
+        ``disc_loss`` (when the discriminator trained), gradient norms before clipping
+        (``grad_norm_g``, ``grad_norm_d``), plus the last ``lr``, ``steps``, ``epoch_time_s``
+        and ``images_per_s`` (all processes); averaged over ranks under DDP.
+
+    Raises:
+        NonFiniteLossError: a loss is NaN/inf on some rank (names epoch, step and batch).
+    """
+    gen, dsc = _unwrap(model), _unwrap(disc)
+    opt_g, opt_d = optimizers
+    distributed = isinstance(model, DistributedDataParallel)
+    world = dist.get_world_size() if distributed else 1
+    accum = config.accum_iter
+    steps_in_loader = len(loader)
+    usable = steps_in_loader - steps_in_loader % accum
+    if usable == 0:
+        raise ConfigError(
+            f"generator.accum_iter={accum} exceeds the {steps_in_loader} steps of one epoch"
+        )
+    gan_on = loss_fn.gan_weight(epoch) > 0
+    clip = config.clip_grad if config.clip_grad is not None else math.inf
+
+    model.train()
+    disc.train()
+    loss_fn.train()
+    dsc.requires_grad_(False)
+    opt_g.zero_grad(set_to_none=True)
+    opt_d.zero_grad(set_to_none=True)
+    sums: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    lr = base_lr
+    images_seen = 0
+    start = time.perf_counter()
+
+    bar = tqdm(loader, total=usable, desc=f"epoch {epoch}", disable=not progress, leave=False, dynamic_ncols=True)
+    for i, (images, features, _labels) in enumerate(bar):
+        if i >= usable:
+            break
+        step = epoch * usable + i
+        if i % accum == 0:
+            lr = warmup_cosine_lr(epoch + i / usable, base_lr, config.warmup_epochs, config.epochs, config.min_lr)
+            _set_lr(opt_g, lr)
+            if config.disc_lr_schedule:
+                _set_lr(opt_d, lr)
+        boundary = (i + 1) % accum == 0
+        images = images.to(device, non_blocking=True)
+        features = features.to(device, non_blocking=True)
+
+        with contextlib.ExitStack() as stack:
+            if distributed and not boundary:
+                stack.enter_context(model.no_sync())
+                if gan_on:
+                    stack.enter_context(disc.no_sync())
+            with autocast_for(device, config.amp):
+                out = model(features)
+                total, terms = loss_fn(
+                    out.images, images, out.tokens, out.target_tokens, features,
+                    epoch=epoch,
+                    discriminator=dsc if gan_on else None,
+                    last_layer=gen.last_layer() if config.loss.adaptive_gan_weight else None,
+                )
+            losses = [total]
+            if gan_on:
+                dsc.requires_grad_(True)
+                with autocast_for(device, config.amp):
+                    # One pass over real and fake together: DDP allows one forward per backward,
+                    # and GroupNorm makes the result identical to two separate passes.
+                    logits = disc(torch.cat([images, out.images.detach()]))
+                    d_loss = ls_discriminator_loss(*logits.chunk(2))
+                losses.append(d_loss)
+            checked = _global_value(torch.stack([l.detach().float() for l in losses]).sum(), distributed)
+            check_finite(checked, epoch, step, batch=i)
+
+            scaler.scale(total / accum).backward()
+            if gan_on:
+                scaler.scale(d_loss / accum).backward()
+                dsc.requires_grad_(False)
+                terms["disc_loss"] = float(d_loss.detach())
+
+        if boundary:
+            scaler.unscale_(opt_g)
+            terms["grad_norm_g"] = float(torch.nn.utils.clip_grad_norm_(gen.parameters(), clip))
+            scaler.step(opt_g)
+            if gan_on:
+                scaler.unscale_(opt_d)
+                terms["grad_norm_d"] = float(torch.nn.utils.clip_grad_norm_(dsc.parameters(), clip))
+                scaler.step(opt_d)
+            scaler.update()
+            opt_g.zero_grad(set_to_none=True)
+            opt_d.zero_grad(set_to_none=True)
+
+        for k, v in terms.items():
+            sums[k] += v
+            counts[k] += 1
+        images_seen += images.shape[0] * world
+        if progress:
+            bar.set_postfix(loss=f"{terms['total']:.4f}", lr=f"{lr:.2e}")
+    bar.close()
+    elapsed = time.perf_counter() - start
+
+    stats = {k: sums[k] / counts[k] for k in sorted(sums)}
+    if distributed:
+        # Every rank computed the same terms, so the keys line up; grad norms are already equal.
+        values = torch.tensor([stats[k] for k in stats], dtype=torch.float64)
+        dist.all_reduce(values)
+        stats = {k: float(v) / world for k, v in zip(stats, values.tolist())}
+    stats.update(
+        lr=lr,
+        steps=float(usable),
+        epoch_time_s=elapsed,
+        images_per_s=images_seen / max(elapsed, 1e-9),
+    )
+    return stats
+
+
+# --------------------------------------------------------------------------------------------
+# Sample grids, fingerprints
+# --------------------------------------------------------------------------------------------
+def save_sample_grid(
+    generator: Vec2FaceGenerator,
+    images: torch.Tensor,
+    features: torch.Tensor,
+    path: str | Path,
+    seed: int = 0,
+) -> Path:
+    """Write a PNG with one row per sample: input image | reconstruction from its feature.
+
+    Args:
+        generator: the (unwrapped) generator; ``generate`` runs it in eval mode.
+        images: (K, 3, 112, 112) inputs in [-1, 1].
+        features: (K, 512) their teacher features.
+        path: the PNG to write (atomically).
+        seed: seed of the generation masks (fixed, so grids of different epochs compare).
+
+    Returns:
+        ``path``.
+    """
+    recon = generator.generate(features, seed=seed, batch_size=features.shape[0])
+    rows = np.concatenate([tensor_to_image(images), tensor_to_image(recon)], axis=2)  # (K, H, 2W, 3)
+    grid = rows.reshape(-1, rows.shape[2], 3)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(grid).save(tmp, format="PNG")
+    return path
+
+
+def state_fingerprint(module: nn.Module) -> str:
+    """sha256 over a module's state dict (names, dtypes, shapes, bytes): equal iff identical."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        # A fresh flat copy: channels-last 1x1 kernels count as contiguous yet have stride != 1.
+        h.update(t.reshape(-1).clone().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _fixed_samples(dataset: GeneratorTrainingData, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``k`` samples (spread over the dataset): the same rows every epoch."""
+    k = min(k, len(dataset))
+    positions = np.linspace(0, len(dataset) - 1, k).round().astype(int)
+    items = [dataset[int(p)] for p in positions]
+    return torch.stack([it[0] for it in items]), torch.stack([it[1] for it in items])
+
+
+# --------------------------------------------------------------------------------------------
+# fit
+# --------------------------------------------------------------------------------------------
+def fit(
+    config: GeneratorTrainConfig,
+    data_path: str | Path,
+    out_dir: str | Path,
+    tracker: Tracker | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train a Vec2Face generator on a training-layout dataset.
+
+    Runs under ``torchrun`` as DDP (gloo on CPU, nccl on CUDA) when the environment describes
+    several processes; rank 0 writes checkpoints, samples and tracking. Outputs in ``out_dir``:
+
+    * ``checkpoints/checkpoint_XXXX.pt`` and ``checkpoints/last.pt`` after every epoch (atomic):
+      ``model_vec2face`` (generator state dict, the official key), ``arch``, ``masking``,
+      ``model_disc``, ``optimizer_g``, ``optimizer_d``, ``scaler``, ``epoch`` (epochs
+      completed), ``config`` and ``metadata``; ``load_generator_checkpoint`` reads them too;
+    * ``samples/epoch_XXXX.png``: input | reconstruction rows (also sent to the tracker);
+    * ``generator.pt``: the final generator, as ``save_generator_checkpoint`` writes it.
+
+    Args:
+        config: training settings.
+        data_path: training-layout dataset (image, teacher feature, label records).
+        out_dir: output folder.
+        tracker: receives params (incl. ``pretrained_lpips_backbone``), per-epoch metrics
+            (``step=epoch``) and the sample grids; nothing is tracked when None.
+        resume: continue from ``checkpoints/last.pt`` (a fresh start when there is none).
+        progress: tqdm bar on rank 0.
+
+    Returns:
+        Summary: epochs, start_epoch, final ``stats``, output paths, lr, effective batch
+        size, world size, the LPIPS backbone flag, this rank's generator fingerprint and
+        whether all ranks hold identical weights.
+
+    Raises:
+        ConfigError: bad settings or files (teacher weights named with their config key), or
+            checkpoints already in ``out_dir`` without ``resume``.
+        DataFormatError: the dataset has no features or too few samples.
+        NonFiniteLossError: a loss became NaN/inf; the last good checkpoint is kept.
+    """
+    owns_group = not (dist.is_available() and dist.is_initialized())
+    env = init_distributed(config.device)
+    try:
+        return _fit(config, Path(data_path), Path(out_dir), tracker or NullTracker(), resume, progress, env)
+    finally:
+        if owns_group:
+            cleanup_distributed()
+
+
+def _fit(
+    config: GeneratorTrainConfig,
+    data_path: Path,
+    out_dir: Path,
+    tracker: Tracker,
+    resume: bool,
+    progress: bool,
+    env: DistEnv,
+) -> dict[str, Any]:
+    device = env.device
+    ckpt_dir, samples_dir = out_dir / "checkpoints", out_dir / "samples"
+    last = latest_checkpoint(ckpt_dir)
+    if last is not None and not resume:
+        raise ConfigError(
+            f"{ckpt_dir} already holds checkpoints; pass resume (--resume) to continue or use a new output folder"
+        )
+
+    # Data first: a dataset without features fails before any model is built.
+    dataset = GeneratorTrainingData(data_path, config.mask)
+    loader = make_train_loader(
+        dataset, config.batch_size, seed=config.seed, rank=env.rank, world_size=env.world_size,
+        num_workers=config.num_workers, pin_memory=device.type == "cuda",
+    )
+
+    # Same seed on every rank: identical initial weights (DDP broadcasts rank 0's anyway).
+    torch.manual_seed(derive_seed(config.seed, "generator-init"))
+    generator = build_generator(config.model).to(device)
+    if generator.arch.rep_dim != dataset.feature_dim:
+        raise ConfigError(
+            f"generator.model '{config.model}' takes {generator.arch.rep_dim}-d vectors, the data "
+            f"carries {dataset.feature_dim}-d features"
+        )
+    discriminator = build_discriminator(config.discriminator).to(device)
+    teacher = None
+    if config.loss.identity > 0:
+        teacher = load_backbone(
+            config.teacher, config.teacher_checkpoint, config_key="generator.teacher_checkpoint"
+        )
+    loss_fn = GeneratorLoss(config.loss, teacher, config.lpips_backbone_weights).to(device)
+
+    effective_batch = config.batch_size * config.accum_iter * env.world_size
+    base_lr = config.lr if config.lr is not None else config.blr * effective_batch / LR_REFERENCE_BATCH
+    opt_g = torch.optim.AdamW(generator.parameters(), lr=base_lr, betas=config.betas, weight_decay=config.weight_decay)
+    opt_d = torch.optim.AdamW(discriminator.parameters(), lr=base_lr, betas=config.betas, weight_decay=config.weight_decay)
+    scaler = make_grad_scaler(device, config.amp)
+
+    start_epoch = 0
+    stats: dict[str, float] = {}
+    if resume and last is not None:
+        start_epoch, stats = _restore(last, config, generator, discriminator, opt_g, opt_d, scaler)
+        log.info("resuming from %s after epoch %d", last, start_epoch)
+    elif resume:
+        log.info("no checkpoint in %s; starting from scratch", ckpt_dir)
+
+    model: nn.Module = generator
+    disc: nn.Module = discriminator
+    if env.distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        model = DistributedDataParallel(generator, device_ids=ids)
+        disc = DistributedDataParallel(discriminator, device_ids=ids)
+
+    metadata = {
+        "data": str(data_path),
+        "mask": config.mask,
+        "samples": len(dataset),
+        "world_size": env.world_size,
+        "effective_batch_size": effective_batch,
+        "lr": base_lr,
+        "discriminator": config.discriminator,
+        "teacher": config.teacher,
+        "pretrained_lpips_backbone": loss_fn.pretrained_lpips_backbone,
+    }
+    if env.is_main:
+        tracker.log_params(
+            flatten(
+                {
+                    **config.model_dump(mode="json"),
+                    **{k: v for k, v in metadata.items() if k not in ("data", "mask")},
+                    "device": str(device),
+                    "precision": _precision_name(device, config.amp),
+                    "generator_params": sum(p.numel() for p in generator.parameters()),
+                    "discriminator_params": sum(p.numel() for p in discriminator.parameters()),
+                }
+            )
+        )
+    grid_images, grid_features = _fixed_samples(dataset, config.sample_grid_size)
+    samples: list[str] = []
+
+    t0 = time.perf_counter()
+    for epoch in range(start_epoch, config.epochs):
+        torch.manual_seed(derive_seed(config.seed, "generator-epoch", epoch, env.rank))
+        loader.sampler.set_epoch(epoch)
+        loader.generator.manual_seed(derive_seed(config.seed, "loader", epoch, env.rank))
+        stats = train_one_epoch(
+            model, disc, loss_fn, loader, (opt_g, opt_d), scaler, epoch, config,
+            base_lr=base_lr, device=device, progress=progress and env.is_main,
+        )
+        if env.is_main:
+            save_checkpoint(
+                {
+                    CHECKPOINT_KEY: generator.state_dict(),
+                    "arch": generator.arch.to_dict(),
+                    "masking": {
+                        "train": dataclasses.asdict(generator.train_masking),
+                        "generation": dataclasses.asdict(generator.gen_masking),
+                    },
+                    "model_disc": discriminator.state_dict(),
+                    "optimizer_g": opt_g.state_dict(),
+                    "optimizer_d": opt_d.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "epoch": epoch + 1,
+                    "config": config.model_dump(mode="json"),
+                    "metadata": metadata,
+                    "stats": stats,
+                },
+                ckpt_dir, epoch + 1, keep=config.keep_checkpoints,
+            )
+            grid = save_sample_grid(
+                generator, grid_images.to(device), grid_features.to(device),
+                samples_dir / f"epoch_{epoch:04d}.png", seed=config.seed,
+            )
+            samples.append(str(grid))
+            tracker.log_metrics(stats, step=epoch)
+            tracker.log_artifact(grid)
+            log.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4g}" for k, v in stats.items()))
+        barrier()
+    train_time = time.perf_counter() - t0
+
+    final = out_dir / "generator.pt"
+    if env.is_main:
+        save_generator_checkpoint(
+            generator, final, epoch=config.epochs,
+            extra={"config": config.model_dump(mode="json"), "metadata": metadata},
+        )
+    barrier()
+    fingerprint = state_fingerprint(generator)
+    in_sync = True
+    if env.distributed:
+        prints: list[Any] = [None] * env.world_size
+        dist.all_gather_object(prints, fingerprint)
+        in_sync = len(set(prints)) == 1
+        if not in_sync:
+            log.warning("generator weights differ between ranks: %s", prints)
+    return {
+        "epochs": config.epochs,
+        "start_epoch": start_epoch,
+        "stats": stats,
+        "train_time_s": train_time,
+        "generator": str(final),
+        "checkpoint": str(ckpt_dir / "last.pt"),
+        "samples": samples,
+        "lr": base_lr,
+        "effective_batch_size": effective_batch,
+        "world_size": env.world_size,
+        "rank": env.rank,
+        "pretrained_lpips_backbone": loss_fn.pretrained_lpips_backbone,
+        "weights_sha256": fingerprint,
+        "replicas_in_sync": in_sync,
+    }
+
+
+def _precision_name(device: torch.device, amp: bool) -> str:
+    if not amp:
+        return "fp32"
+    return "fp16-autocast+grad-scaler" if device.type == "cuda" else "bf16-autocast"
+
+
+def _restore(
+    path: Path,
+    config: GeneratorTrainConfig,
+    generator: Vec2FaceGenerator,
+    discriminator: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+) -> tuple[int, dict[str, float]]:
+    """Load a training checkpoint into the models, optimisers and scaler.
+
+    Returns:
+        (epochs completed, that epoch's stats).
+    """
+    state = load_checkpoint(path)
+    missing = [k for k in (CHECKPOINT_KEY, "model_disc", "optimizer_g", "optimizer_d", "epoch") if k not in state]
+    if missing:
+        raise Vec2FaceError(f"{path}: not a generator training checkpoint (missing {', '.join(missing)})")
+    if state.get("arch") != generator.arch.to_dict():
+        theirs = (state.get("arch") or {}).get("name", "?")
+        raise Vec2FaceError(
+            f"{path}: checkpoint generator '{theirs}' does not match generator.model '{config.model}'"
+        )
+    saved = state.get("config") or {}
+    if saved.get("discriminator") not in (None, config.discriminator):
+        raise Vec2FaceError(
+            f"{path}: checkpoint discriminator '{saved['discriminator']}' does not match "
+            f"generator.discriminator '{config.discriminator}'"
+        )
+    changed = sorted(k for k, v in config.model_dump(mode="json").items() if k in saved and saved[k] != v)
+    if changed:
+        log.warning("resuming %s with changed settings: %s", path, ", ".join(changed))
+    generator.load_state_dict(state[CHECKPOINT_KEY])
+    discriminator.load_state_dict(state["model_disc"])
+    opt_g.load_state_dict(state["optimizer_g"])
+    opt_d.load_state_dict(state["optimizer_d"])
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    return int(state["epoch"]), dict(state.get("stats") or {})
