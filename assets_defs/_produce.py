@@ -29,7 +29,8 @@ STAMP_DIR = ".stamps"
 
 
 def fingerprint(step: Step, config: StepConfig, input_hashes: Mapping[str, str]) -> str:
-    blob = json.dumps({"code_version": step.code_version, "config": config.model_dump(mode="json"),
+    blob = json.dumps({"step": step.asset, "code_version": step.code_version,
+                       "config": config.model_dump(mode="json"),
                        "inputs": dict(sorted(input_hashes.items()))}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -98,7 +99,7 @@ def produce(
         context.log.info(f"{step.asset}: writing {out}")
         summary = json.loads(json.dumps(build(), default=str))
         md5 = dvc.record(out)
-        with mlflow.start_run(step.asset, tags={"dagster_run_id": context.run_id, "dagster_asset": step.asset,
+        with mlflow.start_run(step.asset, tags={"dagster_run_id": context.run.run_id, "dagster_asset": step.asset,
                                                 "dvc_stage": step.stage, "dvc_md5": md5}) as tracker:
             tracker.log_params(config.model_dump(mode="json"))
             tracker.log_metrics(counts(summary))

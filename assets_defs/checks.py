@@ -6,6 +6,7 @@ outcome as metadata. The checks are blocking: a failure stops downstream assets.
 """
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -16,9 +17,9 @@ from assets_defs.steps import STEPS
 from orchestration.resources import PipelinePaths
 from vec2face.config import load_step_config
 from vec2face.data import decode_image, open_dataset, read_bin, read_manifest
+from vec2face.data.subset import MANIFEST_NAME, SubsetConfig
 from vec2face.errors import Vec2FaceError
 from vec2face.toyfaces.benchmarks import BenchmarksConfig
-from vec2face.data.subset import MANIFEST_NAME, SubsetConfig
 
 #: the image size every FR dataset of the pipeline holds (DESIGN 3.1)
 IMAGE_SIZE = 112
@@ -53,7 +54,7 @@ def validate(tables: dict[str, tuple[pd.DataFrame, Iterable[Any]]]) -> tuple[boo
     return passed, metadata
 
 
-def subset_tables(out, config: SubsetConfig) -> dict[str, tuple[pd.DataFrame, list]]:
+def subset_tables(out: Path, config: SubsetConfig) -> dict[str, tuple[pd.DataFrame, list]]:
     """Per-image and per-identity tables of a written subset, with their expectations."""
     import great_expectations.expectations as gxe
 
@@ -109,7 +110,7 @@ def webface_subset_expectations(paths: PipelinePaths) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=passed, metadata=metadata)
 
 
-def benchmark_table(out, config: BenchmarksConfig) -> pd.DataFrame:
+def benchmark_table(out: Path, config: BenchmarksConfig) -> pd.DataFrame:
     """One row per configured set: whether its .bin reads, its pairs, genuine pairs, images."""
     rows = []
     for name in config.sets:

@@ -28,14 +28,19 @@ def make_resources(root: str, params: str, repo_dir: str = ".") -> dict[str, dg.
     }
 
 
-defs = dg.Definitions(
-    assets=all_assets,
-    asset_checks=all_asset_checks,
-    jobs=all_jobs,
-    schedules=all_schedules,
-    sensors=all_sensors,
-    resources=make_resources(os.environ.get("VEC2FACE_OUT", "outputs/tiny"),
-                             os.environ.get("VEC2FACE_PARAMS", "params.yaml"),
-                             os.environ.get("VEC2FACE_REPO", ".")),
-    executor=dg.multiprocess_executor,
-)
+def make_definitions(root: str, params: str, repo_dir: str = ".") -> dg.Definitions:
+    """The pipeline's Definitions for one profile (output root + params file)."""
+    return dg.Definitions(
+        assets=all_assets,
+        asset_checks=all_asset_checks,
+        jobs=all_jobs,
+        schedules=all_schedules,
+        sensors=all_sensors,
+        resources=make_resources(root, params, repo_dir),
+        executor=dg.multiprocess_executor,
+    )
+
+
+defs = make_definitions(os.environ.get("VEC2FACE_OUT", "outputs/tiny"),
+                        os.environ.get("VEC2FACE_PARAMS", "params.yaml"),
+                        os.environ.get("VEC2FACE_REPO", "."))

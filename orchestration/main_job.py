@@ -16,8 +16,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets_defs import all_asset_checks, all_assets
-from orchestration.definitions import make_resources
+from orchestration.definitions import make_definitions
+from orchestration.jobs import materialize_all
 
 INSTANCE_YAML = Path(__file__).with_name("dagster.yaml")
 
@@ -37,18 +37,18 @@ def run_main_job(params: str | Path, out: str | Path, repo_dir: str | Path = "."
     """Materialize the whole chain in-process; returns Dagster's result (never raises on a
     failed step: the result says which steps and checks failed)."""
     repo_dir = Path(repo_dir).resolve()
-    resources = make_resources(str(Path(out).resolve()), str(Path(params).resolve()), str(repo_dir))
-    resources["dvc"].ensure_repo()
-    return dg.materialize(
-        [*all_assets, *all_asset_checks],
-        resources=resources,
+    defs = make_definitions(str(Path(out).resolve()), str(Path(params).resolve()), str(repo_dir))
+    dvc = defs.resources["dvc"]
+    dvc.ensure_repo()
+    job = defs.resolve_job_def(materialize_all.name)
+    return job.execute_in_process(
         instance=instance if instance is not None else dagster_instance(repo_dir),
         tags={"vec2face/entry": "main_job"},
         raise_on_error=False,
     )
 
 
-def summary_lines(result: dg.ExecuteInProcessResult, out: Path) -> list[str]:
+def summary_lines(result: dg.ExecuteInProcessResult, out: Path, params: Path, repo_dir: Path) -> list[str]:
     """A plain-text table of the materialized assets and the checks' outcomes."""
     lines = [f"{'asset':<18} {'dvc md5':<40} path"]
     for event in result.get_asset_materialization_events():
@@ -64,8 +64,9 @@ def summary_lines(result: dg.ExecuteInProcessResult, out: Path) -> list[str]:
     lines += [
         "",
         f"outputs:   {root}",
-        f"Dagster UI: DAGSTER_HOME={os.environ.get('DAGSTER_HOME', '')} VEC2FACE_OUT={root} "
-        "dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000",
+        (f"Dagster UI: DAGSTER_HOME={os.environ.get('DAGSTER_HOME', '')} VEC2FACE_OUT={root} "
+         f"VEC2FACE_PARAMS={params.resolve()} VEC2FACE_REPO={repo_dir.resolve()} "
+         "dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000"),
         f"MLflow UI:  mlflow ui --backend-store-uri sqlite:///{root / 'mlflow.db'} -h 127.0.0.1 -p 5000",
     ]
     return lines
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", default=".", help="the project (where dvc.yaml lives)")
     args = parser.parse_args(argv)
     result = run_main_job(args.params, args.out, args.repo)
-    print("\n".join(summary_lines(result, Path(args.out))))
+    print("\n".join(summary_lines(result, Path(args.out), Path(args.params), Path(args.repo))))
     if not result.success:
         print("main job FAILED; see the step errors above", file=sys.stderr)
         return 1

@@ -15,7 +15,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+
 from vec2face.config import read_params
 from vec2face.tracking import flatten
 
@@ -167,6 +171,19 @@ class MlflowResource(dg.ConfigurableResource):
 # DVC
 
 
+#: repos this process has already initialised (saves a dvc call per recorded output)
+_READY_REPOS: set[tuple[Path, str]] = set()
+
+
+def _address(stage: Any, repo_path: Path) -> str:
+    """A stage's DVC target as seen from the repo root (``name``, ``sub/dvc.yaml:name``
+    or ``data.dvc``), whatever the current directory is."""
+    rel = os.path.relpath(stage.path, repo_path)
+    if not getattr(stage, "cmd", None):
+        return rel  # a .dvc file
+    return stage.name if rel == "dvc.yaml" else f"{rel}:{stage.name}"
+
+
 def _git_root(start: Path) -> Path | None:
     for folder in (start, *start.parents):
         if (folder / ".git").exists():
@@ -175,7 +192,11 @@ def _git_root(start: Path) -> Path | None:
 
 
 class DvcResource(dg.ConfigurableResource):
-    """The project's DVC repo (where ``dvc.yaml`` lives) and its default local remote."""
+    """The project's DVC repo (where ``dvc.yaml`` lives) and its default local remote.
+
+    Changes go through the ``dvc`` command line run in the repo (the supported
+    interface); reading stages and recorded hashes uses DVC's Python index.
+    """
 
     repo_dir: str = "."
     remote_dir: str = ""
@@ -191,36 +212,45 @@ class DvcResource(dg.ConfigurableResource):
         with _file_lock(Path(tempfile.gettempdir()) / f"vec2face-dvc-{digest}.lock"):
             yield
 
+    def _dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        env = dict(os.environ, DVC_NO_ANALYTICS="1")
+        done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=self.repo_path(), env=env,
+                              capture_output=True, text=True, check=False)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"dvc {' '.join(args)} failed in {self.repo_path()}: "
+                               f"{(done.stderr or done.stdout).strip()}")
+        return done
+
     def ensure_repo(self) -> Path:
         """``dvc init`` when the project has no ``.dvc`` yet; analytics off; local remote.
 
         Git-tracked projects get a normal repo (``--subdir`` below a Git root); others
         a ``--no-scm`` one. Returns the repo path.
         """
-        from dvc.repo import Repo
-
         repo_path = self.repo_path()
+        if (repo_path, self.remote_dir) in _READY_REPOS:
+            return repo_path
         with self._locked():
             if not (repo_path / ".dvc").is_dir():
                 git = _git_root(repo_path)
-                if git is None:
-                    Repo.init(str(repo_path), no_scm=True).close()
-                else:
-                    Repo.init(str(repo_path), subdir=git != repo_path).close()
-            with Repo(str(repo_path)) as repo, repo.config.edit() as conf:
-                conf["core"]["analytics"] = False
-                if self.remote_dir and "remote" not in conf["core"]:
-                    remote = Path(self.remote_dir).resolve()
-                    remote.mkdir(parents=True, exist_ok=True)
-                    conf["remote"]["local"] = {"url": str(remote)}
-                    conf["core"]["remote"] = "local"
+                mode = "--no-scm" if git is None else ("--subdir" if git != repo_path else None)
+                self._dvc("init", "-q", *([mode] if mode else []))
+                self._dvc("config", "core.analytics", "false")
+            if self.remote_dir and self._dvc("remote", "default", check=False).returncode != 0:
+                remote = Path(self.remote_dir).resolve()
+                remote.mkdir(parents=True, exist_ok=True)
+                self._dvc("remote", "add", "-d", "local", str(remote))
+        _READY_REPOS.add((repo_path, self.remote_dir))
         return repo_path
 
-    def _out_owner(self, repo: Any, path: Path) -> tuple[Any, Any] | tuple[None, None]:
-        for stage in repo.index.stages:
-            for out in stage.outs:
-                if Path(out.fs_path).resolve() == path:
-                    return stage, out
+    def _out_owner(self, path: Path) -> tuple[Any, Any] | tuple[None, None]:
+        from dvc.repo import Repo
+
+        with Repo(str(self.repo_path()), uninitialized=True) as repo:
+            for stage in repo.index.stages:
+                for out in stage.outs:
+                    if Path(out.fs_path).resolve() == path:
+                        return stage, out
         return None, None
 
     def record(self, path: str | Path) -> str:
@@ -230,19 +260,16 @@ class DvcResource(dg.ConfigurableResource):
         (``dvc commit -f``: deps, params and outs go to ``dvc.lock`` as if ``dvc repro``
         had made them); otherwise ``path`` is tracked with ``dvc add``.
         """
-        from dvc.repo import Repo
-
         path = Path(path).resolve()
         if not path.exists():
             raise FileNotFoundError(f"cannot record a missing output in DVC: {path}")
         self.ensure_repo()
         with self._locked():
-            with Repo(str(self.repo_path())) as repo:
-                stage, _ = self._out_owner(repo, path)
-                if stage is not None and stage.cmd:  # a dvc.yaml stage
-                    repo.commit(stage.addressing, force=True)
-                else:
-                    repo.add(str(path))
+            stage, _ = self._out_owner(path)
+            if stage is not None and stage.cmd:  # a dvc.yaml stage
+                self._dvc("commit", "-f", "-q", _address(stage, self.repo_path()))
+            else:
+                self._dvc("add", "-q", os.path.relpath(path, self.repo_path()))
         found = self.recorded_hash(path)
         if found is None:
             raise RuntimeError(f"DVC recorded no hash for {path}")
@@ -250,38 +277,27 @@ class DvcResource(dg.ConfigurableResource):
 
     def recorded_hash(self, path: str | Path) -> str | None:
         """The md5 ``dvc.lock`` or the ``.dvc`` file holds for ``path`` (None: not tracked)."""
-        from dvc.repo import Repo
-
-        path = Path(path).resolve()
         if not (self.repo_path() / ".dvc").is_dir():
             return None
-        with Repo(str(self.repo_path())) as repo:
-            _, out = self._out_owner(repo, path)
-            if out is None or not out.hash_info:
-                return None
-            return str(out.hash_info.value)
+        _, out = self._out_owner(Path(path).resolve())
+        if out is None or not out.hash_info:
+            return None
+        return str(out.hash_info.value)
 
     def stage_for(self, path: str | Path) -> str | None:
         """The ``dvc.yaml`` stage (or ``.dvc`` file) that outputs ``path``."""
-        from dvc.repo import Repo
-
-        with Repo(str(self.repo_path()), uninitialized=True) as repo:
-            stage, _ = self._out_owner(repo, Path(path).resolve())
-            return None if stage is None else stage.addressing
+        stage, _ = self._out_owner(Path(path).resolve())
+        return None if stage is None else _address(stage, self.repo_path())
 
     def status(self) -> dict[str, Any]:
         """``dvc status`` of the workspace: empty when every stage and output is recorded."""
-        from dvc.repo import Repo
+        with self._locked():
+            return json.loads(self._dvc("status", "--json").stdout or "{}")
 
-        with self._locked(), Repo(str(self.repo_path())) as repo:
-            return repo.status()
-
-    def push(self) -> int:
-        """``dvc push`` to the default remote; returns how many files were transferred."""
-        from dvc.repo import Repo
-
-        with self._locked(), Repo(str(self.repo_path())) as repo:
-            return repo.push()
+    def push(self) -> None:
+        """``dvc push`` to the default remote."""
+        with self._locked():
+            self._dvc("push", "-q")
 
 
 def stage_graph(repo_dir: str | Path) -> dict[str, set[str]]:
@@ -290,10 +306,11 @@ def stage_graph(repo_dir: str | Path) -> dict[str, set[str]]:
 
     with Repo(str(repo_dir), uninitialized=True) as repo:
         stages = [s for s in repo.index.stages if s.cmd]  # pipeline stages, not .dvc files
-        producer = {Path(o.fs_path).resolve(): s.addressing for s in stages for o in s.outs}
+        root = Path(repo_dir).resolve()
+        producer = {Path(o.fs_path).resolve(): _address(s, root) for s in stages for o in s.outs}
         graph: dict[str, set[str]] = {}
         for stage in stages:
-            graph[stage.addressing] = {producer[Path(d.fs_path).resolve()] for d in stage.deps
+            graph[_address(stage, root)] = {producer[Path(d.fs_path).resolve()] for d in stage.deps
                                        if Path(d.fs_path).resolve() in producer}
     return graph
 

@@ -16,10 +16,12 @@ from vec2face.errors import Vec2FaceError
 # command name -> "module:attribute" of a click command or group
 _COMMANDS: dict[str, str] = {
     "toyfaces": "vec2face.cli.toyfaces_cmd:toyfaces",
+    "identities": "vec2face.cli.identities_cmd:identities",
     "benchmarks": "vec2face.cli.benchmarks_cmd:benchmarks",
     "data": "vec2face.cli.data_cmd:data",
     "subset": "vec2face.cli.subset_cmd:subset",
     "run": "vec2face.cli.run_cmd:run",
+    "generator": "vec2face.cli.generator_cmd:generator",
 }
 
 

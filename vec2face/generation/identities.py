@@ -49,6 +49,9 @@ _GUARD = 1e-4
 # Kept vectors compared per matrix product; with the default batch the product buffer
 # is 4096 x 8192 float32 = 128 MiB.
 _KEPT_CHUNK = 8192
+# PCA axes with less variance than this share of the largest are rounding noise of a
+# rank-deficient reference (a standard deviation ratio of 1e-5).
+_RANK_TOL = 1e-10
 
 
 class IdentitiesConfig(StepConfig):
@@ -157,21 +160,25 @@ def load_reference(reference: np.ndarray | str | Path, dim: int) -> np.ndarray:
     arr = arr.astype(np.float64)
     bad = ~np.isfinite(arr).all(axis=1)
     if bad.any():
-        raise ConfigError(f"{name}: {int(bad.sum())} rows hold NaN or inf (first: row {int(np.argmax(bad))})")
+        raise ConfigError(f"{name}: {int(bad.sum())} rows hold NaN or inf "
+                          f"(first: row {int(np.argmax(bad))})")
     return arr
 
 
 def fit_pca_prior(reference: np.ndarray | str | Path, dim: int = 512) -> PCAPrior:
     """Fit the paper's identity prior: a Gaussian over the PCA coordinates of the centers.
 
-    The PCA keeps every axis with non-zero variance, up to ``dim`` (the paper's PCA(512)
-    on MS1MV2's 85K centers keeps all 512). With ``m <= dim`` reference rows the centred
-    rows span at most ``m - 1`` axes, so only those are kept: samples then vary only in
-    the affine hull of the reference, since nothing in the data says how they should
-    vary outside it (padding with invented variance would change the distribution).
-    The covariance of the coordinates is the full sample covariance; PCA coordinates
-    are uncorrelated, so it is diagonal up to rounding, and it is factored with an
-    eigendecomposition, which tolerates its tiny negative rounding eigenvalues.
+    The PCA keeps every axis whose variance exceeds ``_RANK_TOL`` of the largest, up to
+    ``dim`` (the paper's PCA(512) on MS1MV2's 85K centers keeps all 512). With
+    ``m <= dim`` reference rows the centred rows span at most ``m - 1`` axes, so only
+    those are kept: samples then vary only in the affine hull of the reference, since
+    nothing in the data says how they should vary outside it (padding with invented
+    variance would change the distribution). The axes come from an eigendecomposition
+    of the (dim, dim) covariance rather than an SVD of the (m, dim) rows: the same axes,
+    and seconds instead of minutes for 85K rows. The covariance of the coordinates is
+    then the full sample covariance; PCA coordinates are uncorrelated, so it is diagonal
+    up to rounding, and it is factored by eigendecomposition, which tolerates its tiny
+    negative rounding eigenvalues.
 
     Args:
         reference: (m, dim) identity centers, or the path of a ``.npy`` holding them.
@@ -183,11 +190,11 @@ def fit_pca_prior(reference: np.ndarray | str | Path, dim: int = 512) -> PCAPrio
     ref = load_reference(reference, dim)
     mean = ref.mean(axis=0)
     centred = ref - mean
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    if s[0] <= 0:
+    var, axes = np.linalg.eigh(centred.T @ centred / (ref.shape[0] - 1))
+    if var[-1] <= 0:
         raise ConfigError("reference: all rows are identical, no variance to fit a PCA on")
-    rank = int(np.sum(s > s[0] * max(ref.shape) * np.finfo(np.float64).eps))
-    components = vt[:rank]
+    keep = var > var[-1] * _RANK_TOL
+    components = axes[:, keep][:, ::-1].T  # largest variance first
     coords = centred @ components.T
     coord_mean = coords.mean(axis=0)
     dev = coords - coord_mean
@@ -232,21 +239,24 @@ def _check_args(n: int, dim: int, threshold: float, sampler: str, batch: int) ->
     if not (isinstance(threshold, (int, float, np.floating)) and -1.0 < float(threshold) <= 1.0):
         raise ConfigError(f"identities.threshold must be in (-1, 1], got {threshold!r}")
     if sampler not in SAMPLERS:
-        raise ConfigError(f"identities.sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+        raise ConfigError(
+            f"identities.sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch <= 0:
         raise ConfigError(f"identities.batch must be a positive integer, got {batch!r}")
 
 
-def _make_stream(n_dim: int, sampler: str, reference, seed: int) -> tuple[_CandidateStream, PCAPrior | None]:
+def _make_stream(
+    dim: int, sampler: str, reference, seed: int
+) -> tuple[_CandidateStream, PCAPrior | None]:
     prior = None
     if sampler == "pca":
         if reference is None:
-            raise ConfigError("identities.reference: sampler 'pca' needs reference identity centers "
-                              "(an (m, dim) .npy); pass one or use sampler 'gaussian'")
-        prior = fit_pca_prior(reference, n_dim)
+            raise ConfigError("identities.reference: sampler 'pca' needs reference identity "
+                              "centers (an (m, dim) .npy); pass one or use sampler 'gaussian'")
+        prior = fit_pca_prior(reference, dim)
     elif reference is not None:
         raise ConfigError("identities.reference: given, but sampler 'gaussian' does not use one")
-    return _CandidateStream(sampler, n_dim, int(seed), prior), prior
+    return _CandidateStream(sampler, dim, int(seed), prior), prior
 
 
 def draw_candidates(
@@ -274,10 +284,13 @@ def _cos64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Float64 cosines between rows of ``a`` and ``b`` (same shape (k, d)): (k,)."""
     a = a.astype(np.float64)
     b = b.astype(np.float64)
-    return np.einsum("ij,ij->i", a, b) / np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))
+    norms = np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))
+    return np.einsum("ij,ij->i", a, b) / norms
 
 
-def _rows_hitting(sims: np.ndarray, cand: np.ndarray, kept: np.ndarray, threshold: float) -> np.ndarray:
+def _rows_hitting(
+    sims: np.ndarray, cand: np.ndarray, kept: np.ndarray, threshold: float
+) -> np.ndarray:
     """Which candidates have a cosine >= threshold with some kept vector.
 
     Args:
@@ -307,24 +320,19 @@ def _greedy_within(raw: np.ndarray, unit: np.ndarray, threshold: float) -> np.nd
     if c <= 1:
         return np.arange(c)
     gram = unit @ unit.T
-    i, j = np.nonzero(gram > threshold - _GUARD)
-    upper = i < j
-    i, j = i[upper], j[upper]
-    g = gram[i, j]
-    near = g < threshold + _GUARD
-    conflict = ~near
-    conflict[near] = _cos64(raw[i[near]], raw[j[near]]) >= threshold
-    i, j = i[conflict], j[conflict]
+    # maybe[j, i], i < j: the pair may conflict; most candidates have no such i at all
+    maybe = np.tril(gram > threshold - _GUARD, -1)
     alive = np.ones(c, dtype=bool)
-    if i.size:
-        order = np.argsort(j, kind="stable")
-        i, j = i[order], j[order]
-        heads, starts = np.unique(j, return_index=True)
-        ends = np.append(starts[1:], j.size)
-        # A candidate's fate depends only on earlier ones, decided before it in j order.
-        for head, s, e in zip(heads, starts, ends):
-            if alive[i[s:e]].any():
-                alive[head] = False
+    for j in np.flatnonzero(maybe.any(axis=1)):
+        # earlier candidates are already decided, as in the sequential loop
+        prev = np.flatnonzero(maybe[j, :j] & alive[:j])
+        if prev.size == 0:
+            continue
+        if (gram[j, prev] >= threshold + _GUARD).any():
+            alive[j] = False
+        else:
+            near = _cos64(raw[prev], np.broadcast_to(raw[j], (prev.size, raw.shape[1])))
+            alive[j] = not (near >= threshold).any()
     return np.flatnonzero(alive)
 
 
@@ -384,8 +392,11 @@ def sample_identities(
             bar.close()
             raise Vec2FaceError(
                 f"identity sampling reached {kept} of {n} vectors within max_candidates={budget} "
-                f"(sampler {sampler}, threshold {threshold}); raise the threshold or the budget, or lower n")
-        count = min(batch, budget - used)
+                f"(sampler {sampler}, threshold {threshold}); raise the threshold or the budget, "
+                "or lower n")
+        # Near the end, a block only as large as the acceptance rate so far suggests.
+        rate = kept / used if kept else 1.0
+        count = min(batch, budget - used, int((n - kept) / rate * 1.1) + 64)
         raw = stream.take(count)
         block_unit, ok = _unit_rows(raw)
         idx = np.flatnonzero(ok)
@@ -432,7 +443,8 @@ def max_pairwise_cosine(vectors: np.ndarray, sample: int = 1000, seed: int = 0) 
     n = len(x)
     if n < 2:
         return None
-    rows = np.sort(rng_for("max_pairwise_cosine", seed).choice(n, size=min(sample, n), replace=False))
+    rng = rng_for("max_pairwise_cosine", seed)
+    rows = np.sort(rng.choice(n, size=min(sample, n), replace=False))
     unit, _ = _unit_rows(x)
     best = np.full(rows.size, -np.inf, dtype=np.float32)
     arg = np.zeros(rows.size, dtype=np.int64)

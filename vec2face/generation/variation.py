@@ -40,8 +40,10 @@ def sigma_counts(n_images: int, proportions: Sequence[float] = DEFAULT_PROPORTIO
     if isinstance(n_images, bool) or not isinstance(n_images, (int, np.integer)) or n_images <= 0:
         raise ConfigError(f"variation n_images must be a positive integer, got {n_images!r}")
     p = np.asarray(proportions, dtype=np.float64)
-    if p.ndim != 1 or p.size == 0 or not np.isfinite(p).all() or (p < 0).any() or abs(p.sum() - 1.0) > 1e-6:
-        raise ConfigError(f"variation proportions must be non-negative and sum to 1, got {tuple(proportions)}")
+    valid = p.ndim == 1 and p.size > 0 and np.isfinite(p).all() and (p >= 0).all()
+    if not valid or abs(p.sum() - 1.0) > 1e-6:
+        raise ConfigError(
+            f"variation proportions must be non-negative and sum to 1, got {tuple(proportions)}")
     exact = n_images * p / p.sum()
     counts = np.floor(exact).astype(np.int64)
     short = n_images - int(counts.sum())
@@ -54,7 +56,8 @@ def _check_sigmas(sigmas: Sequence[float], proportions: Sequence[float]) -> np.n
     if s.ndim != 1 or s.size == 0 or not np.isfinite(s).all() or (s < 0).any():
         raise ConfigError(f"variation sigmas must be finite and non-negative, got {tuple(sigmas)}")
     if s.size != len(proportions):
-        raise ConfigError(f"variation sigmas {tuple(sigmas)} and proportions {tuple(proportions)} differ in length")
+        raise ConfigError(f"variation sigmas {tuple(sigmas)} and proportions "
+                          f"{tuple(proportions)} differ in length")
     return s
 
 
@@ -64,7 +67,8 @@ def _check_identities(x: np.ndarray, name: str) -> np.ndarray:
         raise ConfigError(f"{name} holds NaN or inf")
     norms = np.linalg.norm(x, axis=-1)
     if (norms == 0).any():
-        raise ConfigError(f"{name} has a zero vector (row {int(np.argmin(norms.reshape(-1)))}): no norm to keep")
+        row = int(np.argmin(norms.reshape(-1)))
+        raise ConfigError(f"{name} has a zero vector (row {row}): no norm to keep")
     return x
 
 
@@ -83,7 +87,10 @@ def _perturb(v: np.ndarray, sigma: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def _draws(rng: np.random.Generator, counts: np.ndarray, s: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+def _draws(
+    rng: np.random.Generator, counts: np.ndarray, s: np.ndarray, dim: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffled per-image sigmas (m,) and standard normal noise (m, dim) of one identity."""
     sigma = np.repeat(s, counts)
     rng.shuffle(sigma)
     return sigma, rng.standard_normal((sigma.size, dim))

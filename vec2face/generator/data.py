@@ -23,7 +23,9 @@ IMAGE_SIZE = 112
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) RGB -> float32 (3, H, W) in [-1, 1] (the official ``Normalize(0.5, 0.5)``)."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    return (
+        torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    )
 
 
 def tensor_to_image(images: torch.Tensor) -> np.ndarray:
@@ -43,16 +45,16 @@ class GeneratorTrainingData(Dataset):
             carry teacher features.
         mask: optional record mask (``.npy`` path or 1-D int array), e.g. the official
             50K-identity mask.
-        feature_dim: the feature length the generator expects.
+        feature_dim: the feature length every record must have; None takes the first
+            record's.
 
     Raises:
         DataFormatError: the dataset is empty or carries no features (run feature
             extraction first), or a record's feature has the wrong length.
     """
 
-    def __init__(self, path: str | Path, mask: MaskLike = None, feature_dim: int = 512):
+    def __init__(self, path: str | Path, mask: MaskLike = None, feature_dim: int | None = None):
         self.path = Path(path)
-        self.feature_dim = int(feature_dim)
         self.faces: FaceDataset = open_dataset(self.path, mask=mask)
         if len(self.faces) == 0:
             raise DataFormatError(f"{self.path}: the dataset holds no records (after the mask)")
@@ -62,6 +64,10 @@ class GeneratorTrainingData(Dataset):
                 "without the training layout); run feature extraction first to write "
                 "(image, feature, label) records"
             )
+        if feature_dim is None:
+            first = self.faces.read_raw(0)[2]
+            feature_dim = 0 if first is None else first.shape[0]
+        self.feature_dim = int(feature_dim)
 
     def __len__(self) -> int:
         return len(self.faces)
@@ -69,20 +75,23 @@ class GeneratorTrainingData(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Sample ``i``: image (3, 112, 112) float32 in [-1, 1], feature (D,) float32, label."""
         sample = self.faces[i]
-        where = self.faces.location(i)
         if sample.feature is None:
-            raise DataFormatError(f"{where}: record has no teacher feature")
+            raise DataFormatError(f"{self.faces.location(i)}: record has no teacher feature")
         if sample.feature.shape != (self.feature_dim,):
             raise DataFormatError(
-                f"{where}: feature has shape {sample.feature.shape}, the generator needs "
+                f"{self.faces.location(i)}: feature has shape {sample.feature.shape}, the generator needs "
                 f"({self.feature_dim},)"
             )
         if sample.image.shape != (IMAGE_SIZE, IMAGE_SIZE, 3):
             raise DataFormatError(
-                f"{where}: image is {sample.image.shape[1]}x{sample.image.shape[0]}, the "
+                f"{self.faces.location(i)}: image is {sample.image.shape[1]}x{sample.image.shape[0]}, the "
                 f"generator trains on aligned {IMAGE_SIZE}x{IMAGE_SIZE} faces"
             )
-        return image_to_tensor(sample.image), torch.from_numpy(sample.feature.copy()), int(sample.label)
+        return (
+            image_to_tensor(sample.image),
+            torch.from_numpy(sample.feature.copy()),
+            int(sample.label),
+        )
 
 
 def _seed_worker(worker_id: int) -> None:

@@ -70,48 +70,74 @@ class GeneratorTrainConfig(StepConfig):
     Defaults are the paper's recipe; the tiny profile overrides sizes and epochs.
     """
 
-    model: str = Field("vit_base_patch16", description="registered generator (tiny, vit_base_patch16, ...)")
-    discriminator: str = Field("patchgan", description="registered discriminator (patchgan, patchgan_tiny)")
+    model: str = Field(
+        "vit_base_patch16", description="registered generator (tiny, vit_base_patch16, ...)"
+    )
+    discriminator: str = Field(
+        "patchgan", description="registered discriminator (patchgan, patchgan_tiny)"
+    )
     epochs: int = Field(100, ge=1, description="training epochs")
     batch_size: int = Field(32, ge=1, description="images per process per step")
-    accum_iter: int = Field(1, ge=1, description="steps whose gradients are summed before one update")
-    blr: float = Field(4e-5, gt=0, description="base lr; lr = blr * batch_size * accum_iter * world_size / 112")
+    accum_iter: int = Field(
+        1, ge=1, description="steps whose gradients are summed before one update"
+    )
+    blr: float = Field(
+        4e-5, gt=0, description="base lr; lr = blr * batch_size * accum_iter * world_size / 112"
+    )
     lr: float | None = Field(None, gt=0, description="absolute lr (overrides the blr scaling)")
-    warmup_epochs: float = Field(5.0, ge=0, description="linear warmup length, in (fractional) epochs")
+    warmup_epochs: float = Field(
+        5.0, ge=0, description="linear warmup length, in (fractional) epochs"
+    )
     min_lr: float = Field(0.0, ge=0, description="floor of the half-cycle cosine")
     betas: tuple[float, float] = Field((0.9, 0.99), description="AdamW betas (both optimisers)")
     weight_decay: float = Field(
-        0.01, ge=0, description="AdamW weight decay on every parameter (torch's default, as the official code)"
+        0.01,
+        ge=0,
+        description="AdamW weight decay on every parameter (torch's default, as the official code)",
     )
     disc_lr_schedule: bool = Field(
         False,
         description="apply the warmup/cosine schedule to the discriminator too "
         "(the official code keeps the discriminator at the constant lr)",
     )
-    clip_grad: float | None = Field(2.0, gt=0, description="gradient-norm clip of each network (None: off)")
+    clip_grad: float | None = Field(
+        2.0, gt=0, description="gradient-norm clip of each network (None: off)"
+    )
     loss: GeneratorLossConfig = Field(
         default_factory=GeneratorLossConfig,
         description="loss weights, disc_start epoch, adaptive GAN weight, GAN generator term",
     )
-    amp: bool = Field(True, description="mixed precision: fp16 autocast + grad scaler on CUDA, bf16 autocast on CPU")
+    amp: bool = Field(
+        True,
+        description="mixed precision: fp16 autocast + grad scaler on CUDA, bf16 autocast on CPU",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available")
     seed: int = Field(0, description="seed of initialisation, data order, masks and dropout")
-    num_workers: int = Field(4, ge=0, description="DataLoader worker processes per training process")
-    sample_grid_size: int = Field(8, ge=1, description="rows (input | reconstruction) of each epoch's sample grid")
+    num_workers: int = Field(
+        4, ge=0, description="DataLoader worker processes per training process"
+    )
+    sample_grid_size: int = Field(
+        8, ge=1, description="rows (input | reconstruction) of each epoch's sample grid"
+    )
     keep_checkpoints: int = Field(2, ge=1, description="epoch checkpoints kept besides last.pt")
     teacher: str = Field("r100", description="backbone of the frozen FR teacher (identity loss)")
     teacher_checkpoint: str | None = Field(
         None, description="teacher weights (.pth); required when loss.identity > 0"
     )
     lpips_backbone_weights: str | None = Field(
-        None, description="torchvision VGG16 ImageNet weights for LPIPS (else torch hub cache, else random)"
+        None,
+        description="torchvision VGG16 ImageNet weights for LPIPS (else torch hub cache, else random)",
     )
-    mask: str | None = Field(None, description=".npy record mask, e.g. the official 50K-identity mask")
+    mask: str | None = Field(
+        None, description=".npy record mask, e.g. the official 50K-identity mask"
+    )
 
     @field_validator("model", "discriminator", "teacher")
     @classmethod
     def _registered(cls, name: str, info: Any) -> str:
-        family = {"model": "generator", "discriminator": "discriminator", "teacher": "backbone"}[info.field_name]
+        family = {"model": "generator", "discriminator": "discriminator", "teacher": "backbone"}[
+            info.field_name
+        ]
         known = list_models(family)
         if name not in known:
             raise ValueError(f"unknown {family} '{name}'; known: {', '.join(known)}")
@@ -120,7 +146,9 @@ class GeneratorTrainConfig(StepConfig):
     @model_validator(mode="after")
     def _teacher_needed(self) -> GeneratorTrainConfig:
         if self.loss.identity > 0 and not self.teacher_checkpoint:
-            raise ValueError("teacher_checkpoint is required when loss.identity > 0 (the identity loss needs the frozen teacher)")
+            raise ValueError(
+                "teacher_checkpoint is required when loss.identity > 0 (the identity loss needs the frozen teacher)"
+            )
         return self
 
 
@@ -184,8 +212,9 @@ def train_one_epoch(
     Returns:
         Means over the epoch's steps of every loss term (``mse``, ``lpips``, ``ssim``,
         ``token``, ``identity``, ``gan``, ``total`` as computed), ``gan_weight``,
-        ``disc_loss`` (when the discriminator trained), gradient norms before clipping
-        (``grad_norm_g``, ``grad_norm_d``), plus the last ``lr``, ``steps``, ``epoch_time_s``
+        ``disc_loss`` (when the discriminator trained), finite gradient norms before clipping
+        (``grad_norm_g``, ``grad_norm_d``), ``grad_overflows`` (optimiser steps the fp16
+        scaler skipped), plus the last ``lr``, ``steps``, ``epoch_time_s``
         and ``images_per_s`` (all processes); averaged over ranks under DDP.
 
     Raises:
@@ -215,15 +244,25 @@ def train_one_epoch(
     counts: dict[str, int] = defaultdict(int)
     lr = base_lr
     images_seen = 0
+    overflows = 0
     start = time.perf_counter()
 
-    bar = tqdm(loader, total=usable, desc=f"epoch {epoch}", disable=not progress, leave=False, dynamic_ncols=True)
+    bar = tqdm(
+        loader,
+        total=usable,
+        desc=f"epoch {epoch}",
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
     for i, (images, features, _labels) in enumerate(bar):
         if i >= usable:
             break
         step = epoch * usable + i
         if i % accum == 0:
-            lr = warmup_cosine_lr(epoch + i / usable, base_lr, config.warmup_epochs, config.epochs, config.min_lr)
+            lr = warmup_cosine_lr(
+                epoch + i / usable, base_lr, config.warmup_epochs, config.epochs, config.min_lr
+            )
             _set_lr(opt_g, lr)
             if config.disc_lr_schedule:
                 _set_lr(opt_d, lr)
@@ -239,7 +278,11 @@ def train_one_epoch(
             with autocast_for(device, config.amp):
                 out = model(features)
                 total, terms = loss_fn(
-                    out.images, images, out.tokens, out.target_tokens, features,
+                    out.images,
+                    images,
+                    out.tokens,
+                    out.target_tokens,
+                    features,
                     epoch=epoch,
                     discriminator=dsc if gan_on else None,
                     last_layer=gen.last_layer() if config.loss.adaptive_gan_weight else None,
@@ -253,7 +296,9 @@ def train_one_epoch(
                     logits = disc(torch.cat([images, out.images.detach()]))
                     d_loss = ls_discriminator_loss(*logits.chunk(2))
                 losses.append(d_loss)
-            checked = _global_value(torch.stack([l.detach().float() for l in losses]).sum(), distributed)
+            checked = _global_value(
+                torch.stack([x.detach().float() for x in losses]).sum(), distributed
+            )
             check_finite(checked, epoch, step, batch=i)
 
             scaler.scale(total / accum).backward()
@@ -263,13 +308,18 @@ def train_one_epoch(
                 terms["disc_loss"] = float(d_loss.detach())
 
         if boundary:
-            scaler.unscale_(opt_g)
-            terms["grad_norm_g"] = float(torch.nn.utils.clip_grad_norm_(gen.parameters(), clip))
-            scaler.step(opt_g)
+            norms = {"grad_norm_g": (opt_g, gen)}
             if gan_on:
-                scaler.unscale_(opt_d)
-                terms["grad_norm_d"] = float(torch.nn.utils.clip_grad_norm_(dsc.parameters(), clip))
-                scaler.step(opt_d)
+                norms["grad_norm_d"] = (opt_d, dsc)
+            for name, (opt, net) in norms.items():
+                scaler.unscale_(opt)
+                norm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), clip))
+                # fp16 overflow: the scaler skips this step and lowers its scale; not a failure.
+                if math.isfinite(norm):
+                    terms[name] = norm
+                else:
+                    overflows += 1
+                scaler.step(opt)
             scaler.update()
             opt_g.zero_grad(set_to_none=True)
             opt_d.zero_grad(set_to_none=True)
@@ -292,6 +342,7 @@ def train_one_epoch(
     stats.update(
         lr=lr,
         steps=float(usable),
+        grad_overflows=float(overflows),
         epoch_time_s=elapsed,
         images_per_s=images_seen / max(elapsed, 1e-9),
     )
@@ -321,7 +372,9 @@ def save_sample_grid(
         ``path``.
     """
     recon = generator.generate(features, seed=seed, batch_size=features.shape[0])
-    rows = np.concatenate([tensor_to_image(images), tensor_to_image(recon)], axis=2)  # (K, H, 2W, 3)
+    rows = np.concatenate(
+        [tensor_to_image(images), tensor_to_image(recon)], axis=2
+    )  # (K, H, 2W, 3)
     grid = rows.reshape(-1, rows.shape[2], 3)
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -341,7 +394,7 @@ def state_fingerprint(module: nn.Module) -> str:
 
 
 def _fixed_samples(dataset: GeneratorTrainingData, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``k`` samples (spread over the dataset): the same rows every epoch."""
+    """``k`` samples spread evenly over the dataset: the same rows in every epoch's grid."""
     k = min(k, len(dataset))
     positions = np.linspace(0, len(dataset) - 1, k).round().astype(int)
     items = [dataset[int(p)] for p in positions]
@@ -394,7 +447,9 @@ def fit(
     owns_group = not (dist.is_available() and dist.is_initialized())
     env = init_distributed(config.device)
     try:
-        return _fit(config, Path(data_path), Path(out_dir), tracker or NullTracker(), resume, progress, env)
+        return _fit(
+            config, Path(data_path), Path(out_dir), tracker or NullTracker(), resume, progress, env
+        )
     finally:
         if owns_group:
             cleanup_distributed()
@@ -420,8 +475,13 @@ def _fit(
     # Data first: a dataset without features fails before any model is built.
     dataset = GeneratorTrainingData(data_path, config.mask)
     loader = make_train_loader(
-        dataset, config.batch_size, seed=config.seed, rank=env.rank, world_size=env.world_size,
-        num_workers=config.num_workers, pin_memory=device.type == "cuda",
+        dataset,
+        config.batch_size,
+        seed=config.seed,
+        rank=env.rank,
+        world_size=env.world_size,
+        num_workers=config.num_workers,
+        pin_memory=device.type == "cuda",
     )
 
     # Same seed on every rank: identical initial weights (DDP broadcasts rank 0's anyway).
@@ -441,9 +501,15 @@ def _fit(
     loss_fn = GeneratorLoss(config.loss, teacher, config.lpips_backbone_weights).to(device)
 
     effective_batch = config.batch_size * config.accum_iter * env.world_size
-    base_lr = config.lr if config.lr is not None else config.blr * effective_batch / LR_REFERENCE_BATCH
-    opt_g = torch.optim.AdamW(generator.parameters(), lr=base_lr, betas=config.betas, weight_decay=config.weight_decay)
-    opt_d = torch.optim.AdamW(discriminator.parameters(), lr=base_lr, betas=config.betas, weight_decay=config.weight_decay)
+    base_lr = (
+        config.lr if config.lr is not None else config.blr * effective_batch / LR_REFERENCE_BATCH
+    )
+    opt_g = torch.optim.AdamW(
+        generator.parameters(), lr=base_lr, betas=config.betas, weight_decay=config.weight_decay
+    )
+    opt_d = torch.optim.AdamW(
+        discriminator.parameters(), lr=base_lr, betas=config.betas, weight_decay=config.weight_decay
+    )
     scaler = make_grad_scaler(device, config.amp)
 
     start_epoch = 0
@@ -485,7 +551,8 @@ def _fit(
                 }
             )
         )
-    grid_images, grid_features = _fixed_samples(dataset, config.sample_grid_size)
+    if env.is_main:
+        grid_images, grid_features = _fixed_samples(dataset, config.sample_grid_size)
     samples: list[str] = []
 
     t0 = time.perf_counter()
@@ -494,8 +561,17 @@ def _fit(
         loader.sampler.set_epoch(epoch)
         loader.generator.manual_seed(derive_seed(config.seed, "loader", epoch, env.rank))
         stats = train_one_epoch(
-            model, disc, loss_fn, loader, (opt_g, opt_d), scaler, epoch, config,
-            base_lr=base_lr, device=device, progress=progress and env.is_main,
+            model,
+            disc,
+            loss_fn,
+            loader,
+            (opt_g, opt_d),
+            scaler,
+            epoch,
+            config,
+            base_lr=base_lr,
+            device=device,
+            progress=progress and env.is_main,
         )
         if env.is_main:
             save_checkpoint(
@@ -515,11 +591,16 @@ def _fit(
                     "metadata": metadata,
                     "stats": stats,
                 },
-                ckpt_dir, epoch + 1, keep=config.keep_checkpoints,
+                ckpt_dir,
+                epoch + 1,
+                keep=config.keep_checkpoints,
             )
             grid = save_sample_grid(
-                generator, grid_images.to(device), grid_features.to(device),
-                samples_dir / f"epoch_{epoch:04d}.png", seed=config.seed,
+                generator,
+                grid_images.to(device),
+                grid_features.to(device),
+                samples_dir / f"epoch_{epoch:04d}.png",
+                seed=config.seed,
             )
             samples.append(str(grid))
             tracker.log_metrics(stats, step=epoch)
@@ -531,7 +612,9 @@ def _fit(
     final = out_dir / "generator.pt"
     if env.is_main:
         save_generator_checkpoint(
-            generator, final, epoch=config.epochs,
+            generator,
+            final,
+            epoch=config.epochs,
             extra={"config": config.model_dump(mode="json"), "metadata": metadata},
         )
     barrier()
@@ -582,9 +665,15 @@ def _restore(
         (epochs completed, that epoch's stats).
     """
     state = load_checkpoint(path)
-    missing = [k for k in (CHECKPOINT_KEY, "model_disc", "optimizer_g", "optimizer_d", "epoch") if k not in state]
+    missing = [
+        k
+        for k in (CHECKPOINT_KEY, "model_disc", "optimizer_g", "optimizer_d", "epoch")
+        if k not in state
+    ]
     if missing:
-        raise Vec2FaceError(f"{path}: not a generator training checkpoint (missing {', '.join(missing)})")
+        raise Vec2FaceError(
+            f"{path}: not a generator training checkpoint (missing {', '.join(missing)})"
+        )
     if state.get("arch") != generator.arch.to_dict():
         theirs = (state.get("arch") or {}).get("name", "?")
         raise Vec2FaceError(
@@ -596,7 +685,9 @@ def _restore(
             f"{path}: checkpoint discriminator '{saved['discriminator']}' does not match "
             f"generator.discriminator '{config.discriminator}'"
         )
-    changed = sorted(k for k, v in config.model_dump(mode="json").items() if k in saved and saved[k] != v)
+    changed = sorted(
+        k for k, v in config.model_dump(mode="json").items() if k in saved and saved[k] != v
+    )
     if changed:
         log.warning("resuming %s with changed settings: %s", path, ", ".join(changed))
     generator.load_state_dict(state[CHECKPOINT_KEY])

@@ -21,6 +21,15 @@ from vec2face.reports.metrics import (
     inter_class_noise,
     intra_class_noise,
 )
+from vec2face.reports.plots import (
+    plot_age,
+    plot_distributions,
+    plot_genuine_impostor,
+    plot_inter_class_similarity,
+    plot_intra_class_similarity,
+    plot_leakage_similarity,
+    plot_pose,
+)
 from vec2face.reports.similarity import (
     max_cosine_blocked,
     max_inner_product_blocked,
@@ -45,4 +54,11 @@ __all__ = [
     "max_cosine_blocked",
     "max_inner_product_blocked",
     "normalize_rows",
+    "plot_age",
+    "plot_distributions",
+    "plot_genuine_impostor",
+    "plot_inter_class_similarity",
+    "plot_intra_class_similarity",
+    "plot_leakage_similarity",
+    "plot_pose",
 ]

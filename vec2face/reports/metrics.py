@@ -51,8 +51,9 @@ __all__ = [
     "intra_class_noise",
 ]
 
-_ROW_CHUNK = 65536  # rows per chunk of row-wise dot products: bounds gathered copies
+_ROW_CHUNK = 4096  # rows per row-wise dot chunk: small gathered copies reuse warm memory
 OVERLAP_BINS = 200
+_GRAM_MAX_IMAGES = 4096  # larger identities get their genuine pairs without a k x k matrix
 
 
 def _rowwise_dot(a: np.ndarray, ia: np.ndarray, b: np.ndarray, ib: np.ndarray) -> np.ndarray:
@@ -74,7 +75,9 @@ def _rowwise_dot(a: np.ndarray, ia: np.ndarray, b: np.ndarray, ib: np.ndarray) -
 def _check_labels(labels: np.ndarray, n: int) -> np.ndarray:
     lab = np.asarray(labels)
     if lab.ndim != 1 or lab.shape[0] != n:
-        raise DataFormatError(f"labels: expected one label per feature row ({n}), got shape {lab.shape}")
+        raise DataFormatError(
+            f"labels: expected one label per feature row ({n}), got shape {lab.shape}"
+        )
     return lab
 
 
@@ -95,7 +98,9 @@ class IdentityCenters:
     inverse: np.ndarray
 
 
-def identity_centers(features: np.ndarray, labels: np.ndarray, normalized: bool = False) -> IdentityCenters:
+def identity_centers(
+    features: np.ndarray, labels: np.ndarray, normalized: bool = False
+) -> IdentityCenters:
     """Normalised mean of each identity's normalised features.
 
     Args:
@@ -116,9 +121,7 @@ def identity_centers(features: np.ndarray, labels: np.ndarray, normalized: bool 
     inverse = inverse.reshape(-1)
     n, c = x.shape[0], identities.shape[0]
     # A sparse one-hot (C, N) product sums each identity's rows without sorting or copying x.
-    onehot = sp.csr_matrix(
-        (np.ones(n, dtype=np.float32), (inverse, np.arange(n))), shape=(c, n)
-    )
+    onehot = sp.csr_matrix((np.ones(n, dtype=np.float32), (inverse, np.arange(n))), shape=(c, n))
     sums = np.asarray(onehot @ x, dtype=np.float32)
     norms = np.linalg.norm(sums, axis=1)
     zero = np.flatnonzero(~(norms > 0))
@@ -189,7 +192,9 @@ class IntraClassNoise:
         }
 
 
-def intra_class_noise(features: np.ndarray, labels: np.ndarray, threshold: float = 0.3) -> IntraClassNoise:
+def intra_class_noise(
+    features: np.ndarray, labels: np.ndarray, threshold: float = 0.3
+) -> IntraClassNoise:
     """Share of images whose feature has cosine < ``threshold`` to its identity center.
 
     Args:
@@ -358,7 +363,9 @@ class EqualErrorRate:
 
 
 def _check_scores(x: np.ndarray, name: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64).reshape(-1)
+    arr = np.asarray(x).reshape(-1)
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64)  # float32 stays float32: genuine sets can be ~10^8 scores
     if arr.size == 0:
         raise DataFormatError(f"{name}: no scores")
     if not np.isfinite(arr).all():
@@ -405,7 +412,10 @@ def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> EqualErrorRat
 
 
 def distribution_overlap(
-    a: np.ndarray, b: np.ndarray, bins: int = OVERLAP_BINS, value_range: tuple[float, float] = (-1.0, 1.0)
+    a: np.ndarray,
+    b: np.ndarray,
+    bins: int = OVERLAP_BINS,
+    value_range: tuple[float, float] = (-1.0, 1.0),
 ) -> float:
     """Overlap area of two score distributions on a fixed histogram grid.
 
@@ -468,6 +478,29 @@ class GenuineImpostor:
         }
 
 
+def _triu_pair(p: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of the p-th entry (row-major) of the strict upper triangle of k x k.
+
+    Args:
+        p: (T,) int linear indices in [0, k(k-1)/2), as ``np.triu_indices(k, 1)`` orders them.
+        k: matrix size.
+
+    Returns:
+        ``(i, j)``: (T,) int64 each, with i < j.
+    """
+    p = np.asarray(p, dtype=np.int64)
+    # Row i starts at offset i*k - i(i+1)/2; invert that quadratic, then fix rounding.
+    i = np.floor(((2 * k - 1) - np.sqrt((2.0 * k - 1) ** 2 - 8.0 * p)) / 2).astype(np.int64)
+    start = i * k - i * (i + 1) // 2
+    low = p < start
+    i[low] -= 1
+    start = i * k - i * (i + 1) // 2
+    high = p >= start + (k - 1 - i)
+    i[high] += 1
+    start = i * k - i * (i + 1) // 2
+    return i, p - start + i + 1
+
+
 def genuine_impostor(
     features: np.ndarray,
     labels: np.ndarray,
@@ -515,7 +548,9 @@ def genuine_impostor(
     if identities.shape[0] < 2:
         raise DataFormatError("labels: impostor pairs need at least 2 identities, got 1")
     if counts.max() < 2:
-        raise DataFormatError("labels: every identity has a single image, so there is no genuine pair")
+        raise DataFormatError(
+            "labels: every identity has a single image, so there is no genuine pair"
+        )
     rng = np.random.default_rng(seed)
     order = np.argsort(inverse, kind="stable")  # rows grouped by identity
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -528,13 +563,23 @@ def genuine_impostor(
     for c in np.flatnonzero(counts >= 2):
         k = int(counts[c])
         rows = x[order[starts[c] : starts[c] + k]]
+        if k > _GRAM_MAX_IMAGES:
+            # A huge identity (e.g. a label-noise cluster): no k x k matrix, only its pairs.
+            picks = np.arange(full[c]) if per_id[c] == full[c] else None
+            if picks is None:
+                picks = rng.choice(full[c], size=per_id[c], replace=False)
+            iu, ju = _triu_pair(picks, k)
+            genuine[pos : pos + iu.size] = _rowwise_dot(rows, iu, rows, ju)
+            pos += iu.size
+            continue
         if k not in triu_cache:
             triu_cache[k] = np.triu_indices(k, k=1)
         iu, ju = triu_cache[k]
         if per_id[c] < full[c]:
             pick = rng.choice(full[c], size=per_id[c], replace=False)
             iu, ju = iu[pick], ju[pick]
-        genuine[pos : pos + iu.size] = np.einsum("ij,ij->i", rows[iu], rows[ju])
+        # A k x k Gram matrix is far cheaper than gathering k^2/2 row pairs.
+        genuine[pos : pos + iu.size] = (rows @ rows.T)[iu, ju]
         pos += iu.size
 
     weights = counts * (n - counts).astype(np.float64)
@@ -616,7 +661,7 @@ def identity_leakage(
     Raises:
         DataFormatError: bad shapes, mismatched dimensions, NaN/inf or zero-norm rows.
     """
-    return identity_leakage_stream([centers], reference_centers, threshold, query_block, key_block)
+    return _leakage([("centers", centers)], reference_centers, threshold, query_block, key_block)
 
 
 def identity_leakage_stream(
@@ -647,22 +692,33 @@ def identity_leakage_stream(
         DataFormatError: a chunk that is not 2-D or whose dimension differs from the
             reference's (naming the chunk), NaN/inf or zero-norm rows, or no query at all.
     """
+    named = ((f"centers chunk {index}", chunk) for index, chunk in enumerate(chunks))
+    return _leakage(named, reference_centers, threshold, query_block, key_block)
+
+
+def _leakage(
+    named_chunks: Iterable[tuple[str, np.ndarray]],
+    reference_centers: np.ndarray,
+    threshold: float,
+    query_block: int,
+    key_block: int,
+) -> IdentityLeakage:
+    """Leakage over ``(name for error messages, (k, D) centers)`` chunks."""
     ref = normalize_rows(reference_centers, "reference_centers")
     dim = ref.shape[1]
     sims: list[np.ndarray] = []
     args: list[np.ndarray] = []
-    for index, chunk in enumerate(chunks):
+    for name, chunk in named_chunks:
         arr = np.asarray(chunk)
         if arr.ndim != 2:
-            raise DataFormatError(f"centers chunk {index}: expected a 2-D array (k, D), got shape {arr.shape}")
+            raise DataFormatError(f"{name}: expected a 2-D array (k, D), got shape {arr.shape}")
         if arr.shape[1] != dim:
             raise DataFormatError(
-                f"centers chunk {index}: dimension {arr.shape[1]} does not match "
-                f"reference_centers dimension {dim}"
+                f"{name}: dimension {arr.shape[1]} does not match reference_centers dimension {dim}"
             )
         if arr.shape[0] == 0:
             continue
-        q = normalize_rows(arr, f"centers chunk {index}")
+        q = normalize_rows(arr, name)
         s, a = max_inner_product_blocked(q, ref, False, query_block, key_block)
         sims.append(s)
         args.append(a)

@@ -1,0 +1,340 @@
+"""The generator training engine: checkpoints, GAN switch-on, resume equality, NaN guard, DDP.
+
+Everything runs the ``tiny`` generator on eight random 112x112 images with random features,
+and a randomly initialised ``tiny`` IResNet saved to a file as the frozen teacher.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vec2face.config import load_step_config
+from vec2face.data import encode_image, write_lmdb
+from vec2face.errors import ConfigError, DataFormatError, Vec2FaceError
+from vec2face.generator.losses import GeneratorLossConfig
+from vec2face.generator.train import GeneratorTrainConfig, fit, state_fingerprint
+from vec2face.models import build_backbone, load_generator_checkpoint
+from vec2face.training import NonFiniteLossError, load_checkpoint
+
+REPO = Path(__file__).resolve().parents[3]
+N = 8
+GRID_ROWS = 3
+
+
+class RecordingTracker:
+    def __init__(self):
+        self.params: dict = {}
+        self.metrics: list[tuple[int | None, dict]] = []
+        self.artifacts: list[str] = []
+
+    def log_params(self, params):
+        self.params.update(params)
+
+    def log_metrics(self, metrics, step=None):
+        self.metrics.append((step, dict(metrics)))
+
+    def log_artifact(self, path):
+        self.artifacts.append(str(path))
+
+    def set_tags(self, tags):
+        pass
+
+
+class _Killed(Exception):
+    pass
+
+
+class KilledAfterFirstEpoch(RecordingTracker):
+    """Stops the run right after the first epoch's checkpoint is on disk, as a kill would."""
+
+    def log_metrics(self, metrics, step=None):
+        raise _Killed(f"killed after epoch {step}")
+
+
+def _write_data(path: Path, nan_features: bool = False) -> Path:
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(N):
+        image = rng.integers(0, 256, (112, 112, 3), dtype=np.uint8)
+        feature = rng.standard_normal(512).astype(np.float32)
+        if nan_features:
+            feature[:] = np.nan
+        records.append((encode_image(image, "png"), i // 2, feature))
+    write_lmdb(records, path, layout="training")
+    return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine OpenMP spin-waits make 2 threads ~10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gtrain")
+    torch.manual_seed(11)
+    teacher = root / "teacher.pth"
+    torch.save(build_backbone("tiny").state_dict(), teacher)
+    return {
+        "root": root,
+        "data": _write_data(root / "train.lmdb"),
+        "nan_data": _write_data(root / "nan.lmdb", nan_features=True),
+        "teacher": teacher,
+    }
+
+
+def _config(world, **overrides) -> GeneratorTrainConfig:
+    values = {
+        "model": "tiny",
+        "discriminator": "patchgan_tiny",
+        "teacher": "tiny",
+        "teacher_checkpoint": str(world["teacher"]),
+        "epochs": 2,
+        "batch_size": 4,
+        "num_workers": 0,
+        "warmup_epochs": 1,
+        "sample_grid_size": GRID_ROWS,
+        "device": "cpu",
+        "amp": True,
+        "seed": 3,
+        "loss": GeneratorLossConfig(lpips=0, disc_start=1),
+    }
+    values.update(overrides)
+    return GeneratorTrainConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def straight_run(world):
+    """Two uninterrupted epochs of two steps; the GAN switches on at epoch 1."""
+    out = world["root"] / "straight"
+    tracker = RecordingTracker()
+    summary = fit(_config(world), world["data"], out, tracker=tracker, progress=False)
+    return out, summary, tracker
+
+
+def test_run_writes_official_checkpoint_layout_samples_and_final_generator(straight_run):
+    out, summary, _ = straight_run
+    ckpts = out / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == [
+        "checkpoint_0001.pt",
+        "checkpoint_0002.pt",
+        "last.pt",
+    ]
+    state = load_checkpoint(ckpts / "last.pt")
+    for key in (
+        "model_vec2face",
+        "model_disc",
+        "optimizer_g",
+        "optimizer_d",
+        "scaler",
+        "epoch",
+        "arch",
+        "config",
+        "metadata",
+    ):
+        assert key in state, key
+    assert state["epoch"] == 2 and state["arch"]["name"] == "tiny"
+    assert state["metadata"]["pretrained_lpips_backbone"] is None  # LPIPS off
+
+    final, report = load_generator_checkpoint(out / "generator.pt")
+    assert report.arch_name == "tiny" and report.epoch == 2
+    for k, v in final.state_dict().items():
+        assert torch.equal(v, state["model_vec2face"][k]), k
+    # The training checkpoint is itself loadable as a generator checkpoint.
+    from_training, _ = load_generator_checkpoint(ckpts / "last.pt")
+    assert state_fingerprint(from_training) == state_fingerprint(final) == summary["weights_sha256"]
+
+    grid = Image.open(out / "samples" / "epoch_0001.png")
+    assert grid.size == (2 * 112, GRID_ROWS * 112) and grid.mode == "RGB"
+    assert summary["samples"] == [str(out / "samples" / f"epoch_{e:04d}.png") for e in (0, 1)]
+    assert summary["effective_batch_size"] == 4
+    assert summary["lr"] == pytest.approx(4e-5 * 4 / 112)
+    assert summary["replicas_in_sync"] and summary["world_size"] == 1
+
+
+def test_tracker_gets_params_epoch_metrics_and_sample_grids(straight_run):
+    _out, summary, tracker = straight_run
+    assert tracker.params["loss.disc_start"] == 1 and tracker.params["model"] == "tiny"
+    assert tracker.params["precision"] == "bf16-autocast"
+    assert [step for step, _ in tracker.metrics] == [0, 1]
+    assert tracker.artifacts == summary["samples"]
+    first = tracker.metrics[0][1]
+    for term in ("mse", "ssim", "token", "identity", "total", "lr", "grad_norm_g"):
+        assert np.isfinite(first[term]), term
+    assert 0 < first["lr"] <= summary["lr"]
+
+
+def test_gan_is_off_before_disc_start_and_on_after(straight_run):
+    out, _, tracker = straight_run
+    before, after = tracker.metrics[0][1], tracker.metrics[1][1]
+    assert before["gan_weight"] == 0 and "gan" not in before and "disc_loss" not in before
+    assert after["gan_weight"] == pytest.approx(0.8)
+    assert after["gan"] > 0 and after["disc_loss"] > 0 and after["grad_norm_d"] > 0
+    # The discriminator optimiser took no step in epoch 0 and did in epoch 1.
+    assert load_checkpoint(out / "checkpoints" / "checkpoint_0001.pt")["optimizer_d"]["state"] == {}
+    assert load_checkpoint(out / "checkpoints" / "checkpoint_0002.pt")["optimizer_d"]["state"] != {}
+
+
+def test_killed_run_resumes_to_the_same_weights(world, straight_run):
+    _, straight, _ = straight_run
+    out = world["root"] / "killed"
+    with pytest.raises(_Killed):
+        fit(_config(world), world["data"], out, tracker=KilledAfterFirstEpoch(), progress=False)
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["epoch"] == 1
+    assert not (out / "generator.pt").exists()
+
+    tracker = RecordingTracker()
+    resumed = fit(_config(world), world["data"], out, tracker=tracker, resume=True, progress=False)
+    assert resumed["start_epoch"] == 1 and [s for s, _ in tracker.metrics] == [1]
+    assert resumed["weights_sha256"] == straight["weights_sha256"]
+    a = load_checkpoint(world["root"] / "straight" / "checkpoints" / "last.pt")
+    b = load_checkpoint(out / "checkpoints" / "last.pt")
+    for k, v in a["model_disc"].items():
+        assert torch.equal(v, b["model_disc"][k]), k
+
+
+def test_non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint(world, straight_run):
+    out = world["root"] / "nan"
+    (out / "checkpoints").mkdir(parents=True)
+    good = world["root"] / "straight" / "checkpoints" / "checkpoint_0001.pt"
+    shutil.copyfile(good, out / "checkpoints" / "last.pt")
+    before = (out / "checkpoints" / "last.pt").read_bytes()
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 2, batch 0"):
+        fit(_config(world), world["nan_data"], out, resume=True, progress=False)
+    assert (out / "checkpoints" / "last.pt").read_bytes() == before
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.pt"]
+    assert not (out / "generator.pt").exists()
+
+
+def test_lpips_backbone_flag_is_tracked_never_silent(world, tmp_path, monkeypatch):
+    """Without VGG weights LPIPS runs on a random trunk: a warning and a tracked False."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_hub"))
+    mask = tmp_path / "four.npy"
+    np.save(mask, np.arange(4))
+    tracker = RecordingTracker()
+    cfg = _config(
+        world,
+        epochs=1,
+        mask=str(mask),
+        sample_grid_size=1,
+        loss=GeneratorLossConfig(lpips=0.2, disc_start=1),
+    )
+    with pytest.warns(UserWarning, match="random VGG trunk"):
+        summary = fit(cfg, world["data"], tmp_path / "out", tracker=tracker, progress=False)
+    assert tracker.params["pretrained_lpips_backbone"] is False
+    assert summary["pretrained_lpips_backbone"] is False
+    assert tracker.metrics[0][1]["lpips"] > 0 and tracker.metrics[0][1]["steps"] == 1
+    assert load_checkpoint(tmp_path / "out" / "checkpoints" / "last.pt")["metadata"]["samples"] == 4
+
+
+def test_existing_checkpoints_need_resume(world, straight_run):
+    with pytest.raises(ConfigError, match="pass resume"):
+        fit(_config(world), world["data"], world["root"] / "straight", progress=False)
+
+
+def test_resume_refuses_another_discriminator(world, straight_run):
+    out = world["root"] / "other_disc"
+    (out / "checkpoints").mkdir(parents=True)
+    shutil.copyfile(
+        world["root"] / "straight" / "checkpoints" / "last.pt", out / "checkpoints" / "last.pt"
+    )
+    cfg = _config(world, discriminator="patchgan")
+    with pytest.raises(Vec2FaceError, match="discriminator 'patchgan_tiny' does not match"):
+        fit(cfg, world["data"], out, resume=True, progress=False)
+
+
+def test_dataset_without_features_fails_before_training(world, tmp_path):
+    fr = tmp_path / "fr.lmdb"
+    write_lmdb([(encode_image(np.zeros((112, 112, 3), np.uint8), "png"), 0)] * 4, fr, layout="fr")
+    with pytest.raises(DataFormatError, match="run feature extraction first"):
+        fit(_config(world), fr, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+def test_config_validation_names_the_key(world):
+    with pytest.raises(ConfigError, match="generator.*teacher_checkpoint is required"):
+        load_step_config(GeneratorTrainConfig, "generator", {"generator": {"model": "tiny"}})
+    with pytest.raises(ConfigError, match=r"generator\.model.*known: .*tiny"):
+        load_step_config(GeneratorTrainConfig, "generator", {"generator": {"model": "huge"}})
+    with pytest.raises(ConfigError, match=r"generator\.lr"):
+        load_step_config(GeneratorTrainConfig, "generator", {}, {"lr": float("nan")})
+    cfg = load_step_config(
+        GeneratorTrainConfig,
+        "generator",
+        {"generator": {"loss": {"identity": 0, "disc_start": 3}, "epochs": 4}},
+        {"epochs": 7},
+    )
+    assert (
+        cfg.epochs == 7
+        and cfg.loss.disc_start == 3
+        and cfg.blr == 4e-5
+        and cfg.betas == (0.9, 0.99)
+    )
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_train_identical_replicas(world, tmp_path):
+    """`torchrun --nproc_per_node 2 ... generator train`: DDP over gloo, with accumulation and
+    the GAN on from epoch 0; rank 0 reports that both ranks hold the same weights."""
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "generator:\n  model: tiny\n  discriminator: patchgan_tiny\n  teacher: tiny\n"
+        "  batch_size: 2\n  accum_iter: 2\n  num_workers: 0\n  sample_grid_size: 2\n"
+        "  loss: {lpips: 0.0}\n  epochs: 5\n"
+    )
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_HOME": str(tmp_path / "hub")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "vec2face.cli.main",
+        "generator",
+        "train",
+        "--data",
+        str(world["data"]),
+        "--out",
+        str(out),
+        "--params",
+        str(params),
+        "--epochs",
+        "1",
+        "--disc-start",
+        "0",
+        "--teacher-checkpoint",
+        str(world["teacher"]),
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
+    proc = subprocess.run(
+        cmd, check=False, capture_output=True, text=True, env=env, cwd=REPO, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["world_size"] == 2 and summary["epochs"] == 1
+    assert summary["effective_batch_size"] == 8
+    assert summary["lr"] == pytest.approx(4e-5 * 8 / 112)
+    assert summary["replicas_in_sync"] is True
+    assert summary["stats"]["gan_weight"] == pytest.approx(0.8) and summary["stats"]["steps"] == 2
+    final, _ = load_generator_checkpoint(out / "generator.pt")
+    assert state_fingerprint(final) == summary["weights_sha256"]
+    assert (out / "samples" / "epoch_0000.png").is_file()

@@ -1,0 +1,375 @@
+"""Attribute estimators (pose, age, quality) behind one differentiable interface.
+
+AttrOP (DESIGN 3.5) runs gradient descent on the generator's input vector through a
+frozen generator and these estimators, so every estimator is a torch module mapping
+images ``(N, 3, 112, 112)`` in [-1, 1] (RGB) to a dict of ``(N,)`` tensors that carry
+gradients back to the images. Dataset reports (DESIGN 3.7) use :meth:`predict` on
+uint8 images.
+
+Attributes and units:
+
+- ``yaw``, ``pitch``, ``roll``: degrees (toy convention: + yaw turns the nose toward
+  the image's right, + pitch looks up, + roll turns the face clockwise);
+- ``age``: years;
+- ``quality``: higher is better, on MagFace's feature-norm scale (about 10..35), so
+  AttrOP's hinge ``max(0, 27 - quality)`` means the same for the toy and the real one.
+
+The toy estimator, :class:`ToyAttributeNet`, is a small CNN with one regression head
+per attribute, trained on labelled toy faces (:mod:`vec2face.attributes.train`). Its
+quality target is :func:`toy_quality_label`, a calibrated function of the renderer's
+blur, noise and JPEG quality. The real adapters (6DRepNet pose, MagFace quality) live
+in :mod:`vec2face.attributes.real`; :class:`CombinedAttributeEstimator` takes each
+attribute from whichever estimator is configured for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from vec2face.config import StepConfig
+from vec2face.errors import ConfigError
+from vec2face.models._registry import create, register
+from vec2face.models.state_dict import load_state_dict_strict
+
+__all__ = [
+    "ATTRIBUTES",
+    "ATTRIBUTE_FAMILY",
+    "AttrNetConfig",
+    "AttributeEstimator",
+    "AttributeEstimatorConfig",
+    "CombinedAttributeEstimator",
+    "ToyAttributeNet",
+    "build_attribute_net",
+    "load_attribute_estimator",
+    "load_toy_estimator",
+    "toy_quality_label",
+]
+
+ATTRIBUTES: tuple[str, ...] = ("yaw", "pitch", "roll", "age", "quality")
+ATTRIBUTE_FAMILY = "attributes"
+
+# Toy quality calibration (see toy_quality_label): each degradation counts in units of
+# about "clearly visible on a 112x112 face".
+QUALITY_BLUR_UNIT = 1.0  # Gaussian sigma, px
+QUALITY_NOISE_UNIT = 8.0  # noise std on 0..255
+QUALITY_JPEG_UNIT = 65.0  # JPEG quality steps below 95
+QUALITY_MIN, QUALITY_MAX = 10.0, 35.0
+QUALITY_DECAY = 2.0
+
+
+def toy_quality_label(blur: np.ndarray, noise: np.ndarray, jpeg_quality: np.ndarray) -> np.ndarray:
+    """The toy world's quality score: 35 for a pristine image, falling toward 10.
+
+    ``D = blur / 1.0 + noise / 8.0 + (95 - jpeg_quality) / 65`` is the degradation (each
+    term >= 0 over the renderer's ranges and increasing in its degradation) and
+    ``quality = 10 + 25 * exp(-D / 2)``, strictly decreasing in each of blur, noise and
+    JPEG loss. The range mirrors MagFace's feature norms (about 10..35); AttrOP's target
+    27 corresponds to ``D <= 0.78``, about the median toy image.
+
+    Args:
+        blur: Gaussian blur sigma in pixels, any shape.
+        noise: noise standard deviation on the 0..255 scale, same shape.
+        jpeg_quality: JPEG quality (30..95; 100 = no loss), same shape.
+
+    Returns:
+        float32 array of the broadcast shape.
+    """
+    blur = np.asarray(blur, np.float64)
+    noise = np.asarray(noise, np.float64)
+    jpeg = np.asarray(jpeg_quality, np.float64)
+    degradation = (np.maximum(blur, 0.0) / QUALITY_BLUR_UNIT
+                   + np.maximum(noise, 0.0) / QUALITY_NOISE_UNIT
+                   + np.maximum(95.0 - jpeg, 0.0) / QUALITY_JPEG_UNIT)
+    q = QUALITY_MIN + (QUALITY_MAX - QUALITY_MIN) * np.exp(-degradation / QUALITY_DECAY)
+    return q.astype(np.float32)
+
+
+class AttributeEstimator(nn.Module):
+    """Base of every estimator: ``forward(images) -> {attribute: (N,) tensor}``.
+
+    Subclasses set :attr:`provides` (the attributes their forward returns) and
+    implement :meth:`forward`; they must stay differentiable with respect to the
+    images (no ``no_grad``, no rounding) because AttrOP back-propagates through them.
+    """
+
+    provides: tuple[str, ...] = ATTRIBUTES
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """images: (N, 3, 112, 112) RGB in [-1, 1] -> {name: (N,) float32} for ``provides``."""
+        raise NotImplementedError
+
+    def _device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    @torch.no_grad()
+    def predict(self, images: np.ndarray, batch_size: int = 128, amp: bool = False) -> dict[str, np.ndarray]:
+        """Estimate attributes of uint8 images, batch by batch, in eval mode.
+
+        Args:
+            images: uint8 (N, 112, 112, 3) RGB.
+            batch_size: images per forward pass.
+            amp: bf16 (CPU) / fp16 (CUDA) autocast.
+
+        Returns:
+            {name: float32 (N,)} for every attribute in ``provides``.
+
+        Raises:
+            ValueError: images are not uint8 (N, H, W, 3).
+        """
+        images = np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"predict expects uint8 (N, H, W, 3) images, got {images.dtype} {images.shape}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        was_training = self.training
+        self.eval()
+        device = self._device()
+        out: dict[str, list[np.ndarray]] = {name: [] for name in self.provides}
+        try:
+            for s in range(0, len(images), batch_size):
+                x = uint8_to_input(torch.from_numpy(images[s:s + batch_size]), device)
+                with _autocast(device, amp):
+                    pred = self(x)
+                for name in self.provides:
+                    out[name].append(pred[name].float().cpu().numpy())
+        finally:
+            self.train(was_training)
+        return {name: (np.concatenate(v) if v else np.zeros(0, np.float32)).astype(np.float32)
+                for name, v in out.items()}
+
+
+def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
+
+
+def uint8_to_input(images: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [-1, 1], channels-last in memory."""
+    x = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+    return x.div_(127.5).sub_(1.0).contiguous(memory_format=torch.channels_last)
+
+
+# --------------------------------------------------------------------------- toy model
+
+
+@dataclass(frozen=True)
+class AttrNetConfig:
+    """Architecture of the toy attribute CNN.
+
+    Attributes:
+        widths: channels of the stride-2 stem (56 px) and of the 28, 14 and 7 pixel stages.
+        spatial_channels: channels of the 7x7 map kept spatially (flattened) for pose.
+        hidden: width of the shared MLP before the heads.
+        offsets: per-attribute output offset (order of :data:`ATTRIBUTES`).
+        scales: per-attribute output scale; heads predict ``(value - offset) / scale``.
+    """
+
+    widths: tuple[int, int, int, int] = (16, 32, 64, 128)
+    spatial_channels: int = 16
+    hidden: int = 256
+    offsets: tuple[float, float, float, float, float] = (0.0, 0.0, 0.0, 45.0, 25.0)
+    scales: tuple[float, float, float, float, float] = (30.0, 10.0, 6.0, 15.0, 5.0)
+
+
+def _conv_bn(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class ToyAttributeNet(AttributeEstimator):
+    """Small CNN with five regression heads for the toy world.
+
+    A stride-2 stem (112 -> 56) and three stages of two 3x3 conv-BN-ReLU layers, the
+    first with stride 2 (28, 14, 7). Pose needs where things are, so the 7x7 map is
+    reduced to a few channels and flattened; quality (blur, noise) is a texture
+    statistic, so globally pooled features of the 56 and 28 pixel maps feed the head too.
+    """
+
+    def __init__(self, cfg: AttrNetConfig = AttrNetConfig()):
+        super().__init__()
+        self.cfg = cfg
+        c1, c2, c3, c4 = cfg.widths
+        self.stem = _conv_bn(3, c1, 2)
+        self.stage1 = nn.Sequential(_conv_bn(c1, c2, 2), _conv_bn(c2, c2, 1))
+        self.stage2 = nn.Sequential(_conv_bn(c2, c3, 2), _conv_bn(c3, c3, 1))
+        self.stage3 = nn.Sequential(_conv_bn(c3, c4, 2), _conv_bn(c4, c4, 1))
+        self.reduce = nn.Sequential(nn.Conv2d(c4, cfg.spatial_channels, 1, bias=False),
+                                    nn.BatchNorm2d(cfg.spatial_channels), nn.ReLU(inplace=True))
+        feat = cfg.spatial_channels * 49 + c1 + c2 + c4
+        self.head = nn.Sequential(nn.Linear(feat, cfg.hidden), nn.ReLU(inplace=True),
+                                  nn.Linear(cfg.hidden, len(ATTRIBUTES)))
+        self.register_buffer("offsets", torch.tensor(cfg.offsets, dtype=torch.float32), persistent=False)
+        self.register_buffer("scales", torch.tensor(cfg.scales, dtype=torch.float32), persistent=False)
+
+    def normalized(self, images: torch.Tensor) -> torch.Tensor:
+        """images: (N, 3, 112, 112) in [-1, 1] -> float32 (N, 5) head outputs ``(value - offset) / scale``."""
+        x0 = self.stem(images)
+        x1 = self.stage1(x0)
+        x3 = self.stage3(self.stage2(x1))
+        spatial = torch.flatten(self.reduce(x3), 1)
+        pooled = [x0.mean(dim=(2, 3)), x1.mean(dim=(2, 3)), x3.mean(dim=(2, 3))]
+        return self.head(torch.cat([spatial, *pooled], dim=1)).float()
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """images: (N, 3, 112, 112) RGB in [-1, 1] -> {yaw, pitch, roll, age, quality}: (N,) each."""
+        values = self.normalized(images) * self.scales + self.offsets
+        return {name: values[:, i] for i, name in enumerate(ATTRIBUTES)}
+
+
+@register(ATTRIBUTE_FAMILY, "attrnet_s")
+def attrnet_s(**overrides) -> ToyAttributeNet:
+    """Toy attribute CNN, widths 16-32-64-128 (about 0.5M parameters, 35M MACs per image)."""
+    return ToyAttributeNet(AttrNetConfig(**overrides))
+
+
+def build_attribute_net(name: str = "attrnet_s", **overrides) -> ToyAttributeNet:
+    """Build a registered toy attribute model (``list_models("attributes")``); unknown names list the known ones."""
+    return create(ATTRIBUTE_FAMILY, name, **overrides)
+
+
+def toy_checkpoint_state(model: ToyAttributeNet, arch: str, extra: Mapping | None = None) -> dict:
+    """What a toy estimator checkpoint holds: architecture name and config, weights, metadata."""
+    cfg = asdict(model.cfg)
+    return {"arch": arch, "arch_config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
+            "model": model.state_dict(), "attributes": list(ATTRIBUTES), **(extra or {})}
+
+
+def load_toy_estimator(path: str | os.PathLike, config_key: str | None = None) -> ToyAttributeNet:
+    """Load a toy attribute estimator saved by :func:`vec2face.attributes.train.train_attributes`.
+
+    Args:
+        path: the checkpoint (``model.pt`` of a training run, or any epoch checkpoint).
+        config_key: the configuration key that named ``path``, quoted in errors.
+
+    Returns:
+        The model in eval mode on CPU.
+
+    Raises:
+        ConfigError: missing or unreadable file, not a toy attribute checkpoint, or
+            weights that do not fit the architecture.
+    """
+    path = Path(path)
+    where = f"{path} (config key {config_key})" if config_key else str(path)
+    if not path.is_file():
+        raise ConfigError(f"attribute estimator checkpoint not found: {where}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch.load raises many types on a corrupt file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise ConfigError(f"cannot read attribute estimator checkpoint {where}: {first}") from None
+    if not isinstance(ckpt, Mapping) or "arch" not in ckpt or "model" not in ckpt:
+        raise ConfigError(f"{where}: not a toy attribute estimator checkpoint (needs 'arch' and 'model')")
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(ckpt.get("arch_config") or {}).items()}
+    try:
+        model = build_attribute_net(ckpt["arch"], **cfg)
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"{where}: cannot build attribute model: {exc}") from None
+    load_state_dict_strict(model, ckpt["model"], source=where)
+    return model.eval()
+
+
+# --------------------------------------------------------------------------- combining and loading
+
+
+class CombinedAttributeEstimator(AttributeEstimator):
+    """Takes each attribute from the estimator configured for it.
+
+    Args:
+        sources: attribute name -> estimator that provides it; the same estimator may
+            serve several attributes and runs once per forward.
+
+    Raises:
+        ValueError: an attribute is not provided by its estimator, or one is unknown.
+    """
+
+    def __init__(self, sources: Mapping[str, AttributeEstimator]):
+        super().__init__()
+        unknown = sorted(set(sources) - set(ATTRIBUTES))
+        if unknown:
+            raise ValueError(f"unknown attributes {unknown}; known: {', '.join(ATTRIBUTES)}")
+        self.estimators = nn.ModuleList()
+        self._route: dict[str, int] = {}
+        for name, est in sources.items():
+            if name not in est.provides:
+                raise ValueError(f"{type(est).__name__} does not provide '{name}' (it gives {est.provides})")
+            idx = next((i for i, m in enumerate(self.estimators) if m is est), None)
+            if idx is None:
+                self.estimators.append(est)
+                idx = len(self.estimators) - 1
+            self._route[name] = idx
+        self.provides = tuple(a for a in ATTRIBUTES if a in self._route)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """images: (N, 3, 112, 112) RGB in [-1, 1] -> {name: (N,)} for every routed attribute."""
+        needed = sorted(set(self._route.values()))
+        outputs = {i: self.estimators[i](images) for i in needed}
+        return {name: outputs[self._route[name]][name] for name in self.provides}
+
+
+class AttributeEstimatorConfig(StepConfig):
+    """Which estimator gives which attribute (params section ``attribute_estimator``).
+
+    The toy checkpoint gives all five attributes; a configured real adapter replaces
+    the toy pose (6DRepNet) or quality (MagFace). Age has no real adapter, so it needs
+    the toy checkpoint.
+    """
+
+    checkpoint: str | None = Field(None, description="toy attribute estimator checkpoint (model.pt of 'vec2face attributes train')")
+    sixdrepnet: str | None = Field(None, description="6DRepNet weights (RepVGG-B1g2, deploy layout, e.g. 6DRepNet_300W_LP_AFLW2000.pth) for yaw/pitch/roll")
+    magface: str | None = Field(None, description="MagFace checkpoint (insightface IResNet, e.g. magface_epoch_00025.pth) for quality")
+    magface_arch: str = Field("r100", description="backbone of the MagFace checkpoint (r18, r34, r50, r100)")
+    attributes: list[str] = Field(default_factory=lambda: list(ATTRIBUTES), description="attributes that must be available")
+
+
+CONFIG_SECTION = "attribute_estimator"
+
+
+def load_attribute_estimator(config: AttributeEstimatorConfig) -> AttributeEstimator:
+    """Build the estimator the configuration names (toy, real adapters, or a mix).
+
+    Args:
+        config: paths of the toy checkpoint and the real weights.
+
+    Returns:
+        An :class:`AttributeEstimator` in eval mode on CPU providing ``config.attributes``.
+
+    Raises:
+        ConfigError: a configured file is missing or does not fit (the message names the
+            file and its config key), or a required attribute has no source.
+    """
+    key = CONFIG_SECTION
+    sources: dict[str, AttributeEstimator] = {}
+    if config.checkpoint:
+        toy = load_toy_estimator(config.checkpoint, config_key=f"{key}.checkpoint")
+        sources.update({name: toy for name in ATTRIBUTES})
+    if config.sixdrepnet:
+        from vec2face.attributes.real import load_sixdrepnet
+
+        pose = load_sixdrepnet(config.sixdrepnet, config_key=f"{key}.sixdrepnet")
+        sources.update({name: pose for name in ("yaw", "pitch", "roll")})
+    if config.magface:
+        from vec2face.attributes.real import load_magface
+
+        quality = load_magface(config.magface, arch=config.magface_arch, config_key=f"{key}.magface")
+        sources["quality"] = quality
+    unknown = [a for a in config.attributes if a not in ATTRIBUTES]
+    if unknown:
+        raise ConfigError(f"{key}.attributes: unknown {unknown}; known: {', '.join(ATTRIBUTES)}")
+    missing = [a for a in config.attributes if a not in sources]
+    if missing:
+        hint = {"age": f"{key}.checkpoint", "quality": f"{key}.checkpoint or {key}.magface"}
+        keys = sorted({hint.get(a, f"{key}.checkpoint or {key}.sixdrepnet") for a in missing})
+        raise ConfigError(f"no estimator configured for {', '.join(missing)}: set {' / '.join(keys)}")
+    return CombinedAttributeEstimator({a: sources[a] for a in ATTRIBUTES if a in sources}).eval()
