@@ -239,7 +239,8 @@ class DvcResource(dg.ConfigurableResource):
             if self.remote_dir and self._dvc("remote", "default", check=False).returncode != 0:
                 remote = Path(self.remote_dir).resolve()
                 remote.mkdir(parents=True, exist_ok=True)
-                self._dvc("remote", "add", "-d", "local", str(remote))
+                # an absolute, machine-specific path: .dvc/config.local, which Git ignores
+                self._dvc("remote", "add", "--local", "-d", "local", str(remote))
         _READY_REPOS.add((repo_path, self.remote_dir))
         return repo_path
 

@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 source scripts/env.sh
-exec .venv/bin/vec2face run --params params.yaml --out "${VEC2FACE_OUT:-outputs/tiny}" "$@"
+# The main job runs through Dagster, in process; runs are kept under .dagster_home.
+exec .venv/bin/python -m orchestration.main_job --params params.yaml --out "${VEC2FACE_OUT:-outputs/tiny}" "$@"

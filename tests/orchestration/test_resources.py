@@ -60,7 +60,9 @@ def test_dvc_resource_inits_adds_versions_and_pushes(tmp_path):
     dvc = DvcResource(repo_dir=str(repo), remote_dir=str(tmp_path / "remote"))
     dvc.ensure_repo()
     config = (repo / ".dvc" / "config").read_text()
-    assert "no_scm = True" in config and "analytics = false" in config and "remote = local" in config
+    assert "no_scm = True" in config and "analytics = false" in config
+    local = (repo / ".dvc" / "config.local").read_text()
+    assert "remote = local" in local and str(tmp_path / "remote") in local
     data = repo / "data"
     data.mkdir()
     (data / "a.txt").write_text("one")

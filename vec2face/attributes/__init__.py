@@ -16,6 +16,7 @@ from vec2face.attributes.estimators import (
     build_attribute_net,
     load_attribute_estimator,
     load_toy_estimator,
+    predict_dataset,
     toy_quality_label,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "build_attribute_net",
     "load_attribute_estimator",
     "load_toy_estimator",
+    "predict_dataset",
     "toy_quality_label",
 ]
