@@ -88,9 +88,11 @@ def toy_quality_label(blur: np.ndarray, noise: np.ndarray, jpeg_quality: np.ndar
     blur = np.asarray(blur, np.float64)
     noise = np.asarray(noise, np.float64)
     jpeg = np.asarray(jpeg_quality, np.float64)
-    degradation = (np.maximum(blur, 0.0) / QUALITY_BLUR_UNIT
-                   + np.maximum(noise, 0.0) / QUALITY_NOISE_UNIT
-                   + np.maximum(95.0 - jpeg, 0.0) / QUALITY_JPEG_UNIT)
+    degradation = (
+        np.maximum(blur, 0.0) / QUALITY_BLUR_UNIT
+        + np.maximum(noise, 0.0) / QUALITY_NOISE_UNIT
+        + np.maximum(95.0 - jpeg, 0.0) / QUALITY_JPEG_UNIT
+    )
     q = QUALITY_MIN + (QUALITY_MAX - QUALITY_MIN) * np.exp(-degradation / QUALITY_DECAY)
     return q.astype(np.float32)
 
@@ -115,7 +117,9 @@ class AttributeEstimator(nn.Module):
         return torch.device("cpu")
 
     @torch.no_grad()
-    def predict(self, images: np.ndarray, batch_size: int = 128, amp: bool = False) -> dict[str, np.ndarray]:
+    def predict(
+        self, images: np.ndarray, batch_size: int = 128, amp: bool = False
+    ) -> dict[str, np.ndarray]:
         """Estimate attributes of uint8 images, batch by batch, in eval mode.
 
         Args:
@@ -131,7 +135,9 @@ class AttributeEstimator(nn.Module):
         """
         images = np.asarray(images)
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"predict expects uint8 (N, H, W, 3) images, got {images.dtype} {images.shape}")
+            raise ValueError(
+                f"predict expects uint8 (N, H, W, 3) images, got {images.dtype} {images.shape}"
+            )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         was_training = self.training
@@ -140,21 +146,25 @@ class AttributeEstimator(nn.Module):
         out: dict[str, list[np.ndarray]] = {name: [] for name in self.provides}
         try:
             for s in range(0, len(images), batch_size):
-                x = uint8_to_input(torch.from_numpy(images[s:s + batch_size]), device)
+                x = uint8_to_input(torch.from_numpy(images[s : s + batch_size]), device)
                 with _autocast(device, amp):
                     pred = self(x)
                 for name in self.provides:
                     out[name].append(pred[name].float().cpu().numpy())
         finally:
             self.train(was_training)
-        return {name: (np.concatenate(v) if v else np.zeros(0, np.float32)).astype(np.float32)
-                for name, v in out.items()}
+        return {
+            name: (np.concatenate(v) if v else np.zeros(0, np.float32)).astype(np.float32)
+            for name, v in out.items()
+        }
 
 
 def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
     if not enabled:
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
+    return torch.autocast(
+        device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16
+    )
 
 
 def uint8_to_input(images: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -214,8 +224,11 @@ def texture_statistics(images: torch.Tensor) -> torch.Tensor:
         dx = (gray[..., :, 1:] - gray[..., :, :-1]).abs()
         dy = (gray[..., 1:, :] - gray[..., :-1, :]).abs()
         for d, dim in ((dx, 3), (dy, 2)):
-            on = d.narrow(dim, 7, 1) if d.shape[dim] < 8 else d.index_select(
-                dim, torch.arange(7, d.shape[dim], 8, device=d.device))
+            on = (
+                d.narrow(dim, 7, 1)
+                if d.shape[dim] < 8
+                else d.index_select(dim, torch.arange(7, d.shape[dim], 8, device=d.device))
+            )
             ratio = (on.mean(dim=(1, 2, 3)) + 1e-4) / (d.mean(dim=(1, 2, 3)) + 1e-4)
             stats.append(ratio.log()[:, None])
         out = torch.cat(stats, dim=1)
@@ -223,8 +236,9 @@ def texture_statistics(images: torch.Tensor) -> torch.Tensor:
 
 
 def _conv_bn(cin: int, cout: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 class ToyAttributeNet(AttributeEstimator):
@@ -246,17 +260,27 @@ class ToyAttributeNet(AttributeEstimator):
         self.stage1 = nn.Sequential(_conv_bn(c1, c2, 2), _conv_bn(c2, c2, 1))
         self.stage2 = nn.Sequential(_conv_bn(c2, c3, 2), _conv_bn(c3, c3, 1))
         self.stage3 = nn.Sequential(_conv_bn(c3, c4, 2), _conv_bn(c4, c4, 1))
-        self.reduce = nn.Sequential(nn.Conv2d(c4, cfg.spatial_channels, 1, bias=False),
-                                    nn.BatchNorm2d(cfg.spatial_channels), nn.ReLU(inplace=True))
+        self.reduce = nn.Sequential(
+            nn.Conv2d(c4, cfg.spatial_channels, 1, bias=False),
+            nn.BatchNorm2d(cfg.spatial_channels),
+            nn.ReLU(inplace=True),
+        )
         self.texture_norm = nn.BatchNorm1d(N_TEXTURE_STATS)
         feat = cfg.spatial_channels * 49 + c1 + c2 + c4 + N_TEXTURE_STATS
-        self.head = nn.Sequential(nn.Linear(feat, cfg.hidden), nn.ReLU(inplace=True),
-                                  nn.Linear(cfg.hidden, len(ATTRIBUTES)))
-        self.register_buffer("offsets", torch.tensor(cfg.offsets, dtype=torch.float32), persistent=False)
-        self.register_buffer("scales", torch.tensor(cfg.scales, dtype=torch.float32), persistent=False)
+        self.head = nn.Sequential(
+            nn.Linear(feat, cfg.hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(cfg.hidden, len(ATTRIBUTES)),
+        )
+        self.register_buffer(
+            "offsets", torch.tensor(cfg.offsets, dtype=torch.float32), persistent=False
+        )
+        self.register_buffer(
+            "scales", torch.tensor(cfg.scales, dtype=torch.float32), persistent=False
+        )
 
     def normalized(self, images: torch.Tensor) -> torch.Tensor:
-        """images: (N, 3, 112, 112) in [-1, 1] -> float32 (N, 5) head outputs ``(value - offset) / scale``."""
+        """images: (N, 3, 112, 112) in [-1, 1] -> float32 (N, 5) ``(value - offset) / scale``."""
         x0 = self.stem(images)
         x1 = self.stage1(x0)
         x3 = self.stage3(self.stage2(x1))
@@ -267,7 +291,7 @@ class ToyAttributeNet(AttributeEstimator):
         return self.head(feats).float()
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """images: (N, 3, 112, 112) RGB in [-1, 1] -> {yaw, pitch, roll, age, quality}: (N,) each."""
+        """images: (N, 3, 112, 112) RGB in [-1, 1] -> {yaw, pitch, roll, age, quality}: (N,)."""
         values = self.normalized(images) * self.scales + self.offsets
         return {name: values[:, i] for i, name in enumerate(ATTRIBUTES)}
 
@@ -279,15 +303,20 @@ def attrnet_s(**overrides) -> ToyAttributeNet:
 
 
 def build_attribute_net(name: str = "attrnet_s", **overrides) -> ToyAttributeNet:
-    """Build a registered toy attribute model (``list_models("attributes")``); unknown names list the known ones."""
+    """Build a registered toy attribute model; unknown names list the known ones."""
     return create(ATTRIBUTE_FAMILY, name, **overrides)
 
 
 def toy_checkpoint_state(model: ToyAttributeNet, arch: str, extra: Mapping | None = None) -> dict:
     """What a toy estimator checkpoint holds: architecture name and config, weights, metadata."""
     cfg = asdict(model.cfg)
-    return {"arch": arch, "arch_config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
-            "model": model.state_dict(), "attributes": list(ATTRIBUTES), **(extra or {})}
+    return {
+        "arch": arch,
+        "arch_config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
+        "model": model.state_dict(),
+        "attributes": list(ATTRIBUTES),
+        **(extra or {}),
+    }
 
 
 def load_toy_estimator(path: str | os.PathLike, config_key: str | None = None) -> ToyAttributeNet:
@@ -314,8 +343,13 @@ def load_toy_estimator(path: str | os.PathLike, config_key: str | None = None) -
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise ConfigError(f"cannot read attribute estimator checkpoint {where}: {first}") from None
     if not isinstance(ckpt, Mapping) or "arch" not in ckpt or "model" not in ckpt:
-        raise ConfigError(f"{where}: not a toy attribute estimator checkpoint (needs 'arch' and 'model')")
-    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(ckpt.get("arch_config") or {}).items()}
+        raise ConfigError(
+            f"{where}: not a toy attribute estimator checkpoint (needs 'arch' and 'model')"
+        )
+    cfg = {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in dict(ckpt.get("arch_config") or {}).items()
+    }
     try:
         model = build_attribute_net(ckpt["arch"], **cfg)
     except (KeyError, TypeError) as exc:
@@ -347,7 +381,9 @@ class CombinedAttributeEstimator(AttributeEstimator):
         self._route: dict[str, int] = {}
         for name, est in sources.items():
             if name not in est.provides:
-                raise ValueError(f"{type(est).__name__} does not provide '{name}' (it gives {est.provides})")
+                raise ValueError(
+                    f"{type(est).__name__} does not provide '{name}' (it gives {est.provides})"
+                )
             idx = next((i for i, m in enumerate(self.estimators) if m is est), None)
             if idx is None:
                 self.estimators.append(est)
@@ -370,11 +406,24 @@ class AttributeEstimatorConfig(StepConfig):
     the toy checkpoint.
     """
 
-    checkpoint: str | None = Field(None, description="toy attribute estimator checkpoint (model.pt of 'vec2face attributes train')")
-    sixdrepnet: str | None = Field(None, description="6DRepNet weights (RepVGG-B1g2, deploy layout, e.g. 6DRepNet_300W_LP_AFLW2000.pth) for yaw/pitch/roll")
-    magface: str | None = Field(None, description="MagFace checkpoint (insightface IResNet, e.g. magface_epoch_00025.pth) for quality")
-    magface_arch: str = Field("r100", description="backbone of the MagFace checkpoint (r18, r34, r50, r100)")
-    attributes: list[str] = Field(default_factory=lambda: list(ATTRIBUTES), description="attributes that must be available")
+    checkpoint: str | None = Field(
+        None,
+        description="toy attribute estimator checkpoint (model.pt of 'vec2face attributes train')",
+    )
+    sixdrepnet: str | None = Field(
+        None,
+        description="6DRepNet weights (RepVGG-B1g2 deploy layout) for yaw/pitch/roll",
+    )
+    magface: str | None = Field(
+        None,
+        description="MagFace checkpoint (insightface IResNet) for quality",
+    )
+    magface_arch: str = Field(
+        "r100", description="backbone of the MagFace checkpoint (r18, r34, r50, r100)"
+    )
+    attributes: list[str] = Field(
+        default_factory=lambda: list(ATTRIBUTES), description="attributes that must be available"
+    )
 
 
 CONFIG_SECTION = "attribute_estimator"
@@ -406,7 +455,9 @@ def load_attribute_estimator(config: AttributeEstimatorConfig) -> AttributeEstim
     if config.magface:
         from vec2face.attributes.real import load_magface
 
-        quality = load_magface(config.magface, arch=config.magface_arch, config_key=f"{key}.magface")
+        quality = load_magface(
+            config.magface, arch=config.magface_arch, config_key=f"{key}.magface"
+        )
         sources["quality"] = quality
     unknown = [a for a in config.attributes if a not in ATTRIBUTES]
     if unknown:
@@ -415,12 +466,19 @@ def load_attribute_estimator(config: AttributeEstimatorConfig) -> AttributeEstim
     if missing:
         hint = {"age": f"{key}.checkpoint", "quality": f"{key}.checkpoint or {key}.magface"}
         keys = sorted({hint.get(a, f"{key}.checkpoint or {key}.sixdrepnet") for a in missing})
-        raise ConfigError(f"no estimator configured for {', '.join(missing)}: set {' / '.join(keys)}")
+        raise ConfigError(
+            f"no estimator configured for {', '.join(missing)}: set {' / '.join(keys)}"
+        )
     return CombinedAttributeEstimator({a: sources[a] for a in ATTRIBUTES if a in sources}).eval()
 
 
-def predict_dataset(estimator: AttributeEstimator, data: str | os.PathLike, out: str | os.PathLike,
-                    batch_size: int = 128, amp: bool = False) -> dict:
+def predict_dataset(
+    estimator: AttributeEstimator,
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    batch_size: int = 128,
+    amp: bool = False,
+) -> dict:
     """Estimate attributes of every image of a dataset and write them as Parquet.
 
     Args:
@@ -453,17 +511,27 @@ def predict_dataset(estimator: AttributeEstimator, data: str | os.PathLike, out:
             for i in range(s, min(n, s + batch_size)):
                 img = ds[i].image
                 if img.shape != (112, 112, 3):
-                    raise DataFormatError(f"{ds.location(i)}: expected a 112x112 RGB image, got {img.shape}")
+                    raise DataFormatError(
+                        f"{ds.location(i)}: expected a 112x112 RGB image, got {img.shape}"
+                    )
                 batch.append(img)
             pred = estimator.predict(np.stack(batch), batch_size=batch_size, amp=amp)
             for name in estimator.provides:
                 cols[name].append(pred[name])
-    table = pd.DataFrame({"index": np.arange(n, dtype=np.int64), "label": labels, "location": locations})
+    table = pd.DataFrame(
+        {"index": np.arange(n, dtype=np.int64), "label": labels, "location": locations}
+    )
     for name in estimator.provides:
         table[name] = np.concatenate(cols[name]) if cols[name] else np.zeros(0, np.float32)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         table.to_parquet(tmp, index=False)
-    return {"images": n, "columns": list(table.columns), "path": str(out),
-            "mean": {name: float(table[name].mean()) if n else float("nan") for name in estimator.provides}}
+    return {
+        "images": n,
+        "columns": list(table.columns),
+        "path": str(out),
+        "mean": {
+            name: float(table[name].mean()) if n else float("nan") for name in estimator.provides
+        },
+    }

@@ -1,8 +1,8 @@
 """Real attribute estimators: 6DRepNet head pose and MagFace quality.
 
-Both are used only when configured (:class:`~vec2face.attributes.estimators.AttributeEstimatorConfig`)
-and load published weights from a path; nothing is downloaded. The network layouts are
-written here, so neither the ``sixdrepnet`` package nor MagFace's code is needed.
+Both are used only when configured (``AttributeEstimatorConfig``) and load published
+weights from a path; nothing is downloaded. The network layouts are written here, so
+neither the ``sixdrepnet`` package nor MagFace's code is needed.
 
 - **6DRepNet** (Hempel et al., ICIP 2022): a RepVGG-B1g2 backbone in its *deploy*
   layout (each block one 3x3 convolution with bias, ``rbr_reparam``, then ReLU;
@@ -83,7 +83,9 @@ def euler_from_rotation(r: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """
     sy = torch.sqrt(r[:, 0, 0] ** 2 + r[:, 1, 0] ** 2)
     singular = sy < eps
-    x = torch.where(singular, torch.atan2(-r[:, 1, 2], r[:, 1, 1]), torch.atan2(r[:, 2, 1], r[:, 2, 2]))
+    x = torch.where(
+        singular, torch.atan2(-r[:, 1, 2], r[:, 1, 1]), torch.atan2(r[:, 2, 1], r[:, 2, 2])
+    )
     y = torch.atan2(-r[:, 2, 0], sy)
     z = torch.where(singular, torch.zeros_like(sy), torch.atan2(r[:, 1, 0], r[:, 0, 0]))
     return torch.stack([x, y, z], dim=1)
@@ -92,9 +94,15 @@ def euler_from_rotation(r: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 def rotation_from_euler(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """``Rz(z) @ Ry(y) @ Rx(x)`` for (N,) angles in radians -> (N, 3, 3) (300W-LP's ``get_R``)."""
     one, zero = torch.ones_like(x), torch.zeros_like(x)
-    rx = torch.stack([one, zero, zero, zero, x.cos(), -x.sin(), zero, x.sin(), x.cos()], 1).view(-1, 3, 3)
-    ry = torch.stack([y.cos(), zero, y.sin(), zero, one, zero, -y.sin(), zero, y.cos()], 1).view(-1, 3, 3)
-    rz = torch.stack([z.cos(), -z.sin(), zero, z.sin(), z.cos(), zero, zero, zero, one], 1).view(-1, 3, 3)
+    rx = torch.stack([one, zero, zero, zero, x.cos(), -x.sin(), zero, x.sin(), x.cos()], 1).view(
+        -1, 3, 3
+    )
+    ry = torch.stack([y.cos(), zero, y.sin(), zero, one, zero, -y.sin(), zero, y.cos()], 1).view(
+        -1, 3, 3
+    )
+    rz = torch.stack([z.cos(), -z.sin(), zero, z.sin(), z.cos(), zero, zero, zero, one], 1).view(
+        -1, 3, 3
+    )
     return rz @ ry @ rx
 
 
@@ -135,22 +143,30 @@ class SixDRepNetPose(AttributeEstimator):
         self.input_size = input_size
         self.layer0 = _RepVGGBlock(3, 64, 2, 1)
         cin, idx = 64, 1
-        for stage, (blocks, width) in enumerate(zip(_B1G2_BLOCKS, _B1G2_WIDTHS), start=1):
+        for stage, (blocks, width) in enumerate(
+            zip(_B1G2_BLOCKS, _B1G2_WIDTHS, strict=True), start=1
+        ):
             layers = []
             for b in range(blocks):
-                layers.append(_RepVGGBlock(cin, width, 2 if b == 0 else 1, 2 if idx in _B1G2_GROUPED else 1))
+                layers.append(
+                    _RepVGGBlock(cin, width, 2 if b == 0 else 1, 2 if idx in _B1G2_GROUPED else 1)
+                )
                 cin, idx = width, idx + 1
             self.add_module(f"layer{stage}", nn.Sequential(*layers))
         self.gap = nn.AdaptiveAvgPool2d(1)
         self.linear_reg = nn.Linear(cin, 6)
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False
+        )
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def rotation(self, images: torch.Tensor) -> torch.Tensor:
         """images: (N, 3, H, W) RGB in [-1, 1] -> rotation matrices (N, 3, 3)."""
         x = (images + 1.0) * 0.5
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+            x = F.interpolate(
+                x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
+            )
         x = (x - self.mean) / self.std
         for stage in (self.layer0, self.layer1, self.layer2, self.layer3, self.layer4):
             x = stage(x)
@@ -181,8 +197,10 @@ def load_sixdrepnet(path: str | os.PathLike, config_key: str | None = None) -> S
     state = read_state_dict(path, config_key=config_key)
     if any(".rbr_dense." in k or ".rbr_1x1." in k for k in state):
         raise ConfigError(
-            f"{where}: a training-layout RepVGG checkpoint (rbr_dense/rbr_1x1 branches); convert it to the "
-            "deploy layout first (RepVGG's repvgg_model_convert, as 6DRepNet's convert.py does)")
+            f"{where}: a training-layout RepVGG checkpoint (rbr_dense/rbr_1x1 branches); "
+            "convert it to the "
+            "deploy layout first (RepVGG's repvgg_model_convert, as 6DRepNet's convert.py does)"
+        )
     model = SixDRepNetPose()
     load_state_dict_strict(model, state, source=f"{where} as 6DRepNet (RepVGG-B1g2 deploy)")
     return model.eval()
@@ -224,11 +242,13 @@ def magface_backbone_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch
     """
     for prefix in ("module.features.", "features.module.", "features."):
         if f"{prefix}conv1.weight" in state:
-            return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     return dict(state)
 
 
-def load_magface(path: str | os.PathLike, arch: str = "r100", config_key: str | None = None) -> MagFaceQuality:
+def load_magface(
+    path: str | os.PathLike, arch: str = "r100", config_key: str | None = None
+) -> MagFaceQuality:
     """MagFace quality estimator from a MagFace checkpoint or a bare IResNet state dict.
 
     Args:

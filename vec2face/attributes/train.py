@@ -72,12 +72,16 @@ class AttributesTrainConfig(StepConfig):
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
     warmup_epochs: float = Field(0.3, ge=0, description="linear warmup before the cosine decay")
     max_images: int = Field(0, ge=0, description="use at most this many training images (0: all)")
-    val_fraction: float = Field(0.05, ge=0, lt=1, description="share of identities held out when no held-out pool is given")
+    val_fraction: float = Field(
+        0.05, ge=0, lt=1, description="share of identities held out when no held-out pool is given"
+    )
     flip: bool = Field(True, description="random horizontal flip (negates yaw and roll)")
     amp: bool = Field(True, description="bf16 autocast on CPU (fp16 on CUDA)")
     threads: int = Field(0, ge=0, description="torch CPU threads (0: leave torch's default)")
     loss_weights: tuple[float, float, float, float, float] = Field(
-        (1.0, 1.0, 1.0, 1.0, 1.0), description="weights of the yaw, pitch, roll, age, quality losses")
+        (1.0, 1.0, 1.0, 1.0, 1.0),
+        description="weights of the yaw, pitch, roll, age, quality losses",
+    )
     seed: int = Field(0, description="seed of initialisation, split, order and flips")
     device: str = Field("cpu", description="torch device")
 
@@ -103,7 +107,9 @@ class LabelledImages:
 
     def take(self, index: np.ndarray) -> LabelledImages:
         """The images at ``index`` (an int or bool array)."""
-        return LabelledImages(self.images[index], self.targets[index], self.identities[index], self.paths[index])
+        return LabelledImages(
+            self.images[index], self.targets[index], self.identities[index], self.paths[index]
+        )
 
 
 def load_labelled_toyfaces(root: str | Path, max_images: int = 0, seed: int = 0) -> LabelledImages:
@@ -121,7 +127,9 @@ def load_labelled_toyfaces(root: str | Path, max_images: int = 0, seed: int = 0)
     root = Path(root)
     manifest_path = root / "manifest.parquet"
     if not manifest_path.is_file():
-        raise DataFormatError(f"{root}: no manifest.parquet; expected a toy pool written by 'vec2face toyfaces'")
+        raise DataFormatError(
+            f"{root}: no manifest.parquet; expected a toy pool written by 'vec2face toyfaces'"
+        )
     df = pd.read_parquet(manifest_path)
     missing = [c for c in ("path", "identity", *_LABEL_COLUMNS) if c not in df.columns]
     if missing:
@@ -130,7 +138,9 @@ def load_labelled_toyfaces(root: str | Path, max_images: int = 0, seed: int = 0)
         ids = df["identity"].unique()
         order = rng_for("attributes", "subset", seed).permutation(len(ids))
         counts = df.groupby("identity").size().reindex(ids[order]).to_numpy()
-        keep = ids[order][: max(1, int(np.searchsorted(np.cumsum(counts), max_images, side="right")))]
+        keep = ids[order][
+            : max(1, int(np.searchsorted(np.cumsum(counts), max_images, side="right")))
+        ]
         df = df[df["identity"].isin(keep)].reset_index(drop=True)
     images = np.empty((len(df), 112, 112, 3), np.uint8)
     for k, rel in enumerate(df["path"]):
@@ -143,10 +153,18 @@ def load_labelled_toyfaces(root: str | Path, max_images: int = 0, seed: int = 0)
         if img.shape != (112, 112, 3):
             raise DataFormatError(f"{path}: expected a 112x112 RGB image, got {img.shape}")
         images[k] = img
-    quality = toy_quality_label(df["blur"].to_numpy(), df["noise"].to_numpy(), df["jpeg_quality"].to_numpy())
-    targets = np.stack([df[c].to_numpy(np.float32) for c in ("yaw", "pitch", "roll", "age")] + [quality], axis=1)
-    return LabelledImages(images, targets.astype(np.float32), df["identity"].to_numpy(np.int64),
-                          df["path"].to_numpy(str))
+    quality = toy_quality_label(
+        df["blur"].to_numpy(), df["noise"].to_numpy(), df["jpeg_quality"].to_numpy()
+    )
+    targets = np.stack(
+        [df[c].to_numpy(np.float32) for c in ("yaw", "pitch", "roll", "age")] + [quality], axis=1
+    )
+    return LabelledImages(
+        images,
+        targets.astype(np.float32),
+        df["identity"].to_numpy(np.int64),
+        df["path"].to_numpy(str),
+    )
 
 
 def attribute_metrics(pred: dict[str, np.ndarray], targets: np.ndarray) -> dict[str, float]:
@@ -169,14 +187,18 @@ def attribute_metrics(pred: dict[str, np.ndarray], targets: np.ndarray) -> dict[
     return out
 
 
-def evaluate_estimator(model: AttributeEstimator, data: LabelledImages, batch_size: int = 256,
-                       amp: bool = False) -> dict[str, float]:
+def evaluate_estimator(
+    model: AttributeEstimator, data: LabelledImages, batch_size: int = 256, amp: bool = False
+) -> dict[str, float]:
     """:func:`attribute_metrics` of ``model`` on ``data``."""
-    return attribute_metrics(model.predict(data.images, batch_size=batch_size, amp=amp), data.targets)
+    return attribute_metrics(
+        model.predict(data.images, batch_size=batch_size, amp=amp), data.targets
+    )
 
 
-def _batch(data: LabelledImages, index: np.ndarray, flip: np.ndarray | None,
-           device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(
+    data: LabelledImages, index: np.ndarray, flip: np.ndarray | None, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (B, 3, 112, 112) in [-1, 1] and targets (B, 5), mirrored where ``flip``."""
     x = uint8_to_input(torch.from_numpy(data.images[index]), device)
     y = torch.from_numpy(data.targets[index]).to(device)
@@ -189,8 +211,14 @@ def _batch(data: LabelledImages, index: np.ndarray, flip: np.ndarray | None,
     return x, y
 
 
-def train_one_epoch(model: ToyAttributeNet, data: LabelledImages, optimizer: torch.optim.Optimizer,
-                    config: AttributesTrainConfig, epoch: int, device: torch.device) -> dict[str, float]:
+def train_one_epoch(
+    model: ToyAttributeNet,
+    data: LabelledImages,
+    optimizer: torch.optim.Optimizer,
+    config: AttributesTrainConfig,
+    epoch: int,
+    device: torch.device,
+) -> dict[str, float]:
     """One pass over ``data`` in a seeded order; learning rate set per iteration.
 
     Returns:
@@ -210,7 +238,7 @@ def train_one_epoch(model: ToyAttributeNet, data: LabelledImages, optimizer: tor
     sums = torch.zeros(len(ATTRIBUTES), device=device)
     lr = 0.0
     for step in range(steps):
-        index = order[step * config.batch_size:(step + 1) * config.batch_size]
+        index = order[step * config.batch_size : (step + 1) * config.batch_size]
         x, y = _batch(data, index, None if flips is None else flips[index], device)
         lr = warmup_cosine_lr(epoch * steps + step, config.lr, warmup, total)
         for group in optimizer.param_groups:
@@ -226,27 +254,39 @@ def train_one_epoch(model: ToyAttributeNet, data: LabelledImages, optimizer: tor
         optimizer.step()
         sums += per_attr.detach()
     means = (sums / steps).tolist()
-    stats = {"loss": float(sum(w * m for w, m in zip(config.loss_weights, means))), "lr": lr,
-             "images": float(steps * config.batch_size)}
-    stats.update({f"loss_{name}": m for name, m in zip(ATTRIBUTES, means)})
+    stats = {
+        "loss": float(sum(w * m for w, m in zip(config.loss_weights, means, strict=True))),
+        "lr": lr,
+        "images": float(steps * config.batch_size),
+    }
+    stats.update({f"loss_{name}": m for name, m in zip(ATTRIBUTES, means, strict=True)})
     return stats
 
 
-def _split(data: LabelledImages, fraction: float, seed: int) -> tuple[LabelledImages, LabelledImages | None]:
+def _split(
+    data: LabelledImages, fraction: float, seed: int
+) -> tuple[LabelledImages, LabelledImages | None]:
     if fraction <= 0:
         return data, None
     ids = np.unique(data.identities)
     n_val = max(1, round(len(ids) * fraction))
     if n_val >= len(ids):
-        raise ValueError(f"val_fraction {fraction} leaves no training identities ({len(ids)} in all)")
+        raise ValueError(
+            f"val_fraction {fraction} leaves no training identities ({len(ids)} in all)"
+        )
     val_ids = rng_for("attributes", "split", seed).choice(ids, n_val, replace=False)
     is_val = np.isin(data.identities, val_ids)
     return data.take(~is_val), data.take(is_val)
 
 
-def train_attributes(config: AttributesTrainConfig, data_dir: str | Path, out_dir: str | Path,
-                     heldout_dir: str | Path | None = None, resume: bool = False,
-                     tracker: Tracker | None = None) -> dict:
+def train_attributes(
+    config: AttributesTrainConfig,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    heldout_dir: str | Path | None = None,
+    resume: bool = False,
+    tracker: Tracker | None = None,
+) -> dict:
     """Train the toy attribute estimator and measure it on held-out identities.
 
     Args:
@@ -266,7 +306,10 @@ def train_attributes(config: AttributesTrainConfig, data_dir: str | Path, out_di
     """
     tracker = tracker or NullTracker()
     if config.arch not in list_models("attributes"):
-        raise ValueError(f"unknown attributes arch '{config.arch}'; known: {', '.join(list_models('attributes'))}")
+        raise ValueError(
+            f"unknown attributes arch '{config.arch}'; "
+            f"known: {', '.join(list_models('attributes'))}"
+        )
     if config.threads:
         torch.set_num_threads(config.threads)
     device = torch.device(config.device)
@@ -286,8 +329,13 @@ def train_attributes(config: AttributesTrainConfig, data_dir: str | Path, out_di
     model = build_attribute_net(config.arch).to(device).to(memory_format=torch.channels_last)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.lr,
+    )
     start_epoch, history = 0, []
     ckpt_dir = out / "checkpoints"
     last = latest_checkpoint(ckpt_dir) if resume else None
@@ -301,20 +349,37 @@ def train_attributes(config: AttributesTrainConfig, data_dir: str | Path, out_di
     for epoch in range(start_epoch, config.epochs):
         stats = train_one_epoch(model, train_data, optimizer, config, epoch, device)
         if val_data is not None:
-            stats.update({f"val_{k}": v for k, v in evaluate_estimator(model, val_data, amp=config.amp).items()})
+            stats.update(
+                {
+                    f"val_{k}": v
+                    for k, v in evaluate_estimator(model, val_data, amp=config.amp).items()
+                }
+            )
         history.append({"epoch": epoch + 1, **stats})
         tracker.log_metrics(stats, step=epoch + 1)
-        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "epoch": epoch + 1, "history": json.dumps(history)}, ckpt_dir, epoch + 1)
+        save_checkpoint(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch + 1,
+                "history": json.dumps(history),
+            },
+            ckpt_dir,
+            epoch + 1,
+        )
     train_wall, train_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
 
     model.eval()
     metrics = evaluate_estimator(model, val_data, amp=config.amp) if val_data is not None else {}
     summary = {
-        "heldout": {"source": str(heldout_dir) if heldout_dir is not None else f"{config.val_fraction:.0%} of training identities",
-                    "images": len(val_data) if val_data is not None else 0,
-                    "identities": int(np.unique(val_data.identities).size) if val_data is not None else 0,
-                    **metrics},
+        "heldout": {
+            "source": str(heldout_dir)
+            if heldout_dir is not None
+            else f"{config.val_fraction:.0%} of training identities",
+            "images": len(val_data) if val_data is not None else 0,
+            "identities": int(np.unique(val_data.identities).size) if val_data is not None else 0,
+            **metrics,
+        },
         "train_images": len(train_data),
         "train_identities": int(np.unique(train_data.identities).size),
         "epochs": config.epochs,
@@ -325,8 +390,14 @@ def train_attributes(config: AttributesTrainConfig, data_dir: str | Path, out_di
         "history": history,
         "model": str(out / "model.pt"),
     }
-    state = toy_checkpoint_state(model, config.arch, {"train_config": json.dumps(config.model_dump()),
-                                                      "metrics": json.dumps(summary["heldout"])})
+    state = toy_checkpoint_state(
+        model,
+        config.arch,
+        {
+            "train_config": json.dumps(config.model_dump()),
+            "metrics": json.dumps(summary["heldout"]),
+        },
+    )
     with atomic_path(out / "model.pt") as tmp:
         torch.save(state, tmp)
     with atomic_path(out / "metrics.json") as tmp:
@@ -334,4 +405,3 @@ def train_attributes(config: AttributesTrainConfig, data_dir: str | Path, out_di
     tracker.log_metrics({f"heldout_{k}": v for k, v in metrics.items()})
     tracker.log_artifact(out / "model.pt")
     return summary
-

@@ -121,7 +121,9 @@ class FRTrainConfig(StepConfig):
     )
     val_every: int = Field(1, ge=0, description="validate every N epochs (0: only after the last)")
     val_sets: tuple[str, ...] | None = Field(None, description="benchmark stems to validate on (None: all present)")
-    val_pairs: int | None = Field(None, ge=10, description="pairs per set in per-epoch validation (None: all)")
+    val_pairs: int | None = Field(
+        None, ge=10, description="pairs per set in validation, evenly spaced (None: all; `fr evaluate` scores all)"
+    )
     eval_batch_size: int = Field(128, ge=1, description="images per forward pass in validation")
     keep_checkpoints: int = Field(2, ge=1, description="epoch checkpoints kept besides last.pt")
 
@@ -422,7 +424,7 @@ def fit(
 
         sets = []
         if env.is_main and paths.bins is not None:
-            sets = load_verification_sets(paths.bins, config.val_sets)
+            sets = [s.subset(config.val_pairs) for s in load_verification_sets(paths.bins, config.val_sets)]
         if env.is_main:
             tracker.log_params(
                 {"fr_train": json.loads(config.model_dump_json()),
@@ -442,8 +444,7 @@ def fit(
             if env.is_main:
                 due = config.val_every and (epoch + 1) % config.val_every == 0
                 if sets and (due or final):
-                    subset = sets if final else [s.subset(config.val_pairs) for s in sets]
-                    stats.update(_validate(model, subset, config, device))
+                    stats.update(_validate(model, sets, config, device))
                 stats["epoch"] = float(epoch + 1)
                 history.append(stats)
                 tracker.log_metrics(stats, step=epoch + 1)

@@ -22,7 +22,7 @@ IMAGE_SIZE = 112
 
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) RGB -> float32 (3, H, W) in [-1, 1] (the official ``Normalize(0.5, 0.5)``)."""
+    """uint8 (H, W, 3) RGB -> float32 (3, H, W) in [-1, 1] (the official Normalize(0.5, 0.5))."""
     return (
         torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
     )
@@ -79,13 +79,14 @@ class GeneratorTrainingData(Dataset):
             raise DataFormatError(f"{self.faces.location(i)}: record has no teacher feature")
         if sample.feature.shape != (self.feature_dim,):
             raise DataFormatError(
-                f"{self.faces.location(i)}: feature has shape {sample.feature.shape}, the generator needs "
-                f"({self.feature_dim},)"
+                f"{self.faces.location(i)}: feature has shape {sample.feature.shape}, "
+                f"the generator needs ({self.feature_dim},)"
             )
         if sample.image.shape != (IMAGE_SIZE, IMAGE_SIZE, 3):
             raise DataFormatError(
-                f"{self.faces.location(i)}: image is {sample.image.shape[1]}x{sample.image.shape[0]}, the "
-                f"generator trains on aligned {IMAGE_SIZE}x{IMAGE_SIZE} faces"
+                f"{self.faces.location(i)}: image is "
+                f"{sample.image.shape[1]}x{sample.image.shape[0]}, the generator trains on "
+                f"aligned {IMAGE_SIZE}x{IMAGE_SIZE} faces"
             )
         return (
             image_to_tensor(sample.image),

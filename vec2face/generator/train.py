@@ -126,7 +126,8 @@ class GeneratorTrainConfig(StepConfig):
     )
     lpips_backbone_weights: str | None = Field(
         None,
-        description="torchvision VGG16 ImageNet weights for LPIPS (else torch hub cache, else random)",
+        description="torchvision VGG16 ImageNet weights for LPIPS "
+        "(else the torch hub cache, else a random trunk, recorded as such)",
     )
     mask: str | None = Field(
         None, description=".npy record mask, e.g. the official 50K-identity mask"
@@ -147,7 +148,8 @@ class GeneratorTrainConfig(StepConfig):
     def _teacher_needed(self) -> GeneratorTrainConfig:
         if self.loss.identity > 0 and not self.teacher_checkpoint:
             raise ValueError(
-                "teacher_checkpoint is required when loss.identity > 0 (the identity loss needs the frozen teacher)"
+                "teacher_checkpoint is required when loss.identity > 0 "
+                "(the identity loss needs the frozen teacher)"
             )
         return self
 
@@ -338,7 +340,7 @@ def train_one_epoch(
         # Every rank computed the same terms, so the keys line up; grad norms are already equal.
         values = torch.tensor([stats[k] for k in stats], dtype=torch.float64)
         dist.all_reduce(values)
-        stats = {k: float(v) / world for k, v in zip(stats, values.tolist())}
+        stats = {k: float(v) / world for k, v in zip(stats, values.tolist(), strict=True)}
     stats.update(
         lr=lr,
         steps=float(usable),
@@ -469,7 +471,8 @@ def _fit(
     last = latest_checkpoint(ckpt_dir)
     if last is not None and not resume:
         raise ConfigError(
-            f"{ckpt_dir} already holds checkpoints; pass resume (--resume) to continue or use a new output folder"
+            f"{ckpt_dir} already holds checkpoints; pass resume (--resume) to continue "
+            "or use a new output folder"
         )
 
     # Data first: a dataset without features fails before any model is built.
@@ -524,7 +527,7 @@ def _fit(
 
     model: nn.Module = generator
     disc: nn.Module = discriminator
-    if False:
+    if env.distributed:
         ids = [device.index] if device.type == "cuda" else None
         model = DistributedDataParallel(generator, device_ids=ids)
         disc = DistributedDataParallel(discriminator, device_ids=ids)
@@ -553,7 +556,6 @@ def _fit(
                 }
             )
         )
-    if env.is_main:
         grid_images, grid_features = _fixed_samples(dataset, config.sample_grid_size)
     samples: list[str] = []
 
@@ -690,7 +692,8 @@ def _restore(
     if state.get("arch") != generator.arch.to_dict():
         theirs = (state.get("arch") or {}).get("name", "?")
         raise Vec2FaceError(
-            f"{path}: checkpoint generator '{theirs}' does not match generator.model '{config.model}'"
+            f"{path}: checkpoint generator '{theirs}' does not match "
+            f"generator.model '{config.model}'"
         )
     saved = state.get("config") or {}
     if saved.get("discriminator") not in (None, config.discriminator):

@@ -35,7 +35,9 @@ def test_forward_shapes_and_gradients_reach_the_image(net):
         (g,) = torch.autograd.grad(out[name].sum(), x, retain_graph=True)
         assert torch.isfinite(g).all() and g.abs().sum() > 0, name
     # AttrOP's hinge on quality back-propagates to every image of the batch.
-    (g,) = torch.autograd.grad(torch.relu(27.0 - out["quality"]).sum() + 1e-3 * out["quality"].sum(), x)
+    (g,) = torch.autograd.grad(
+        torch.relu(27.0 - out["quality"]).sum() + 1e-3 * out["quality"].sum(), x
+    )
     assert (g.flatten(1).abs().sum(1) > 0).all()
 
 
@@ -64,7 +66,11 @@ def test_predict_returns_numpy_per_attribute_in_batches(net):
 
 def test_quality_label_is_monotone_in_each_degradation_and_on_magface_scale():
     base = dict(blur=np.full(5, 0.3), noise=np.full(5, 2.0), jpeg_quality=np.full(5, 85.0))
-    steps = {"blur": np.linspace(0, 2.5, 5), "noise": np.linspace(0, 14, 5), "jpeg_quality": np.linspace(95, 30, 5)}
+    steps = {
+        "blur": np.linspace(0, 2.5, 5),
+        "noise": np.linspace(0, 14, 5),
+        "jpeg_quality": np.linspace(95, 30, 5),
+    }
     for name, values in steps.items():
         q = toy_quality_label(**{**base, name: values})
         assert np.all(np.diff(q) < 0), name
@@ -101,7 +107,9 @@ def test_checkpoint_round_trip_and_missing_file(net, tmp_path):
     x = torch.rand(2, 3, 112, 112) * 2 - 1
     with torch.no_grad():
         assert torch.equal(loaded(x)["quality"], net(x)["quality"])
-    with pytest.raises(ConfigError, match=r"nothere\.pt \(config key attribute_estimator\.checkpoint\)"):
+    with pytest.raises(
+        ConfigError, match=r"nothere\.pt \(config key attribute_estimator\.checkpoint\)"
+    ):
         load_attribute_estimator(AttributeEstimatorConfig(checkpoint=str(tmp_path / "nothere.pt")))
     bad = tmp_path / "bad.pt"
     state = toy_checkpoint_state(net, "attrnet_s")
@@ -132,7 +140,9 @@ def test_combined_estimator_routes_and_runs_each_source_once(net):
             calls.append(1)
             return {"quality": images.mean(dim=(1, 2, 3)) * 0 + 30.0}
 
-    combo = CombinedAttributeEstimator({**{a: net for a in ATTRIBUTES if a != "quality"}, "quality": Constant()})
+    combo = CombinedAttributeEstimator(
+        {**{a: net for a in ATTRIBUTES if a != "quality"}, "quality": Constant()}
+    )
     out = combo(torch.zeros(2, 3, 112, 112))
     assert torch.equal(out["quality"], torch.full((2,), 30.0)) and len(calls) == 1
     assert set(out) == set(ATTRIBUTES)

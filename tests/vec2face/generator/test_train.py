@@ -76,7 +76,8 @@ def _write_data(path: Path, nan_features: bool = False) -> Path:
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP spin-waits make 2 threads ~10x slower."""
+    """One intra-op thread: on a shared 2-core machine, OpenMP spin-waits make 2 threads ~10x
+    slower."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -298,33 +299,14 @@ def test_torchrun_two_cpu_processes_train_identical_replicas(world, tmp_path):
     )
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_HOME": str(tmp_path / "hub")}
+    # A large lr and no warmup, so that unsynchronised replicas would visibly drift apart.
     cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "vec2face.cli.main",
-        "generator",
-        "train",
-        "--data",
-        str(world["data"]),
-        "--out",
-        str(out),
-        "--params",
-        str(params),
-        "--epochs",
-        "1",
-        "--disc-start",
-        "0",
-        "--teacher-checkpoint",
-        str(world["teacher"]),
-        "--device",
-        "cpu",
-        "--quiet",
-    ]
+        *(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"),
+        *("-m", "vec2face.cli.main", "generator", "train", "--params", str(params)),
+        *("--data", str(world["data"]), "--out", str(out), "--device", "cpu", "--quiet"),
+        *("--epochs", "1", "--disc-start", "0", "--warmup-epochs", "0", "--blr", "0.014"),
+        *("--teacher-checkpoint", str(world["teacher"])),
+    ]  # fmt: skip
     proc = subprocess.run(
         cmd, check=False, capture_output=True, text=True, env=env, cwd=REPO, timeout=300
     )
@@ -332,7 +314,7 @@ def test_torchrun_two_cpu_processes_train_identical_replicas(world, tmp_path):
     summary = json.loads(proc.stdout)
     assert summary["world_size"] == 2 and summary["epochs"] == 1
     assert summary["effective_batch_size"] == 8
-    assert summary["lr"] == pytest.approx(4e-5 * 8 / 112)
+    assert summary["lr"] == pytest.approx(0.014 * 8 / 112) == summary["stats"]["lr"]
     assert summary["replicas_in_sync"] is True
     assert summary["stats"]["gan_weight"] == pytest.approx(0.8) and summary["stats"]["steps"] == 2
     final, _ = load_generator_checkpoint(out / "generator.pt")
