@@ -15,6 +15,7 @@ dict. So a run resumed from ``last.pt`` ends with the same weights as an uninter
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -90,6 +91,7 @@ class FRTrainConfig(StepConfig):
         description="IResNetConfig fields changed from the registered variant (e.g. widths)",
     )
     embedding_size: int = Field(512, ge=1, description="embedding dimension")
+    image_size: int = Field(112, ge=16, multiple_of=16, description="side of the aligned training faces")
     margin: Literal["arcface", "cosface"] = Field("arcface", description="margin head")
     scale: float = Field(64.0, gt=0, description="logit scale s")
     margin_value: float = Field(0.5, ge=0, description="margin m (ArcFace radians, CosFace cosine)")
@@ -179,7 +181,9 @@ class MarginModel(nn.Module):
 def build_margin_model(config: FRTrainConfig, num_classes: int) -> MarginModel:
     """Backbone and head of ``config`` for ``num_classes`` identities (seeded initialisation)."""
     torch.manual_seed(derive_seed(config.seed, "fr-init"))
-    backbone = build_backbone(config.backbone, config.embedding_size, **config.backbone_overrides)
+    backbone = build_backbone(
+        config.backbone, config.embedding_size, **{"input_size": config.image_size, **config.backbone_overrides}
+    )
     margin = (
         ArcFace(config.scale, config.margin_value)
         if config.margin == "arcface"
@@ -305,12 +309,22 @@ def save_backbone(backbone: nn.Module, config: FRTrainConfig, out_dir: str | Pat
     meta = {
         "backbone": config.backbone,
         "embedding_size": config.embedding_size,
-        "overrides": config.backbone_overrides,
-        "input_size": 112,
+        "overrides": {"input_size": config.image_size, **config.backbone_overrides}
+        if config.image_size != 112 else config.backbone_overrides,
     }
     with atomic_path(out / BACKBONE_META) as tmp:
         Path(tmp).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def state_fingerprint(module: nn.Module) -> str:
+    """sha256 over a module's state dict (names, dtypes, shapes, values): equal iff identical."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).clone().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _checkpoint_state(model: MarginModel, optimizer, scaler, epoch: int, config: FRTrainConfig) -> dict:
@@ -389,7 +403,7 @@ def fit(
     out = Path(paths.out)
     ckpt_dir = out / "checkpoints"
     try:
-        data = FRTrainingData(paths.data, paths.masks)
+        data = FRTrainingData(paths.data, paths.masks, image_size=config.image_size)
         if data.cache_bytes() <= config.cache_max_gb * 2**30:
             data.decode_all()
         batches = BatchStream(
@@ -467,10 +481,13 @@ def fit(
             if not stats and sets:
                 stats = _validate(model, sets, config, device)
             result.update(backbone=str(backbone_path), metrics=stats, history=history)
+            result["backbone_sha256"] = state_fingerprint(model.backbone)
             with atomic_path(out / "metrics.json") as tmp:
                 Path(tmp).write_text(json.dumps(result, indent=2, default=str) + "\n")
             tracker.log_artifact(backbone_path)
             tracker.log_artifact(out / BACKBONE_META)
+        else:
+            result["backbone_sha256"] = state_fingerprint(model.backbone)
         barrier()
         return result
     finally:
