@@ -216,6 +216,20 @@ def _all_sum(value: torch.Tensor, distributed: bool) -> torch.Tensor:
     return v
 
 
+def average_buffers(module: nn.Module) -> None:
+    """Average floating-point buffers (BatchNorm running statistics) over ranks, in place.
+
+    DDP broadcasts rank 0's buffers before each forward, so after the last step of an epoch
+    every rank holds statistics updated by its own batch; averaging makes the ranks equal
+    (and the saved model the same on every rank).
+    """
+    world = dist.get_world_size()
+    for buf in module.buffers():
+        if buf.is_floating_point():
+            dist.all_reduce(buf)
+            buf.div_(world)
+
+
 def train_one_epoch(
     model: nn.Module,
     batches: BatchStream,
@@ -454,6 +468,8 @@ def fit(
             stats = train_one_epoch(
                 train_model, batches, optimizer, scaler, epoch, config, device=device, rank=env.rank
             )
+            if env.distributed:
+                average_buffers(model)
             final = epoch + 1 == config.epochs
             if env.is_main:
                 due = config.val_every and (epoch + 1) % config.val_every == 0

@@ -1,0 +1,163 @@
+"""Feature extraction, identity centers, training-layout LMDB, benchmark evaluation, model loading."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vec2face.cli.main import main
+from vec2face.data import encode_image, open_dataset, write_bin, write_lmdb
+from vec2face.errors import ConfigError
+from vec2face.fr.evaluate import evaluate_bins, markdown_table
+from vec2face.fr.extract import (
+    extract_features,
+    identity_centers,
+    load_trained_backbone,
+    write_training_lmdb,
+)
+from vec2face.fr.profiles import fr_model_config, load_fr_model
+from vec2face.models import build_backbone
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return build_backbone("tiny", embedding_size=16, input_size=32).eval()
+
+
+def _faces(path, identities=3, per_id=4, size=32):
+    rng = np.random.default_rng(0)
+    records = [(encode_image(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), "png"), i)
+               for i in range(identities) for _ in range(per_id)]
+    write_lmdb(records, path, layout="fr")
+    return path
+
+
+def test_identity_centers_are_renormalised_means_of_unit_features():
+    feats = np.array([[3.0, 0.0], [0.0, 1.0], [0.0, -2.0], [0.0, -5.0]])
+    centers, labels = identity_centers(feats, np.array([7, 7, 2, 2]))
+    np.testing.assert_array_equal(labels, [2, 7])
+    np.testing.assert_allclose(centers, [[0.0, -1.0], [np.sqrt(0.5), np.sqrt(0.5)]], atol=1e-6)
+    with pytest.raises(ValueError):
+        identity_centers(feats, np.array([1, 2]))
+
+
+def test_extract_features_shapes_normalisation_and_flip(tmp_path):
+    ds = open_dataset(_faces(tmp_path / "d.lmdb"))
+    model = _model()
+    feats = extract_features(model, ds, batch_size=5, flip=True)
+    assert feats.shape == (12, 16) and feats.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-5)
+    single = extract_features(model, ds, batch_size=12, flip=True)
+    np.testing.assert_allclose(feats, single, atol=1e-5)  # batching does not change results
+    plain = extract_features(model, ds, batch_size=5, flip=False)
+    assert not np.allclose(feats, plain, atol=1e-4)
+    with torch.no_grad():
+        x = torch.from_numpy(ds[3].image).permute(2, 0, 1)[None].float() / 127.5 - 1
+        both = model(x) + model(x.flip(3))
+    np.testing.assert_allclose(feats[3], torch.nn.functional.normalize(both)[0].numpy(), atol=1e-5)
+
+
+def test_cli_extract_writes_features_centers_and_a_training_lmdb(tmp_path, capsys):
+    data = _faces(tmp_path / "d.lmdb")
+    model = _model()
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    (tmp_path / "backbone.json").write_text(json.dumps(
+        {"backbone": "tiny", "embedding_size": 16, "overrides": {"input_size": 32}}))
+    lmdb_out = tmp_path / "train.lmdb"
+    rc = main(["fr", "extract", "--model", str(tmp_path / "w.pt"), "--data", str(data),
+               "--out", str(tmp_path / "feats"), "--no-amp", "--batch-size", "4",
+               "--write-training-lmdb", str(lmdb_out)])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 12 and report["training_lmdb"]["records"] == 12
+    feats = np.load(tmp_path / "feats" / "features.npy")
+    labels = np.load(tmp_path / "feats" / "labels.npy")
+    centers = np.load(tmp_path / "feats" / "centers.npy")
+    assert feats.shape == (12, 16) and centers.shape == (3, 16)
+    np.testing.assert_array_equal(labels, np.repeat([0, 1, 2], 4))
+    np.testing.assert_allclose(centers, identity_centers(feats, labels)[0], atol=1e-6)
+
+    back = open_dataset(lmdb_out)
+    assert back.has_features and len(back) == 12
+    original = open_dataset(data)
+    for i in (0, 7, 11):
+        sample = back[i]
+        assert sample.label == original[i].label
+        np.testing.assert_array_equal(sample.image, original[i].image)
+        np.testing.assert_array_equal(sample.feature, feats[i])
+
+
+def test_write_training_lmdb_refuses_a_feature_count_mismatch(tmp_path):
+    ds = open_dataset(_faces(tmp_path / "d.lmdb"))
+    with pytest.raises(ConfigError, match="11 features for 12 images"):
+        write_training_lmdb(ds, np.zeros((11, 16), np.float32), tmp_path / "x.lmdb")
+
+
+def _bins(tmp_path):
+    rng = np.random.default_rng(1)
+    faces = rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
+    images, same = [], []
+    for p in range(40):  # genuine pairs: one face and a noisy copy; impostors: two faces
+        a = p % 10
+        b = a if p % 2 == 0 else (a + 3) % 10
+        noisy = np.clip(faces[b].astype(int) + rng.integers(-5, 6, (32, 32, 3)), 0, 255)
+        images += [encode_image(faces[a], "png"), encode_image(noisy.astype(np.uint8), "png")]
+        same.append(p % 2 == 0)
+    for name in ("lfw", "cplfw"):
+        write_bin(images, same, tmp_path / "bins" / f"{name}.bin")
+    return tmp_path / "bins"
+
+
+def test_evaluate_bins_and_the_cli_table(tmp_path, capsys):
+    bins = _bins(tmp_path)
+    model = _model()
+    results = evaluate_bins(model, bins, batch_size=16)
+    assert list(results) == ["lfw", "cplfw", "average"]
+    assert results["lfw"]["accuracy"] > 0.9  # near-copies vs distinct random images
+    assert {"accuracy_std", "best_threshold", "tar@far=1e-03"} <= set(results["lfw"])
+    table = markdown_table(results, "m")
+    assert table.splitlines()[0] == "| Model | LFW | CPLFW | Avg. |"
+    assert table.splitlines()[2].startswith(f"| m | {100 * results['lfw']['accuracy']:.2f} |")
+
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    rc = main(["fr", "evaluate", "--model", str(tmp_path / "w.pt"), "--backbone", "tiny",
+               "--bins", str(bins), "--no-amp", "--name", "toy"])
+    assert rc != 0  # a 32px tiny model needs its architecture: no backbone.json, default 112
+    capsys.readouterr()
+    (tmp_path / "backbone.json").write_text(json.dumps(
+        {"backbone": "tiny", "embedding_size": 16, "overrides": {"input_size": 32}}))
+    rc = main(["fr", "evaluate", "--model", str(tmp_path / "w.pt"), "--bins", str(bins),
+               "--no-amp", "--name", "toy", "--json-out", str(tmp_path / "r.json")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "| Model | LFW | CPLFW | Avg. |" in out and "| toy |" in out
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["lfw"]["accuracy"] == pytest.approx(results["lfw"]["accuracy"])
+
+
+def test_missing_teacher_weights_name_the_file_and_the_config_key(tmp_path, capsys):
+    cfg = fr_model_config("teacher", {"fr_teacher": {"backbone": "r100",
+                                                     "checkpoint": str(tmp_path / "arcface-r100-glint360k.pth")}})
+    with pytest.raises(ConfigError, match=r"arcface-r100-glint360k\.pth.*fr_teacher\.checkpoint"):
+        load_fr_model(cfg, config_key="fr_teacher.checkpoint")
+    params = tmp_path / "params.yaml"
+    params.write_text(f"fr_judge:\n  backbone: tiny\n  checkpoint: {tmp_path / 'judge.pth'}\n")
+    rc = main(["fr", "evaluate", "--role", "judge", "--params", str(params), "--bins", str(tmp_path)])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "judge.pth" in err and "fr_judge.checkpoint" in err
+
+
+def test_trained_folder_loads_by_its_json_and_a_conflicting_name_is_refused(tmp_path):
+    model = _model(3)
+    torch.save(model.state_dict(), tmp_path / "backbone.pt")
+    (tmp_path / "backbone.json").write_text(json.dumps(
+        {"backbone": "tiny", "embedding_size": 16, "overrides": {"input_size": 32}}))
+    loaded = load_trained_backbone(tmp_path)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+    with pytest.raises(ConfigError, match="'tiny' backbone"):
+        load_trained_backbone(tmp_path, backbone="r50")
