@@ -20,7 +20,6 @@ _COMMANDS: dict[str, str] = {
     "benchmarks": "vec2face.cli.benchmarks_cmd:benchmarks",
     "data": "vec2face.cli.data_cmd:data",
     "subset": "vec2face.cli.subset_cmd:subset",
-    "run": "vec2face.cli.run_cmd:run",
     "fr": "vec2face.cli.fr_cmd:fr",
     "generator": "vec2face.cli.generator_cmd:generator",
     "attributes": "vec2face.cli.attributes_cmd:attributes",
