@@ -43,3 +43,23 @@ def convert(src: str, dst: str, to: str, layout: str, mask: str | None, overwrit
     if not show_skipped:
         summary["skipped_files"] = summary["skipped_files"][:10]
     click.echo(json.dumps(summary, indent=2))
+
+
+@data.command()
+@click.argument("shards_dir", type=click.Path(path_type=str))
+@click.argument("out", type=click.Path(path_type=str))
+@click.option("--prefix-masks", default="", show_default=False,
+              help="comma-separated identity counts P; writes OUT/mask_<P>_ids.npy for each "
+                   "(e.g. 100000,200000 for HSFace100K/200K over 300K).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+def merge(shards_dir: str, out: str, prefix_masks: str, overwrite: bool) -> None:
+    """Join the HSFace shards under SHARDS_DIR into one LMDB dataset at OUT."""
+    from vec2face.generation.merge import find_shards, merge_shards
+
+    try:
+        sizes = [int(p) for p in prefix_masks.split(",") if p.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {prefix_masks!r}",
+                                 param_hint="--prefix-masks") from None
+    click.echo(json.dumps(merge_shards(find_shards(shards_dir), out, sizes, overwrite=overwrite),
+                          indent=2))

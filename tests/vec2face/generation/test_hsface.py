@@ -1,0 +1,283 @@
+"""Sharded HSFace writer: layout, labels, sigma shares, determinism, resume, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lmdb
+import msgpack
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vec2face.cli.main import main
+from vec2face.data import decode_image, open_dataset
+from vec2face.errors import ConfigError
+from vec2face.generation import hsface
+from vec2face.generation.hsface import HSFaceConfig, generate_hsface, shard_name
+from vec2face.models import build_generator
+from vec2face.models.generator import save_generator_checkpoint
+
+N_IDS, M = 6, 5
+CFG = dict(identities=N_IDS, images_per_identity=M, shard_identities=4, batch_size=8, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> tuple[Path, Path]:
+    torch.set_num_threads(1)
+    d = tmp_path_factory.mktemp("hsface_inputs")
+    torch.manual_seed(0)
+    save_generator_checkpoint(build_generator("tiny"), d / "gen.pth")
+    vectors = np.random.default_rng(0).standard_normal((8, 512)).astype(np.float32)
+    np.save(d / "ids.npy", vectors)
+    return d / "gen.pth", d / "ids.npy"
+
+
+@pytest.fixture(scope="module")
+def reference(inputs, tmp_path_factory) -> Path:
+    """One uninterrupted run, shared by the tests that compare against it."""
+    out = tmp_path_factory.mktemp("hsface_ref") / "ds"
+    generate_hsface(HSFaceConfig(**CFG), *inputs, out, progress=False)
+    return out
+
+
+def plain_read(path: Path) -> tuple[dict, list[tuple[bytes, int]]]:
+    """An LMDB reader using only lmdb + msgpack (as the public SOTA-FR trainer does)."""
+    env = lmdb.open(str(path), subdir=False, readonly=True, lock=False)
+    with env.begin() as txn:
+        keys = msgpack.unpackb(txn.get(b"__keys__"))
+        header = {
+            "len": msgpack.unpackb(txn.get(b"__len__")),
+            "keys": keys,
+            "classnum": msgpack.unpackb(txn.get(b"__classnum__")),
+        }
+        records = [tuple(msgpack.unpackb(txn.get(k))) for k in keys]
+    env.close()
+    return header, records
+
+
+def shard_bytes(out: Path) -> dict[str, object]:
+    """Everything that must be byte-identical between runs: record bytes, vectors, manifests."""
+    result: dict[str, object] = {}
+    for d in sorted((out / "shards").iterdir()):
+        result[f"{d.name}/records"] = plain_read(d / "train.lmdb")[1]
+        for f in ("vectors.npy", "manifest.parquet"):
+            result[f"{d.name}/{f}"] = (d / f).read_bytes()
+    return result
+
+
+def test_shard_layout_is_readable_both_ways(reference):
+    shards = sorted(p.name for p in (reference / "shards").iterdir())
+    assert shards == ["shard_00000", "shard_00001"]
+    d = reference / "shards" / "shard_00001"  # identities 4 and 5
+    header, records = plain_read(d / "train.lmdb")
+    assert header["len"] == 10 and header["keys"] == [str(i).encode() for i in range(10)]
+    assert header["classnum"] == 6
+    assert [label for _, label in records] == [4] * M + [5] * M  # global identity labels
+    ds = open_dataset(d / "train.lmdb")
+    assert len(ds) == 10 and ds.labels.tolist() == [4] * M + [5] * M and ds.class_num == 6
+    image = ds[3].image
+    assert image.shape == (112, 112, 3) and image.dtype == np.uint8
+    assert records[3][0][:3] == b"\xff\xd8\xff"
+    np.testing.assert_array_equal(decode_image(records[3][0]), image)
+
+    vec = np.load(d / "vectors.npy")
+    assert vec.dtype == np.float32 and vec.shape == (10, 512)
+    man = pd.read_parquet(d / "manifest.parquet")
+    assert man["identity"].tolist() == [4] * M + [5] * M
+    assert man["sample"].tolist() == list(range(M)) * 2
+    assert (man["shard"] == 1).all() and not man["targeted"].any()
+    assert man[["yaw", "pitch", "age", "quality"]].isna().all().all()
+
+
+def test_manifest_sigmas_cosines_and_vectors(reference, inputs):
+    identities = np.load(inputs[1])
+    for k in (0, 1):
+        d = reference / "shards" / shard_name(k)
+        man = pd.read_parquet(d / "manifest.parquet")
+        vec = np.load(d / "vectors.npy").astype(np.float64)
+        for ident, rows in man.groupby("identity"):
+            # 5 images at 40/40/20%: 2/2/1
+            assert sorted(rows["sigma"].round(2).tolist()) == [0.3, 0.3, 0.5, 0.5, 0.7]
+            v = identities[ident].astype(np.float64)
+            x = vec[rows["record"].to_numpy()]
+            cos = x @ v / (np.linalg.norm(x, axis=1) * np.linalg.norm(v))
+            np.testing.assert_allclose(rows["cos_identity"], cos, rtol=1e-5)
+            np.testing.assert_allclose(np.linalg.norm(x, axis=1), np.linalg.norm(v), rtol=1e-5)
+            # higher sigma, further from the identity
+            by_sigma = rows.groupby(rows["sigma"].round(2))["cos_identity"].mean()
+            assert by_sigma[0.3] > by_sigma[0.7]
+    summary = json.loads((reference / "hsface.json").read_text())
+    assert summary["images"] == N_IDS * M and len(summary["shards"]) == 2
+
+
+def test_same_seed_same_bytes_other_seed_differs(inputs, reference, tmp_path):
+    generate_hsface(HSFaceConfig(**CFG), *inputs, tmp_path / "a", progress=False)
+    assert shard_bytes(tmp_path / "a") == shard_bytes(reference)
+    # the shard size and batch size do not change what an identity's images are
+    generate_hsface(
+        HSFaceConfig(**{**CFG, "shard_identities": 3, "batch_size": 3}),
+        *inputs,
+        tmp_path / "b",
+        progress=False,
+    )
+    first = plain_read(tmp_path / "b" / "shards" / "shard_00000" / "train.lmdb")[1]
+    ref = plain_read(reference / "shards" / "shard_00000" / "train.lmdb")[1]
+    assert [label for _, label in first] == [label for _, label in ref[:15]]
+    for (a, _), (b, _) in zip(first, ref[:15], strict=True):
+        assert np.abs(decode_image(a).astype(int) - decode_image(b).astype(int)).max() <= 2
+    generate_hsface(HSFaceConfig(**{**CFG, "seed": 1}), *inputs, tmp_path / "c", progress=False)
+    assert (
+        shard_bytes(tmp_path / "c")["shard_00000/records"]
+        != shard_bytes(reference)["shard_00000/records"]
+    )
+
+
+def test_killed_run_resumes_to_identical_bytes(inputs, reference, tmp_path, monkeypatch):
+    out = tmp_path / "killed"
+    real = hsface.encode_image
+    calls = {"n": 0}
+
+    def dying_encode(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4 * M + 3:  # mid-way through the second shard
+            raise KeyboardInterrupt("simulated kill")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hsface, "encode_image", dying_encode)
+    with pytest.raises(KeyboardInterrupt):
+        generate_hsface(HSFaceConfig(**CFG), *inputs, out, progress=False)
+    monkeypatch.setattr(hsface, "encode_image", real)
+    names = sorted(p.name for p in (out / "shards").iterdir())
+    assert names == [".shard_00001.tmp", "shard_00000"]  # the interrupted shard is not visible
+    assert not (out / "hsface.json").exists()
+
+    # a leftover temporary shard (a hard kill leaves one) is redone, not trusted
+    junk = out / "shards" / ".shard_00001.tmp"
+    (junk / "train.lmdb").write_bytes(b"partial")
+    summary = generate_hsface(HSFaceConfig(**CFG), *inputs, out, progress=False)
+    assert summary["skipped_shards"] == [0] and summary["generated_shards"] == [1]
+    assert summary["complete"] and not junk.exists()
+    assert shard_bytes(out) == shard_bytes(reference)
+    again = generate_hsface(HSFaceConfig(**CFG), *inputs, out, progress=False)
+    assert again["generated_shards"] == [] and again["skipped_shards"] == [0, 1]
+
+
+def test_rerun_with_other_settings_is_refused(inputs, reference, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(reference, out)
+    with pytest.raises(ConfigError, match="other settings.*seed"):
+        generate_hsface(HSFaceConfig(**{**CFG, "seed": 7}), *inputs, out, progress=False)
+
+
+def test_cli_single_shard_and_imagefolder(inputs, reference, tmp_path, capsys):
+    gen, ids = inputs
+    out = tmp_path / "one"
+    rc = main(
+        [
+            "generate",
+            "--generator",
+            str(gen),
+            "--identities",
+            str(ids),
+            "--out",
+            str(out),
+            "--num-identities",
+            str(N_IDS),
+            "--images-per-identity",
+            str(M),
+            "--shard-identities",
+            "4",
+            "--batch-size",
+            "8",
+            "--device",
+            "cpu",
+            "--shard",
+            "1",
+            "--export-imagefolder",
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["generated_shards"] == [1] and not summary["complete"]
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["shard_00001"]
+    assert not (out / "hsface.json").exists()
+    d = out / "shards" / "shard_00001"
+    assert plain_read(d / "train.lmdb") == plain_read(
+        reference / "shards" / "shard_00001" / "train.lmdb"
+    )
+    folders = sorted(p.name for p in (d / "images").iterdir())
+    assert folders == ["0000004", "0000005"]
+    assert len(list((d / "images" / "0000005").glob("*.jpg"))) == M
+    rc = main(
+        [
+            "generate",
+            "--generator",
+            str(gen),
+            "--identities",
+            str(ids),
+            "--out",
+            str(out),
+            "--num-identities",
+            str(N_IDS),
+            "--shard",
+            "2",
+            "--shard-identities",
+            "4",
+        ]
+    )
+    assert rc == 2 and "shard 2 out of range" in capsys.readouterr().err
+
+
+def test_estimator_fills_the_attribute_columns(inputs, tmp_path):
+    def estimator(images):
+        assert images.dtype == np.uint8 and images.shape[1:] == (112, 112, 3)
+        mean = images.reshape(len(images), -1).mean(1)
+        return {"yaw": mean, "quality": mean / 10}
+
+    cfg = HSFaceConfig(**{**CFG, "identities": 2})
+    generate_hsface(cfg, *inputs, tmp_path / "e", progress=False, estimator=estimator)
+    d = tmp_path / "e" / "shards" / "shard_00000"
+    man = pd.read_parquet(d / "manifest.parquet")
+    ds = open_dataset(d / "train.lmdb")
+    assert man["pitch"].isna().all() and man["age"].isna().all()
+    # estimated on the generated pixels, before JPEG: close to the stored image's mean
+    stored = np.array([ds[i].image.mean() for i in range(len(ds))])
+    np.testing.assert_allclose(man["yaw"], stored, atol=2.0)
+    np.testing.assert_allclose(man["quality"], man["yaw"] / 10, rtol=1e-6)
+
+
+def test_bad_inputs_give_clear_errors(inputs, tmp_path):
+    gen, ids = inputs
+    cfg = HSFaceConfig(**CFG)
+    with pytest.raises(ConfigError, match=r"generator checkpoint not found: .*nope\.pth"):
+        generate_hsface(cfg, tmp_path / "nope.pth", ids, tmp_path / "o", progress=False)
+    np.save(tmp_path / "d256.npy", np.ones((8, 256), np.float32))
+    with pytest.raises(ConfigError, match="dimension 256, the generator takes 512"):
+        generate_hsface(cfg, gen, tmp_path / "d256.npy", tmp_path / "o", progress=False)
+    bad = np.load(ids)
+    bad[3, 7] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    with pytest.raises(ConfigError, match=r"NaN/inf \(rows \[3\]"):
+        generate_hsface(cfg, gen, tmp_path / "nan.npy", tmp_path / "o", progress=False)
+    with pytest.raises(ConfigError, match="holds 8 identity vectors, the dataset needs 200"):
+        generate_hsface(HSFaceConfig(size="tiny"), gen, ids, tmp_path / "o", progress=False)
+    assert not (tmp_path / "o").exists()  # nothing written before the inputs are checked
+
+
+def test_config_sizes_and_validation(tmp_path):
+    assert HSFaceConfig(size="hsface100k").num_identities == 100_000
+    big = HSFaceConfig(size="hsface300k", shard_identities=1000)
+    assert big.num_shards == 300 and big.shard_range(299) == (299_000, 300_000)
+    assert HSFaceConfig(size="hsface10k", shard_identities=3000).shard_range(3) == (9000, 10_000)
+    from vec2face.config import load_step_config
+
+    with pytest.raises(ConfigError, match="hsface"):
+        load_step_config(HSFaceConfig, "hsface", {"hsface": {"proportions": [0.5, 0.6, 0.1]}})
+    with pytest.raises(ConfigError, match="hsface.size"):
+        load_step_config(HSFaceConfig, "hsface", {"hsface": {"size": "hsface5k"}})

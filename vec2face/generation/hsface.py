@@ -1,0 +1,725 @@
+"""Sharded HSFace writer (DESIGN 3.6): identity vectors -> images -> JPEG -> LMDB shards.
+
+Output layout::
+
+    <out>/shards/shard_00000/train.lmdb         FR layout [JPEG bytes, global identity label]
+    <out>/shards/shard_00000/vectors.npy        float32 (n_images, 512), record order
+    <out>/shards/shard_00000/manifest.parquet   one row per image
+    <out>/shards/shard_00000/shard.json         range, counts and the settings it was made with
+    <out>/shards/shard_00000/images/            ImageFolder export (on request)
+    <out>/hsface.json                           summary, once every shard is present
+
+A shard is a contiguous identity range and the unit of work: it is written in
+``<out>/shards/.shard_XXXXX.tmp`` and renamed only when complete, so a shard is never
+half-visible. A rerun skips complete shards and redoes the rest from scratch.
+
+Every image depends only on the settings, its identity vector and its global identity
+index: the variation vectors are seeded per identity (:func:`intra_class_batch`) and so
+are the generator's token masks (:func:`identity_masks`), so neither the shard size nor
+the batch size changes what an identity's images are drawn from. That is also why
+HSFace100K/200K are exact prefixes of HSFace300K.
+
+JPEG encoding, attribute estimation and LMDB writing run in a background thread while
+the generator computes the next batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import lmdb
+import msgpack
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from pydantic import Field, model_validator
+from tqdm import tqdm
+
+from vec2face.config import StepConfig
+from vec2face.data.imagefolder import write_imagefolder
+from vec2face.data.images import encode_image
+from vec2face.data.lmdb_format import write_lmdb
+from vec2face.errors import ConfigError, DataFormatError
+from vec2face.generation.variation import (
+    DEFAULT_PROPORTIONS,
+    DEFAULT_SIGMAS,
+    _check_sigmas,
+    intra_class_batch,
+    sigma_counts,
+)
+from vec2face.generator.data import tensor_to_image
+from vec2face.models.generator import Vec2FaceGenerator, load_generator_checkpoint
+from vec2face.tracking import NullTracker, Tracker
+from vec2face.utils.io import write_bytes_atomic
+from vec2face.utils.seeding import derive_seed
+
+SIZES: dict[str, int] = {
+    "tiny": 200,
+    "hsface10k": 10_000,
+    "hsface20k": 20_000,
+    "hsface100k": 100_000,
+    "hsface200k": 200_000,
+    "hsface300k": 300_000,
+}
+SizeName = Literal["tiny", "hsface10k", "hsface20k", "hsface100k", "hsface200k", "hsface300k"]
+
+SHARD_FILES = ("train.lmdb", "vectors.npy", "manifest.parquet", "shard.json")
+ATTRIBUTE_COLUMNS = ("yaw", "pitch", "age", "quality")
+SUMMARY_FILE = "hsface.json"
+
+# uint8 (N, H, W, 3) RGB -> {attribute: (N,) array}; e.g. AttributeEstimator.predict
+Estimator = Callable[[np.ndarray], Mapping[str, np.ndarray]]
+
+
+class HSFaceConfig(StepConfig):
+    """Settings of one HSFace dataset (the ``hsface`` section of ``params.yaml``)."""
+
+    size: SizeName = Field(
+        "tiny", description="named size: tiny (200 ids) or hsface10k ... hsface300k"
+    )
+    identities: int | None = Field(
+        None, gt=0, description="identity count overriding the size's (the first N vectors)"
+    )
+    images_per_identity: int = Field(50, gt=0, description="images per identity (50 in the paper)")
+    shard_identities: int = Field(1000, gt=0, description="identities per shard")
+    sigmas: tuple[float, ...] = Field(DEFAULT_SIGMAS, description="intra-class noise levels")
+    proportions: tuple[float, ...] = Field(
+        DEFAULT_PROPORTIONS, description="share of each identity's images at each sigma"
+    )
+    seed: int = Field(0, description="seed of the variation vectors and the generator's masks")
+    batch_size: int = Field(64, gt=0, description="vectors per generator forward pass")
+    bf16: bool = Field(False, description="generate under bfloat16 autocast")
+    jpeg_quality: int = Field(95, ge=1, le=100, description="JPEG quality of the stored images")
+    export_imagefolder: bool = Field(
+        False, description="also write each shard as <identity>/<index>.jpg folders"
+    )
+    device: str = Field(
+        "auto", description="torch device of the generator: auto, cpu, cuda, cuda:1 ..."
+    )
+
+    @model_validator(mode="after")
+    def _check_variation(self) -> HSFaceConfig:
+        try:
+            _check_sigmas(self.sigmas, self.proportions)
+            sigma_counts(self.images_per_identity, self.proportions)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def num_identities(self) -> int:
+        """Identities generated: ``identities`` if set, else the size's count."""
+        return self.identities if self.identities is not None else SIZES[self.size]
+
+    @property
+    def num_shards(self) -> int:
+        return -(-self.num_identities // self.shard_identities)
+
+    def shard_range(self, shard_index: int) -> tuple[int, int]:
+        """Global identity range ``[start, stop)`` of a shard."""
+        if not 0 <= shard_index < self.num_shards:
+            raise ConfigError(
+                f"shard {shard_index} out of range: this dataset has shards "
+                f"0..{self.num_shards - 1}"
+            )
+        start = shard_index * self.shard_identities
+        return start, min(start + self.shard_identities, self.num_identities)
+
+
+def shard_name(shard_index: int) -> str:
+    return f"shard_{shard_index:05d}"
+
+
+def shard_tmp_name(shard_index: int) -> str:
+    return f".{shard_name(shard_index)}.tmp"
+
+
+def identity_masks(
+    model: Vec2FaceGenerator, seed: int, identity: int, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The generator's token masks for one identity's ``n`` images, seeded by its global index.
+
+    Returns:
+        keep_idx: (n, K) long and mask: (n, 49) bool on the CPU (see ``draw_masks``).
+    """
+    g = torch.Generator(device="cpu").manual_seed(derive_seed("hsface-masks", seed, identity))
+    return model.draw_masks(n, model.gen_masking, g, "cpu")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, read in 16 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def shard_stamp(
+    config: HSFaceConfig, identity_rows: np.ndarray, extra: Mapping[str, Any] | None
+) -> dict:
+    """What a shard's content depends on; a complete shard is reused only if it matches."""
+    return {
+        "identity_vectors_sha256": _sha256(
+            np.ascontiguousarray(identity_rows, np.float32).tobytes()
+        ),
+        "images_per_identity": config.images_per_identity,
+        "sigmas": list(config.sigmas),
+        "proportions": list(config.proportions),
+        "seed": config.seed,
+        "batch_size": config.batch_size,
+        "bf16": config.bf16,
+        "jpeg_quality": config.jpeg_quality,
+        **dict(extra or {}),
+    }
+
+
+def iter_fr_records(path: str | os.PathLike) -> Iterator[tuple[bytes, int]]:
+    """``(image bytes, label)`` of an FR-layout LMDB file in ``__keys__`` order (one read txn)."""
+    path = Path(path)
+    env = lmdb.open(str(path), subdir=False, readonly=True, lock=False, readahead=False)
+    try:
+        with env.begin(buffers=False) as txn:
+            raw = txn.get(b"__keys__")
+            if raw is None:
+                raise DataFormatError(f"{path}: LMDB has no '__keys__' entry")
+            for key in msgpack.unpackb(raw, raw=True):
+                value = txn.get(key)
+                if value is None:
+                    raise DataFormatError(f"{path}: record {key!r} listed in '__keys__' is missing")
+                yield _fr_fields(value, path, key)
+    finally:
+        env.close()
+
+
+def _fr_fields(value: bytes, path: Path, key: bytes) -> tuple[bytes, int]:
+    rec = msgpack.unpackb(value, raw=True)
+    if not isinstance(rec, list) or len(rec) != 2:
+        raise DataFormatError(f"{path}: record {key.decode()} is not an FR-layout [image, label]")
+    return rec[0], int(rec[1])
+
+
+# ---------------------------------------------------------------------------------------
+# The background writer
+# ---------------------------------------------------------------------------------------
+class _Abort(Exception):
+    """Raised inside the writer's record stream when the generating side failed."""
+
+
+_END = object()
+_ABORT = object()
+
+
+class _ShardWriter:
+    """Encodes uint8 batches to JPEG, estimates attributes and writes the LMDB, in a thread.
+
+    Args:
+        lmdb_path: the shard's ``train.lmdb``.
+        labels: (n,) global identity label of every record.
+        quality: JPEG quality.
+        estimator: optional attribute estimator.
+    """
+
+    def __init__(
+        self, lmdb_path: Path, labels: np.ndarray, quality: int, estimator: Estimator | None
+    ) -> None:
+        self.labels = labels
+        self.quality = quality
+        self.estimator = estimator
+        self.attributes = {c: np.full(len(labels), np.nan, np.float32) for c in ATTRIBUTE_COLUMNS}
+        self.error: BaseException | None = None
+        self.written = 0
+        # bounded: a slow disk must slow generation down, not fill the memory
+        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._thread = threading.Thread(
+            target=self._run, args=(lmdb_path,), daemon=True, name="hsface-writer"
+        )
+        self._thread.start()
+
+    def _records(self) -> Iterator[tuple[bytes, int]]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if item is _ABORT:
+                raise _Abort
+            start, images = item
+            if self.estimator is not None:
+                estimates = self.estimator(images)
+                for name in ATTRIBUTE_COLUMNS:
+                    if name in estimates:
+                        self.attributes[name][start : start + len(images)] = np.asarray(
+                            estimates[name], dtype=np.float32
+                        ).reshape(-1)
+            for j, image in enumerate(images):
+                yield encode_image(image, "jpeg", self.quality), int(self.labels[start + j])
+
+    def _run(self, lmdb_path: Path) -> None:
+        try:
+            self.written = write_lmdb(self._records(), lmdb_path, layout="fr")
+        except _Abort:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the generating thread
+            self.error = exc
+
+    def put(self, start: int, images: np.ndarray) -> None:
+        """Queue uint8 (B, H, W, 3) images whose first record index is ``start``."""
+        self._put((start, images))
+
+    def _put(self, item: object) -> None:
+        while True:
+            self._raise_if_failed()
+            if not self._thread.is_alive():
+                return
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> int:
+        """Finish writing; re-raise the writer's error. Returns the records written."""
+        self._put(_END)
+        self._thread.join()
+        self._raise_if_failed()
+        return self.written
+
+    def abort(self) -> None:
+        """Stop the writer without finishing the LMDB (its temporary file is removed)."""
+        if self._thread.is_alive():
+            self._put(_ABORT)
+            self._thread.join()
+
+
+# ---------------------------------------------------------------------------------------
+# One shard
+# ---------------------------------------------------------------------------------------
+def shard_vectors(
+    identity_vectors: np.ndarray, start: int, stop: int, config: HSFaceConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image vectors float32 (n, d), sigmas float64 (n,) and cosine to the identity (n,)."""
+    m = config.images_per_identity
+    dim = identity_vectors.shape[1]
+    n = (stop - start) * m
+    vectors = np.empty((n, dim), np.float32)
+    sigmas = np.empty(n)
+    cos = np.empty(n)
+    block = 64  # identities per variation call: bounds the float64 noise buffer
+    for s in range(start, stop, block):
+        e = min(s + block, stop)
+        ids = np.asarray(identity_vectors[s:e], dtype=np.float32)
+        vec, sig = intra_class_batch(
+            ids,
+            m,
+            config.sigmas,
+            config.proportions,
+            seed=config.seed,
+            identity_indices=np.arange(s, e),
+        )
+        rows = slice((s - start) * m, (e - start) * m)
+        vectors[rows] = vec.reshape(-1, dim)
+        sigmas[rows] = sig.reshape(-1)
+        v = ids.astype(np.float64)[:, None, :]
+        x = vec.astype(np.float64)
+        cos[rows] = (
+            (x * v).sum(-1) / (np.linalg.norm(x, axis=-1) * np.linalg.norm(v, axis=-1))
+        ).reshape(-1)
+    return vectors, sigmas, cos
+
+
+def _manifest_table(
+    shard_index: int,
+    start: int,
+    stop: int,
+    m: int,
+    sigmas: np.ndarray,
+    cos: np.ndarray,
+    attributes: Mapping[str, np.ndarray],
+) -> pa.Table:
+    n = (stop - start) * m
+    columns = {
+        "record": pa.array(np.arange(n, dtype=np.int64)),
+        "identity": pa.array(np.repeat(np.arange(start, stop, dtype=np.int64), m)),
+        "sample": pa.array(np.tile(np.arange(m, dtype=np.int32), stop - start)),
+        "sigma": pa.array(sigmas),
+        "targeted": pa.array(np.zeros(n, dtype=bool)),
+        "cos_identity": pa.array(cos.astype(np.float32)),
+        "shard": pa.array(np.full(n, shard_index, dtype=np.int32)),
+    }
+    for name in ATTRIBUTE_COLUMNS:
+        columns[name] = pa.array(attributes[name])
+    return pa.table(columns)
+
+
+@torch.inference_mode()
+def _generate_into(
+    writer: _ShardWriter,
+    model: Vec2FaceGenerator,
+    vectors: np.ndarray,
+    start: int,
+    stop: int,
+    config: HSFaceConfig,
+    bar: tqdm | None,
+) -> None:
+    """Run the generator over the shard's vectors in batches, feeding ``writer``."""
+    m = config.images_per_identity
+    masks = [identity_masks(model, config.seed, i, m) for i in range(start, stop)]
+    keep_all = torch.cat([k for k, _ in masks])
+    mask_all = torch.cat([mk for _, mk in masks])
+    device = model.latent_prior_proj_f.weight.device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            for s in range(0, len(vectors), config.batch_size):
+                e = min(s + config.batch_size, len(vectors))
+                v = torch.from_numpy(vectors[s:e]).to(device, non_blocking=True)
+                keep = keep_all[s:e].to(device, non_blocking=True)
+                mask = mask_all[s:e].to(device, non_blocking=True)
+                # the body of Vec2FaceGenerator.generate, with per-identity masks drawn above
+                latent, _ = model.forward_encoder(v, keep, mask)
+                _, z = model.forward_decoder(latent, keep, mask)
+                images = model.im_decoder(z).float().clamp_(-1.0, 1.0)
+                writer.put(s, tensor_to_image(images))
+                if bar is not None:
+                    bar.update(e - s)
+    finally:
+        model.train(was_training)
+
+
+def _export_imagefolder(shard_dir: Path) -> int:
+    return write_imagefolder(
+        iter_fr_records(shard_dir / "train.lmdb"),
+        shard_dir / "images",
+        identity_names=_IdentityNames(),
+        overwrite=True,
+    )
+
+
+class _IdentityNames(dict):
+    """Folder name of every global label: zero-padded to 7 digits, sorted = label order."""
+
+    def __missing__(self, label: int) -> str:
+        return f"{label:07d}"
+
+
+def generate_shard(
+    generator: Vec2FaceGenerator,
+    identity_vectors: np.ndarray,
+    shard_index: int,
+    config: HSFaceConfig,
+    out_dir: str | os.PathLike,
+    *,
+    estimator: Estimator | None = None,
+    stamp_extra: Mapping[str, Any] | None = None,
+    progress: tqdm | None = None,
+) -> dict:
+    """Generate and write one shard, replacing whatever is at its name.
+
+    Args:
+        generator: the loaded generator (its device is used).
+        identity_vectors: (N, dim) all identity vectors (only the shard's rows are read).
+        shard_index: which shard (see :meth:`HSFaceConfig.shard_range`).
+        config: the dataset's settings.
+        out_dir: the dataset folder; the shard goes to ``out_dir/shards/shard_XXXXX``.
+        estimator: optional ``uint8 (N, H, W, 3) -> {attribute: (N,)}`` filling the
+            manifest's yaw/pitch/age/quality columns (NaN without one).
+        stamp_extra: provenance added to the shard's settings stamp (e.g. the generator hash).
+        progress: a tqdm bar to advance by images.
+
+    Returns:
+        The shard's ``shard.json`` content.
+    """
+    start, stop = config.shard_range(shard_index)
+    shards = Path(out_dir) / "shards"
+    final = shards / shard_name(shard_index)
+    tmp = shards / shard_tmp_name(shard_index)
+    if tmp.exists():
+        shutil.rmtree(tmp)  # left by a killed run: redone from scratch
+    tmp.mkdir(parents=True)
+    t0 = time.perf_counter()
+    m = config.images_per_identity
+    vectors, sigmas, cos = shard_vectors(identity_vectors, start, stop, config)
+    labels = np.repeat(np.arange(start, stop, dtype=np.int64), m)
+    writer = _ShardWriter(tmp / "train.lmdb", labels, config.jpeg_quality, estimator)
+    try:
+        _generate_into(writer, generator, vectors, start, stop, config, progress)
+    except BaseException:
+        writer.abort()
+        raise
+    written = writer.close()
+    with open(tmp / "vectors.npy", "wb") as fh:
+        np.save(fh, vectors)
+    pq.write_table(
+        _manifest_table(shard_index, start, stop, m, sigmas, cos, writer.attributes),
+        tmp / "manifest.parquet",
+    )
+    if config.export_imagefolder:
+        _export_imagefolder(tmp)
+    info = {
+        "shard": shard_index,
+        "identity_start": start,
+        "identity_stop": stop,
+        "images": written,
+        "estimated_attributes": estimator is not None,
+        "stamp": shard_stamp(config, identity_vectors[start:stop], stamp_extra),
+    }
+    (tmp / "shard.json").write_text(json.dumps(info, indent=2))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    info["seconds"] = time.perf_counter() - t0
+    return info
+
+
+def read_shard_info(shard_dir: str | os.PathLike) -> dict | None:
+    """A complete shard's ``shard.json``, or None if the shard is missing or incomplete."""
+    shard_dir = Path(shard_dir)
+    if not all((shard_dir / f).exists() for f in SHARD_FILES):
+        return None
+    try:
+        return json.loads((shard_dir / "shard.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------
+# The whole dataset
+# ---------------------------------------------------------------------------------------
+def load_identity_vectors(path: str | os.PathLike, n: int, dim: int) -> np.ndarray:
+    """The first ``n`` rows of an identity-vector ``.npy``, checked.
+
+    Raises:
+        ConfigError: missing file, not a 2-D float array, wrong dimension, too few rows,
+            NaN/inf or zero rows (named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"identity vectors not found: {path}")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable .npy file ({exc})") from None
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating):
+        raise ConfigError(
+            f"{path}: identity vectors must be a 2-D float array, got {arr.dtype} {arr.shape}"
+        )
+    if arr.shape[1] != dim:
+        raise ConfigError(
+            f"{path}: identity vectors have dimension {arr.shape[1]}, the generator takes {dim}"
+        )
+    if arr.shape[0] < n:
+        raise ConfigError(f"{path}: holds {arr.shape[0]} identity vectors, the dataset needs {n}")
+    out = np.asarray(arr[:n], dtype=np.float32)
+    bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+    if bad.size:
+        raise ConfigError(
+            f"{path}: identity vectors contain NaN/inf (rows {bad[:5].tolist()}"
+            f"{'...' if bad.size > 5 else ''})"
+        )
+    zero = np.flatnonzero(~out.any(axis=1))
+    if zero.size:
+        raise ConfigError(f"{path}: zero identity vectors (rows {zero[:5].tolist()})")
+    return out
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"hsface.device: {exc}") from None
+
+
+def _stamp_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def generate_hsface(
+    config: HSFaceConfig,
+    generator_checkpoint: str | os.PathLike,
+    identity_vectors_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    shard: int | None = None,
+    progress: bool = True,
+    tracker: Tracker | None = None,
+    estimator: Estimator | None = None,
+) -> dict:
+    """Generate the HSFace dataset (or one shard of it), resuming where a run stopped.
+
+    Args:
+        config: the dataset's settings.
+        generator_checkpoint: the generator ``.pth`` (ours or the official release).
+        identity_vectors_path: ``.npy`` of identity vectors; the first ``num_identities``
+            rows are used (so 100K/200K are prefixes of the 300K file).
+        out_dir: the dataset folder.
+        shard: generate only this shard (for one worker of many).
+        progress: show a progress bar.
+        tracker: where to log settings and throughput.
+        estimator: optional attribute estimator for the manifest (see :func:`generate_shard`).
+
+    Returns:
+        A JSON-ready summary: settings, shards generated and skipped, images, seconds,
+        images/s, whether the dataset is complete, and the summary file when written.
+
+    Raises:
+        ConfigError: bad vectors or shard index, a missing generator checkpoint, or complete
+            shards in ``out_dir`` made with other settings.
+        vec2face.errors.Vec2FaceError: the checkpoint does not load.
+    """
+    tracker = tracker or NullTracker()
+    t0 = time.perf_counter()
+    checkpoint = Path(generator_checkpoint)
+    if not checkpoint.is_file():
+        raise ConfigError(f"generator checkpoint not found: {checkpoint}")
+    if shard is not None:
+        config.shard_range(shard)
+    model, report = load_generator_checkpoint(checkpoint, map_location=_device(config.device))
+    vectors = load_identity_vectors(
+        identity_vectors_path, config.num_identities, model.arch.rep_dim
+    )
+    stamp_extra = {
+        "generator_sha256": file_sha256(checkpoint),
+        "generator_arch": report.arch_name,
+        "estimated_attributes": estimator is not None,
+    }
+    out_dir = Path(out_dir)
+    (out_dir / "shards").mkdir(parents=True, exist_ok=True)
+    tracker.log_params(
+        {
+            "hsface": config.model_dump(mode="json"),
+            "generator": str(checkpoint),
+            "identity_vectors": str(identity_vectors_path),
+        }
+    )
+
+    wanted = [shard] if shard is not None else list(range(config.num_shards))
+    todo, skipped = [], []
+    for k in wanted:
+        info = read_shard_info(out_dir / "shards" / shard_name(k))
+        if info is None:
+            todo.append(k)
+            continue
+        start, stop = config.shard_range(k)
+        expected = shard_stamp(config, vectors[start:stop], stamp_extra)
+        diff = _stamp_diff(info.get("stamp", {}), expected)
+        if diff or (info.get("identity_start"), info.get("identity_stop")) != (start, stop):
+            raise ConfigError(
+                f"{out_dir / 'shards' / shard_name(k)} was made with other settings "
+                f"({', '.join(diff) or 'identity range'}); "
+                "remove it or choose another output folder"
+            )
+        skipped.append(k)
+        if (
+            config.export_imagefolder
+            and not (out_dir / "shards" / shard_name(k) / "images").is_dir()
+        ):
+            _export_imagefolder(out_dir / "shards" / shard_name(k))
+
+    m = config.images_per_identity
+    total = sum((stop - start) * m for start, stop in map(config.shard_range, todo))
+    bar = tqdm(total=total, unit="img", desc="hsface", disable=not progress)
+    generated = []
+    t_gen = time.perf_counter()
+    try:
+        for k in todo:
+            info = generate_shard(
+                model,
+                vectors,
+                k,
+                config,
+                out_dir,
+                estimator=estimator,
+                stamp_extra=stamp_extra,
+                progress=bar,
+            )
+            generated.append(info)
+            tracker.log_metrics({"shard_images_per_s": info["images"] / info["seconds"]}, step=k)
+    finally:
+        bar.close()
+    gen_seconds = time.perf_counter() - t_gen
+    images = sum(i["images"] for i in generated)
+
+    all_infos = [
+        read_shard_info(out_dir / "shards" / shard_name(k)) for k in range(config.num_shards)
+    ]
+    complete = all(i is not None for i in all_infos)
+    summary: dict[str, Any] = {
+        "config": config.model_dump(mode="json"),
+        "identities": config.num_identities,
+        "images_per_identity": m,
+        "num_shards": config.num_shards,
+        "generated_shards": [i["shard"] for i in generated],
+        "skipped_shards": skipped,
+        "images_generated": images,
+        "seconds": time.perf_counter() - t0,
+        "images_per_s": images / gen_seconds if images else 0.0,
+        "complete": complete,
+        "device": str(model.latent_prior_proj_f.weight.device),
+    }
+    if complete:
+        dataset = {
+            "config": config.model_dump(mode="json"),
+            "generator": {
+                "path": str(checkpoint),
+                "sha256": stamp_extra["generator_sha256"],
+                "arch": report.arch_name,
+            },
+            "identity_vectors": {
+                "path": str(identity_vectors_path),
+                "rows_sha256": _sha256(vectors.tobytes()),
+            },
+            "identities": config.num_identities,
+            "images": sum(i["images"] for i in all_infos),
+            "shards": [
+                {
+                    "shard": i["shard"],
+                    "path": f"shards/{shard_name(i['shard'])}",
+                    "identity_start": i["identity_start"],
+                    "identity_stop": i["identity_stop"],
+                    "images": i["images"],
+                }
+                for i in all_infos
+            ],
+        }
+        write_bytes_atomic(out_dir / SUMMARY_FILE, json.dumps(dataset, indent=2).encode())
+        summary["summary_file"] = str(out_dir / SUMMARY_FILE)
+        summary["images"] = dataset["images"]
+    tracker.log_metrics({"images_generated": images, "images_per_s": summary["images_per_s"]})
+    return summary
+
+
+__all__ = [
+    "ATTRIBUTE_COLUMNS",
+    "SIZES",
+    "HSFaceConfig",
+    "Estimator",
+    "file_sha256",
+    "generate_hsface",
+    "generate_shard",
+    "identity_masks",
+    "iter_fr_records",
+    "load_identity_vectors",
+    "read_shard_info",
+    "shard_name",
+    "shard_vectors",
+]
