@@ -54,35 +54,60 @@ def _bare_seconds(model, optimizer, scaler, x, y, steps: int, amp: bool) -> floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backbone", default="tiny")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=6, help="steps per round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=0, help="0: decoded cache; N: N decoding workers")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="0: decoded cache; N: N decoding workers"
+    )
     parser.add_argument("--no-amp", action="store_true", help="fp32 instead of bf16 autocast")
-    parser.add_argument("--augment", choices=["paper", "flip"], default="paper",
-                        help="paper: random augmentation + erasing + flip; flip: flip only")
+    parser.add_argument(
+        "--augment",
+        choices=["paper", "flip"],
+        default="paper",
+        help="paper: random augmentation + erasing + flip; flip: flip only",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     amp = not args.no_amp
     paper = args.augment == "paper"
-    cfg = fr_train_config(None, None, dict(
-        backbone=args.backbone, batch_size=args.batch, amp=amp, channels_last=True, device="cpu",
-        num_workers=args.workers, rand_augment=paper, erase_prob=0.5 if paper else 0.0,
-        lr_schedule="cosine", epochs=1, lr=0.01))
+    cfg = fr_train_config(
+        None,
+        None,
+        dict(
+            backbone=args.backbone,
+            batch_size=args.batch,
+            amp=amp,
+            channels_last=True,
+            device="cpu",
+            num_workers=args.workers,
+            rand_augment=paper,
+            erase_prob=0.5 if paper else 0.0,
+            lr_schedule="cosine",
+            epochs=1,
+            lr=0.01,
+        ),
+    )
     device = torch.device("cpu")
     identities = 50
     with tempfile.TemporaryDirectory() as tmp:
-        data = FRTrainingData([_write_records(Path(tmp) / "d.lmdb", args.batch * args.steps, identities)])
+        data = FRTrainingData(
+            [_write_records(Path(tmp) / "d.lmdb", args.batch * args.steps, identities)]
+        )
         if args.workers == 0:
             data.decode_all()
         stream = BatchStream(data, args.batch, seed=0, num_workers=args.workers)
         model = build_margin_model(cfg, identities).to(memory_format=torch.channels_last)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
         scaler = make_grad_scaler(device, amp)
-        x = (torch.rand(args.batch, 3, 112, 112) * 2 - 1).contiguous(memory_format=torch.channels_last)
+        x = (torch.rand(args.batch, 3, 112, 112) * 2 - 1).contiguous(
+            memory_format=torch.channels_last
+        )
         y = torch.randint(0, identities, (args.batch,))
         _bare_seconds(model, optimizer, scaler, x, y, 2, amp)  # warm-up
         bare, full = [], []
@@ -93,8 +118,10 @@ def main() -> None:
             full.append(stats["epoch_time_s"] / stats["steps"])
     b, f = args.batch / min(bare), args.batch / min(full)
     mode = "decoded cache" if args.workers == 0 else f"{args.workers} decoding workers"
-    print(f"{args.backbone}, batch {args.batch}, 112x112, {args.threads} threads, "
-          f"{'bf16 autocast' if amp else 'fp32'}, channels_last, augment={args.augment}, {mode}")
+    print(
+        f"{args.backbone}, batch {args.batch}, 112x112, {args.threads} threads, "
+        f"{'bf16 autocast' if amp else 'fp32'}, channels_last, augment={args.augment}, {mode}"
+    )
     print(f"bare forward+backward+step: {b:8.1f} img/s")
     print(f"full training step:         {f:8.1f} img/s  ({f / b:.2f} x bare; target >= 0.90)")
 

@@ -13,18 +13,41 @@ def fr() -> None:
 
 
 @fr.command()
-@click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True),
-              help="training dataset (repeat to concatenate several with disjoint labels)")
-@click.option("--mask", "masks", multiple=True, type=click.Path(dir_okay=False),
-              help=".npy record mask per --data (repeat in the same order)")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True),
+    help="training dataset (repeat to concatenate several with disjoint labels)",
+)
+@click.option(
+    "--mask",
+    "masks",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help=".npy record mask per --data (repeat in the same order)",
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="output folder")
-@click.option("--bins", type=click.Path(file_okay=False), default=None,
-              help="folder of verification .bin sets for per-epoch validation")
+@click.option(
+    "--bins",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="folder of verification .bin sets for per-epoch validation",
+)
 @click.option("--resume", is_flag=True, help="continue from OUT/checkpoints/last.pt")
-@click.option("--profile", type=click.Choice(["tiny", "paper"]), default=None,
-              help="preset of the recipe (paper: Table 5; tiny: CPU minutes)")
-@click.option("--section", default="fr_train", show_default=True,
-              help="params.yaml section (e.g. fr_teacher_train, fr_judge_train)")
+@click.option(
+    "--profile",
+    type=click.Choice(["tiny", "paper"]),
+    default=None,
+    help="preset of the recipe (paper: Table 5; tiny: CPU minutes)",
+)
+@click.option(
+    "--section",
+    default="fr_train",
+    show_default=True,
+    help="params.yaml section (e.g. fr_teacher_train, fr_judge_train)",
+)
 @click.option("--backbone", default=None, help="registered backbone")
 @click.option("--epochs", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)
@@ -36,8 +59,26 @@ def fr() -> None:
 @click.option("--amp/--no-amp", default=None, help="mixed precision (bf16 on CPU, fp16 on CUDA)")
 @click.option("--quiet", is_flag=True, help="no per-epoch lines on stderr")
 @params_option
-def train(data, masks, out, bins, resume, profile, section, backbone, epochs, batch_size, lr,
-          seed, device, num_workers, threads, amp, quiet, params) -> None:
+def train(
+    data,
+    masks,
+    out,
+    bins,
+    resume,
+    profile,
+    section,
+    backbone,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    device,
+    num_workers,
+    threads,
+    amp,
+    quiet,
+    params,
+) -> None:
     """Train an FR model on DATA; writes OUT/backbone.pt + backbone.json and checkpoints.
 
     Runs as DDP under torchrun (gloo on CPU, nccl on CUDA).
@@ -48,9 +89,22 @@ def train(data, masks, out, bins, resume, profile, section, backbone, epochs, ba
 
     if masks and len(masks) != len(data):
         raise click.BadParameter(f"{len(masks)} --mask for {len(data)} --data", param_hint="--mask")
-    cfg = fr_train_config(profile, params, dict(
-        backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
-        num_workers=num_workers, threads=threads, amp=amp), section=section)
+    cfg = fr_train_config(
+        profile,
+        params,
+        dict(
+            backbone=backbone,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            device=device,
+            num_workers=num_workers,
+            threads=threads,
+            amp=amp,
+        ),
+        section=section,
+    )
     tracker = NullTracker() if quiet else ConsoleTracker()
     result = fit(cfg, train_paths(data, out, bins, masks or None), tracker, resume=resume)
     if "backbone" in result:
@@ -71,11 +125,21 @@ def _model(model: str | None, backbone: str | None, role: str | None, params):
 
 
 _model_options = [
-    click.option("--model", default=None, type=click.Path(),
-                 help="weights (.pt/.pth state dict) or a `fr train` output folder"),
-    click.option("--backbone", default=None, help="registered backbone (read from backbone.json if present)"),
-    click.option("--role", type=click.Choice(["teacher", "judge"]), default=None,
-                 help="use the fr_teacher / fr_judge section of --params"),
+    click.option(
+        "--model",
+        default=None,
+        type=click.Path(),
+        help="weights (.pt/.pth state dict) or a `fr train` output folder",
+    ),
+    click.option(
+        "--backbone", default=None, help="registered backbone (read from backbone.json if present)"
+    ),
+    click.option(
+        "--role",
+        type=click.Choice(["teacher", "judge"]),
+        default=None,
+        help="use the fr_teacher / fr_judge section of --params",
+    ),
     click.option("--batch-size", type=int, default=128, show_default=True),
     click.option("--device", default="cpu", show_default=True),
     click.option("--amp/--no-amp", default=True, show_default=True, help="bf16 autocast"),
@@ -93,13 +157,23 @@ def _with_model_options(fn):
 @_with_model_options
 @click.option("--data", required=True, type=click.Path(exists=True), help="dataset to embed")
 @click.option("--mask", type=click.Path(dir_okay=False), default=None, help=".npy record mask")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="folder for features.npy, labels.npy, centers.npy, center_labels.npy")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="folder for features.npy, labels.npy, centers.npy, center_labels.npy",
+)
 @click.option("--flip/--no-flip", default=True, show_default=True, help="flip-sum embeddings")
-@click.option("--write-training-lmdb", "training_lmdb", type=click.Path(dir_okay=False), default=None,
-              help="also write a Vec2Face training-layout LMDB (image, feature, label)")
-def extract(model, backbone, role, batch_size, device, amp, params, data, mask, out, flip,
-            training_lmdb) -> None:
+@click.option(
+    "--write-training-lmdb",
+    "training_lmdb",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="also write a Vec2Face training-layout LMDB (image, feature, label)",
+)
+def extract(
+    model, backbone, role, batch_size, device, amp, params, data, mask, out, flip, training_lmdb
+) -> None:
     """Extract L2-normalised features and identity centers of DATA."""
     import torch
 
@@ -111,23 +185,36 @@ def extract(model, backbone, role, batch_size, device, amp, params, data, mask, 
     dev = torch.device(device)
     feats = extract_features(net, ds, batch_size, flip, dev, autocast=amp)
     written = save_features(feats, ds.labels, out)
-    result = {"images": len(ds), "identities": ds.num_identities, "dim": int(feats.shape[1]),
-              "files": written}
+    result = {
+        "images": len(ds),
+        "identities": ds.num_identities,
+        "dim": int(feats.shape[1]),
+        "files": written,
+    }
     if training_lmdb:
-        result["training_lmdb"] = {"path": training_lmdb,
-                                   "records": write_training_lmdb(ds, feats, training_lmdb)}
+        result["training_lmdb"] = {
+            "path": training_lmdb,
+            "records": write_training_lmdb(ds, feats, training_lmdb),
+        }
     echo_json(result)
 
 
 @fr.command()
 @_with_model_options
-@click.option("--bins", required=True, type=click.Path(exists=True, file_okay=False),
-              help="folder of verification .bin sets")
+@click.option(
+    "--bins",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="folder of verification .bin sets",
+)
 @click.option("--set", "sets", multiple=True, help="only these sets (stems; repeatable)")
 @click.option("--name", default=None, help="model name in the Markdown table")
-@click.option("--json-out", type=click.Path(dir_okay=False), default=None, help="also write the JSON here")
-def evaluate(model, backbone, role, batch_size, device, amp, params, bins, sets, name,
-             json_out) -> None:
+@click.option(
+    "--json-out", type=click.Path(dir_okay=False), default=None, help="also write the JSON here"
+)
+def evaluate(
+    model, backbone, role, batch_size, device, amp, params, bins, sets, name, json_out
+) -> None:
     """Verification accuracy on the .bin sets (JSON, then a Markdown table)."""
     import json
     from pathlib import Path

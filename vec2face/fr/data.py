@@ -70,7 +70,7 @@ class FRTrainingData(Dataset):
         self.datasets: list[FaceDataset] = []
         labels, ranges, starts = [], [], []
         offset = count = 0
-        for path, mask in zip(paths, masks):
+        for path, mask in zip(paths, masks, strict=True):
             ds = open_dataset(path, mask=mask)
             if len(ds) == 0:
                 raise DataFormatError(f"{path}: the dataset holds no samples")
@@ -211,7 +211,9 @@ class BatchStream:
             yield cache.index_select(0, idx), self._labels.index_select(0, idx)
 
 
-def to_float_input(images: torch.Tensor, device: torch.device, channels_last: bool = True) -> torch.Tensor:
+def to_float_input(
+    images: torch.Tensor, device: torch.device, channels_last: bool = True
+) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [-1, 1] on ``device``.
 
     The permuted NHWC storage is already channels-last; ``channels_last=False`` makes it
@@ -266,7 +268,7 @@ def _photometric(x: torch.Tensor, mag: float, gen: torch.Generator) -> torch.Ten
     mean = img.mean(dim=(1, 2, 3), keepdim=True)
     contrast = (img - mean) * factors[1] + mean
     img = torch.lerp(img, contrast, on[1])
-    grey = (0.299 * img[:, 0:1] + 0.587 * img[:, 1:2] + 0.114 * img[:, 2:3])
+    grey = 0.299 * img[:, 0:1] + 0.587 * img[:, 1:2] + 0.114 * img[:, 2:3]
     sat = (img - grey) * factors[2] + grey
     img = torch.lerp(img, sat, on[2])
     return img.clamp_(0.0, 1.0).mul_(2.0).sub_(1.0)

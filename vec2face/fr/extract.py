@@ -20,8 +20,8 @@ from vec2face.data import decode_image, write_lmdb
 from vec2face.data.base import FaceDataset
 from vec2face.errors import ConfigError
 from vec2face.evaluation.embed import to_model_input
-from vec2face.models.state_dict import load_state_dict_strict, read_state_dict
 from vec2face.models import build_backbone
+from vec2face.models.state_dict import load_state_dict_strict, read_state_dict
 from vec2face.utils.io import atomic_path
 
 __all__ = [
@@ -142,7 +142,10 @@ def extract_features(
     was_training = model.training
     model.eval()
     try:
-        chunks = [embed_batch(model, b, flip, device, autocast) for b in _image_batches(dataset, batch_size)]
+        chunks = [
+            embed_batch(model, b, flip, device, autocast)
+            for b in _image_batches(dataset, batch_size)
+        ]
     finally:
         model.train(was_training)
     return np.concatenate(chunks)
@@ -161,7 +164,9 @@ def identity_centers(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarr
     feats = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels)
     if feats.ndim != 2 or labels.shape != (feats.shape[0],):
-        raise ValueError(f"need features (N, D) and labels (N,), got {feats.shape} and {labels.shape}")
+        raise ValueError(
+            f"need features (N, D) and labels (N,), got {feats.shape} and {labels.shape}"
+        )
     feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
     uniq, inverse = np.unique(labels, return_inverse=True)
     sums = np.zeros((uniq.size, feats.shape[1]), dtype=np.float64)
@@ -171,7 +176,7 @@ def identity_centers(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarr
 
 
 def save_features(features: np.ndarray, labels: np.ndarray, out_dir: str | Path) -> dict[str, str]:
-    """Write ``features.npy``, ``labels.npy``, ``centers.npy`` and ``center_labels.npy`` (atomically)."""
+    """Write ``features``, ``labels``, ``centers``, ``center_labels`` ``.npy`` (atomically)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     centers, center_labels = identity_centers(features, labels)
@@ -199,7 +204,9 @@ def write_training_lmdb(dataset: FaceDataset, features: np.ndarray, path: str | 
         ConfigError: ``features`` does not have one row per image.
     """
     if features.shape[0] != len(dataset):
-        raise ConfigError(f"{features.shape[0]} features for {len(dataset)} images of {dataset.path}")
+        raise ConfigError(
+            f"{features.shape[0]} features for {len(dataset)} images of {dataset.path}"
+        )
 
     def records():
         for i in range(len(dataset)):

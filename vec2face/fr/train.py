@@ -85,13 +85,17 @@ class FRTrainConfig(StepConfig):
     (:mod:`vec2face.fr.profiles`) overrides sizes, schedule and precision for CPU minutes.
     """
 
-    backbone: str = Field("se_ir50", description="registered backbone (r18, r50, r100, se_ir50, tiny, ...)")
+    backbone: str = Field(
+        "se_ir50", description="registered backbone (r18, r50, r100, se_ir50, tiny, ...)"
+    )
     backbone_overrides: dict[str, Any] = Field(
         default_factory=dict,
         description="IResNetConfig fields changed from the registered variant (e.g. widths)",
     )
     embedding_size: int = Field(512, ge=1, description="embedding dimension")
-    image_size: int = Field(112, ge=16, multiple_of=16, description="side of the aligned training faces")
+    image_size: int = Field(
+        112, ge=16, multiple_of=16, description="side of the aligned training faces"
+    )
     margin: Literal["arcface", "cosface"] = Field("arcface", description="margin head")
     scale: float = Field(64.0, gt=0, description="logit scale s")
     margin_value: float = Field(0.5, ge=0, description="margin m (ArcFace radians, CosFace cosine)")
@@ -104,16 +108,24 @@ class FRTrainConfig(StepConfig):
     lr_schedule: Literal["step", "cosine"] = Field(
         "step", description="step: x lr_gamma at lr_milestones; cosine: half-cycle to 0"
     )
-    lr_milestones: tuple[int, ...] = Field((12, 20, 24), description="epochs where the step schedule decays")
+    lr_milestones: tuple[int, ...] = Field(
+        (12, 20, 24), description="epochs where the step schedule decays"
+    )
     lr_gamma: float = Field(0.1, gt=0, description="step-schedule decay factor")
     warmup_epochs: float = Field(0.0, ge=0, description="linear warmup, in (fractional) epochs")
-    clip_grad: float | None = Field(5.0, gt=0, description="gradient-norm clip of backbone + head (None: off)")
+    clip_grad: float | None = Field(
+        5.0, gt=0, description="gradient-norm clip of backbone + head (None: off)"
+    )
     flip: bool = Field(True, description="random horizontal flip")
     rand_augment: bool = Field(True, description="random photometric + geometric augmentation")
-    augment_magnitude: float = Field(0.5, ge=0, le=1, description="strength of the random augmentation")
+    augment_magnitude: float = Field(
+        0.5, ge=0, le=1, description="strength of the random augmentation"
+    )
     erase_prob: float = Field(0.5, ge=0, le=1, description="random-erasing probability")
     amp: bool = Field(True, description="mixed precision: fp16 + grad scaler on CUDA, bf16 on CPU")
-    channels_last: bool = Field(True, description="NHWC activations (faster convolutions, AMX/tensor cores)")
+    channels_last: bool = Field(
+        True, description="NHWC activations (faster convolutions, AMX/tensor cores)"
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available")
     threads: int = Field(0, ge=0, description="CPU threads per process (0: torch's default)")
     seed: int = Field(0, description="seed of initialisation, data order, augmentation, sampling")
@@ -122,9 +134,13 @@ class FRTrainConfig(StepConfig):
         0.0, ge=0, description="decode the whole dataset into memory when it fits this size"
     )
     val_every: int = Field(1, ge=0, description="validate every N epochs (0: only after the last)")
-    val_sets: tuple[str, ...] | None = Field(None, description="benchmark stems to validate on (None: all present)")
+    val_sets: tuple[str, ...] | None = Field(
+        None, description="benchmark stems to validate on (None: all present)"
+    )
     val_pairs: int | None = Field(
-        None, ge=10, description="pairs per set in validation, evenly spaced (None: all; `fr evaluate` scores all)"
+        None,
+        ge=10,
+        description="pairs per set in validation, evenly spaced (None: all; fr evaluate uses all)",
     )
     eval_batch_size: int = Field(128, ge=1, description="images per forward pass in validation")
     keep_checkpoints: int = Field(2, ge=1, description="epoch checkpoints kept besides last.pt")
@@ -172,7 +188,9 @@ class MarginModel(nn.Module):
         self.backbone = backbone
         self.head = head
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """images: (N, 3, H, W) in [-1, 1]; labels: (N,) -> (loss, accuracy) scalars."""
         out = self.head(self.backbone(images).float(), labels)
         return out.loss, out.accuracy
@@ -182,7 +200,9 @@ def build_margin_model(config: FRTrainConfig, num_classes: int) -> MarginModel:
     """Backbone and head of ``config`` for ``num_classes`` identities (seeded initialisation)."""
     torch.manual_seed(derive_seed(config.seed, "fr-init"))
     backbone = build_backbone(
-        config.backbone, config.embedding_size, **{"input_size": config.image_size, **config.backbone_overrides}
+        config.backbone,
+        config.embedding_size,
+        **{"input_size": config.image_size, **config.backbone_overrides},
     )
     margin = (
         ArcFace(config.scale, config.margin_value)
@@ -303,8 +323,10 @@ def train_one_epoch(
         keys = sorted(stats)
         values = torch.tensor([stats[k] for k in keys], dtype=torch.float64)
         dist.all_reduce(values)
-        stats = {k: float(v) / world for k, v in zip(keys, values.tolist())}
-    stats.update(lr=lr, steps=float(steps), epoch_time_s=elapsed, images_per_s=seen / max(elapsed, 1e-9))
+        stats = {k: float(v) / world for k, v in zip(keys, values.tolist(), strict=True)}
+    stats.update(
+        lr=lr, steps=float(steps), epoch_time_s=elapsed, images_per_s=seen / max(elapsed, 1e-9)
+    )
     return stats
 
 
@@ -324,7 +346,8 @@ def save_backbone(backbone: nn.Module, config: FRTrainConfig, out_dir: str | Pat
         "backbone": config.backbone,
         "embedding_size": config.embedding_size,
         "overrides": {"input_size": config.image_size, **config.backbone_overrides}
-        if config.image_size != 112 else config.backbone_overrides,
+        if config.image_size != 112
+        else config.backbone_overrides,
     }
     with atomic_path(out / BACKBONE_META) as tmp:
         Path(tmp).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -341,7 +364,9 @@ def state_fingerprint(module: nn.Module) -> str:
     return h.hexdigest()
 
 
-def _checkpoint_state(model: MarginModel, optimizer, scaler, epoch: int, config: FRTrainConfig) -> dict:
+def _checkpoint_state(
+    model: MarginModel, optimizer, scaler, epoch: int, config: FRTrainConfig
+) -> dict:
     return {
         "epoch": epoch,
         "backbone": model.backbone.state_dict(),
@@ -368,9 +393,15 @@ def _restore(model: MarginModel, optimizer, scaler, state: dict, config: FRTrain
     return int(state["epoch"])
 
 
-def _validate(model: MarginModel, sets, config: FRTrainConfig, device: torch.device) -> dict[str, float]:
+def _validate(
+    model: MarginModel, sets, config: FRTrainConfig, device: torch.device
+) -> dict[str, float]:
     results = evaluate_sets(
-        model.backbone, sets, config.eval_batch_size, device, autocast=config.amp and device.type == "cpu"
+        model.backbone,
+        sets,
+        config.eval_batch_size,
+        device,
+        autocast=config.amp and device.type == "cpu",
     )
     flat: dict[str, float] = {}
     for name, summary in results.items():
@@ -452,12 +483,19 @@ def fit(
 
         sets = []
         if env.is_main and paths.bins is not None:
-            sets = [s.subset(config.val_pairs) for s in load_verification_sets(paths.bins, config.val_sets)]
+            sets = [
+                s.subset(config.val_pairs)
+                for s in load_verification_sets(paths.bins, config.val_sets)
+            ]
         if env.is_main:
             tracker.log_params(
-                {"fr_train": json.loads(config.model_dump_json()),
-                 "data": [str(p) for p in paths.data], "num_classes": data.num_classes,
-                 "num_images": len(data), "world_size": env.world_size}
+                {
+                    "fr_train": json.loads(config.model_dump_json()),
+                    "data": [str(p) for p in paths.data],
+                    "num_classes": data.num_classes,
+                    "num_images": len(data),
+                    "world_size": env.world_size,
+                }
             )
 
         history: list[dict[str, float]] = []
@@ -481,7 +519,9 @@ def fit(
                 log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in stats.items()})
                 save_checkpoint(
                     _checkpoint_state(model, optimizer, scaler, epoch + 1, config),
-                    ckpt_dir, epoch + 1, keep=config.keep_checkpoints,
+                    ckpt_dir,
+                    epoch + 1,
+                    keep=config.keep_checkpoints,
                 )
             barrier()
 

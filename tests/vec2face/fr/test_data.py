@@ -82,7 +82,9 @@ def test_ranks_read_disjoint_shards(tmp_path):
 
 
 def test_augmentation_is_seeded_and_does_what_it_says():
-    x = to_float_input(torch.randint(0, 256, (16, 32, 32, 3), dtype=torch.uint8), torch.device("cpu"))
+    x = to_float_input(
+        torch.randint(0, 256, (16, 32, 32, 3), dtype=torch.uint8), torch.device("cpu")
+    )
     full = AugmentConfig(flip=True, rand_augment=True, magnitude=1.0, erase_prob=1.0)
     a = augment_batch(x, full, augment_generator(0, 1, 0))
     b = augment_batch(x, full, augment_generator(0, 1, 0))
@@ -96,7 +98,9 @@ def test_augmentation_is_seeded_and_does_what_it_says():
         assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2))
     assert any(not torch.equal(flipped[i], x[i]) for i in range(16))
 
-    erased = augment_batch(x + 2.0, AugmentConfig(flip=False, erase_prob=1.0), augment_generator(0, 0, 0))
+    erased = augment_batch(
+        x + 2.0, AugmentConfig(flip=False, erase_prob=1.0), augment_generator(0, 0, 0)
+    )
     zero_share = (erased == 0).all(dim=1).float().mean(dim=(1, 2))
     assert ((zero_share >= 0.015) & (zero_share <= 0.34)).all()
     assert augment_batch(x, AugmentConfig(flip=False), augment_generator(0, 0, 0)) is x

@@ -1,4 +1,4 @@
-"""Feature extraction, identity centers, training-layout LMDB, benchmark evaluation, model loading."""
+"""Feature extraction, identity centers, training-layout LMDB, evaluation, model loading."""
 
 from __future__ import annotations
 
@@ -29,8 +29,11 @@ def _model(seed=0):
 
 def _faces(path, identities=3, per_id=4, size=32):
     rng = np.random.default_rng(0)
-    records = [(encode_image(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), "png"), i)
-               for i in range(identities) for _ in range(per_id)]
+    records = [
+        (encode_image(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), "png"), i)
+        for i in range(identities)
+        for _ in range(per_id)
+    ]
     write_lmdb(records, path, layout="fr")
     return path
 
@@ -64,12 +67,27 @@ def test_cli_extract_writes_features_centers_and_a_training_lmdb(tmp_path, capsy
     data = _faces(tmp_path / "d.lmdb")
     model = _model()
     torch.save(model.state_dict(), tmp_path / "w.pt")
-    (tmp_path / "backbone.json").write_text(json.dumps(
-        {"backbone": "tiny", "embedding_size": 16, "overrides": {"input_size": 32}}))
+    (tmp_path / "backbone.json").write_text(
+        json.dumps({"backbone": "tiny", "embedding_size": 16, "overrides": {"input_size": 32}})
+    )
     lmdb_out = tmp_path / "train.lmdb"
-    rc = main(["fr", "extract", "--model", str(tmp_path / "w.pt"), "--data", str(data),
-               "--out", str(tmp_path / "feats"), "--no-amp", "--batch-size", "4",
-               "--write-training-lmdb", str(lmdb_out)])
+    rc = main(
+        [
+            "fr",
+            "extract",
+            "--model",
+            str(tmp_path / "w.pt"),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "feats"),
+            "--no-amp",
+            "--batch-size",
+            "4",
+            "--write-training-lmdb",
+            str(lmdb_out),
+        ]
+    )
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     assert report["images"] == 12 and report["training_lmdb"]["records"] == 12
@@ -123,14 +141,41 @@ def test_evaluate_bins_and_the_cli_table(tmp_path, capsys):
     assert table.splitlines()[2].startswith(f"| m | {100 * results['lfw']['accuracy']:.2f} |")
 
     torch.save(model.state_dict(), tmp_path / "w.pt")
-    rc = main(["fr", "evaluate", "--model", str(tmp_path / "w.pt"), "--backbone", "tiny",
-               "--bins", str(bins), "--no-amp", "--name", "toy"])
+    rc = main(
+        [
+            "fr",
+            "evaluate",
+            "--model",
+            str(tmp_path / "w.pt"),
+            "--backbone",
+            "tiny",
+            "--bins",
+            str(bins),
+            "--no-amp",
+            "--name",
+            "toy",
+        ]
+    )
     assert rc != 0  # a 32px tiny model needs its architecture: no backbone.json, default 112
     capsys.readouterr()
-    (tmp_path / "backbone.json").write_text(json.dumps(
-        {"backbone": "tiny", "embedding_size": 16, "overrides": {"input_size": 32}}))
-    rc = main(["fr", "evaluate", "--model", str(tmp_path / "w.pt"), "--bins", str(bins),
-               "--no-amp", "--name", "toy", "--json-out", str(tmp_path / "r.json")])
+    (tmp_path / "backbone.json").write_text(
+        json.dumps({"backbone": "tiny", "embedding_size": 16, "overrides": {"input_size": 32}})
+    )
+    rc = main(
+        [
+            "fr",
+            "evaluate",
+            "--model",
+            str(tmp_path / "w.pt"),
+            "--bins",
+            str(bins),
+            "--no-amp",
+            "--name",
+            "toy",
+            "--json-out",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "| Model | LFW | CPLFW | Avg. |" in out and "| toy |" in out
@@ -139,13 +184,22 @@ def test_evaluate_bins_and_the_cli_table(tmp_path, capsys):
 
 
 def test_missing_teacher_weights_name_the_file_and_the_config_key(tmp_path, capsys):
-    cfg = fr_model_config("teacher", {"fr_teacher": {"backbone": "r100",
-                                                     "checkpoint": str(tmp_path / "arcface-r100-glint360k.pth")}})
+    cfg = fr_model_config(
+        "teacher",
+        {
+            "fr_teacher": {
+                "backbone": "r100",
+                "checkpoint": str(tmp_path / "arcface-r100-glint360k.pth"),
+            }
+        },
+    )
     with pytest.raises(ConfigError, match=r"arcface-r100-glint360k\.pth.*fr_teacher\.checkpoint"):
         load_fr_model(cfg, config_key="fr_teacher.checkpoint")
     params = tmp_path / "params.yaml"
     params.write_text(f"fr_judge:\n  backbone: tiny\n  checkpoint: {tmp_path / 'judge.pth'}\n")
-    rc = main(["fr", "evaluate", "--role", "judge", "--params", str(params), "--bins", str(tmp_path)])
+    rc = main(
+        ["fr", "evaluate", "--role", "judge", "--params", str(params), "--bins", str(tmp_path)]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "judge.pth" in err and "fr_judge.checkpoint" in err
@@ -154,8 +208,9 @@ def test_missing_teacher_weights_name_the_file_and_the_config_key(tmp_path, caps
 def test_trained_folder_loads_by_its_json_and_a_conflicting_name_is_refused(tmp_path):
     model = _model(3)
     torch.save(model.state_dict(), tmp_path / "backbone.pt")
-    (tmp_path / "backbone.json").write_text(json.dumps(
-        {"backbone": "tiny", "embedding_size": 16, "overrides": {"input_size": 32}}))
+    (tmp_path / "backbone.json").write_text(
+        json.dumps({"backbone": "tiny", "embedding_size": 16, "overrides": {"input_size": 32}})
+    )
     loaded = load_trained_backbone(tmp_path)
     for k, v in model.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k])
