@@ -213,6 +213,8 @@ _SE_IR50 = IResNetConfig(layers=(3, 4, 14, 3), se_reduction=16)
 # The FC after the 7x7 map dominates the size (C4 * 49 * embedding_size), so the last
 # stages stay at 96 channels: 3.05M parameters, of which 2.4M in ``fc``.
 _TINY = IResNetConfig(layers=(1, 2, 2, 1), widths=(32, 64, 96, 96), stem_width=32)
+# The judge must be an independent model (DESIGN 3.1b): another seed, pool and size.
+_TINY_JUDGE = IResNetConfig(layers=(1, 1, 2, 1), widths=(16, 48, 96, 128), stem_width=16)
 
 
 @register(BACKBONE_FAMILY, "r18")
@@ -249,6 +251,12 @@ def se_ir50(embedding_size: int = 512, **overrides) -> IResNet:
 def tiny(embedding_size: int = 512, **overrides) -> IResNet:
     """Narrow, shallow IResNet (widths 32-64-96-96, blocks 1-2-2-1, 3.05M) for the CPU toy world."""
     return _iresnet(_TINY, embedding_size, **overrides)
+
+
+@register(BACKBONE_FAMILY, "tiny_judge")
+def tiny_judge(embedding_size: int = 512, **overrides) -> IResNet:
+    """A second small IResNet (widths 16-48-96-128, blocks 1-1-2-1) for the toy world's judge."""
+    return _iresnet(_TINY_JUDGE, embedding_size, **overrides)
 
 
 def build_backbone(name: str, embedding_size: int = 512, **overrides) -> IResNet:
