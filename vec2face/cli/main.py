@@ -23,6 +23,7 @@ _COMMANDS: dict[str, str] = {
     "fr": "vec2face.cli.fr_cmd:fr",
     "generator": "vec2face.cli.generator_cmd:generator",
     "attributes": "vec2face.cli.attributes_cmd:attributes",
+    "report": "vec2face.cli.report_cmd:report",
     "generate": "vec2face.cli.generate_cmd:generate",
 }
 
