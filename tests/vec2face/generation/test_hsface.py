@@ -127,7 +127,10 @@ def test_same_seed_same_bytes_other_seed_differs(inputs, reference, tmp_path):
     ref = plain_read(reference / "shards" / "shard_00000" / "train.lmdb")[1]
     assert [label for _, label in first] == [label for _, label in ref[:15]]
     for (a, _), (b, _) in zip(first, ref[:15], strict=True):
-        assert np.abs(decode_image(a).astype(int) - decode_image(b).astype(int)).max() <= 2
+        # another batch size reorders float sums (1-ulp differences); JPEG can turn a one
+        # level change into a few levels inside an 8x8 block, so compare the mean too
+        diff = np.abs(decode_image(a).astype(int) - decode_image(b).astype(int))
+        assert diff.max() <= 8 and diff.mean() < 0.25
     generate_hsface(HSFaceConfig(**{**CFG, "seed": 1}), *inputs, tmp_path / "c", progress=False)
     assert (
         shard_bytes(tmp_path / "c")["shard_00000/records"]
