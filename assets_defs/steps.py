@@ -1,8 +1,8 @@
-"""The one table tying each Dagster asset to its ``dvc.yaml`` stage and output folder.
+"""The one table tying each Dagster asset to its ``dvc.yaml`` stage, output folder and inputs.
 
-Assets read their output folder from here, the DVC resource commits the stage that
-owns that folder, and the test that compares ``dvc.yaml`` with the asset graph maps
-stage names to asset keys through :data:`STEPS` only.
+Assets read their output folder and upstream assets from here, the DVC resource commits
+the stage that owns that folder, and the test that compares ``dvc.yaml`` with the asset
+graph maps stage names to asset keys through :data:`STEPS` only.
 """
 
 from __future__ import annotations
@@ -18,17 +18,41 @@ class Step:
     stage: str         # dvc.yaml stage name (``name@key`` for foreach stages)
     output: str        # output folder, relative to the profile's root
     code_version: str  # bump when the library step's output changes for the same config
+    inputs: tuple[str, ...] = ()  # upstream assets whose outputs the step reads
 
 
 #: toy world pools that train or feed models (the benchmark pools live in benchmark_sets)
 WORLD_POOLS: tuple[str, ...] = ("teacher", "judge", "webface", "pca")
 
+#: the pool the toy attribute estimator learns pose/age/quality from (ground truth labels)
+ATTRIBUTE_POOL = "judge_pool"
+
 STEPS: dict[str, Step] = {
     s.asset: s
     for s in (
-        *(Step(f"{pool}_pool", f"toyfaces@{pool}", f"world/{pool}", "1") for pool in WORLD_POOLS),
-        Step("benchmark_sets", "benchmarks", "benchmarks", "1"),
-        Step("webface_subset", "webface_subset", "webface_subset", "1"),
+        *(Step(f"{pool}_pool", f"toyfaces@{pool}", f"world/{pool}", "2") for pool in WORLD_POOLS),
+        Step("benchmark_sets", "benchmarks", "benchmarks", "2"),
+        Step("webface_subset", "webface_subset", "webface_subset", "1", ("webface_pool",)),
+        Step("fr_teacher", "fr_teacher", "fr_teacher", "1", ("teacher_pool", "benchmark_sets")),
+        Step("fr_judge", "fr_judge", "fr_judge", "1", ("judge_pool", "benchmark_sets")),
+        Step("attribute_estimator", "attribute_estimator", "attribute_estimator", "1",
+             (ATTRIBUTE_POOL,)),
+        Step("fmae_generator", "fmae_generator", "fmae_generator", "1",
+             ("webface_subset", "fr_teacher")),
+        Step("identity_vectors", "identity_vectors", "identity_vectors", "1",
+             ("pca_pool", "fr_teacher")),
+        Step("hsface_dataset", "hsface_dataset", "hsface", "1",
+             ("fmae_generator", "identity_vectors")),
+        Step("hsface_merged", "hsface_merged", "hsface_merged", "1", ("hsface_dataset",)),
+        Step("gaussian_ablation", "gaussian_ablation", "gaussian_ablation", "1",
+             ("fmae_generator",)),
+        Step("dataset_reports", "dataset_reports", "dataset_reports", "1",
+             ("webface_subset", "hsface_merged", "gaussian_ablation", "fr_judge", "fr_teacher",
+              "attribute_estimator")),
+        Step("fr_model", "fr_model", "fr_model", "1",
+             ("webface_subset", "hsface_merged", "benchmark_sets")),
+        Step("benchmark_accuracies", "benchmark_accuracies", "benchmark_accuracies", "1",
+             ("fr_teacher", "fr_model", "benchmark_sets")),
     )
 }
 

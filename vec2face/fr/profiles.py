@@ -28,7 +28,9 @@ FR_PROFILES: dict[str, dict[str, Any]] = {
     "tiny": {
         "backbone": "tiny",
         # ArcFace s 64 m 0.5 stayed at ~4% train accuracy after one epoch on the toy pool
-        # (toy-LFW 58%); CosFace s 32 m 0.3 reached 38% and toy-LFW 80% in two epochs.
+        # (toy-LFW 58%); CosFace s 32 m 0.3 trains from the first epoch. Three epochs of the
+        # stride-2 ``tiny`` on 2,000 identities x 40: toy-LFW 90.6 / 97.0 / 97.8% after
+        # epochs 1 / 2 / 3 (1,000-pair validation), 98.2% on all 6,000 pairs; 16 minutes.
         "margin": "cosface",
         "scale": 32.0,
         "margin_value": 0.3,

@@ -187,7 +187,9 @@ class _Scene:
         n = len(nu.yaw)
         self.n = n
         S = IMAGE_SIZE
-        self.age01 = np.clip((nu.age - 28.0) / 45.0, 0.0, 1.0).astype(F32)
+        # Ageing cues (lines, sag, skin tone) ramp over the whole sampled range 18-80, so
+        # every year of age changes the face a little and no range is indistinguishable.
+        self.age01 = np.clip((nu.age - 18.0) / 62.0, 0.0, 1.0).astype(F32)
         rad = np.float32(np.pi / 180.0)
         self.R = (rot_z(nu.roll * rad) @ rot_x(nu.pitch * rad) @ rot_y(nu.yaw * rad)).astype(F32)
         self.M = np.ascontiguousarray(self.R.transpose(0, 2, 1))

@@ -49,9 +49,9 @@ def _bn(x, sd, p):
 
 
 def _reference_forward(
-    sd: dict[str, torch.Tensor], x: torch.Tensor, layers: tuple[int, ...]
+    sd: dict[str, torch.Tensor], x: torch.Tensor, layers: tuple[int, ...], stem_stride: int = 1
 ) -> torch.Tensor:
-    x = F.conv2d(x, sd["conv1.weight"], padding=1)
+    x = F.conv2d(x, sd["conv1.weight"], stride=stem_stride, padding=1)
     x = F.prelu(_bn(x, sd, "bn1."), sd["prelu.weight"])
     for stage, blocks in enumerate(layers, start=1):
         for b in range(blocks):
@@ -142,13 +142,16 @@ def test_se_ir50_has_se_units_only_in_each_stages_first_block():
     assert tuple(sd["layer4.0.attn.fc2.weight"].shape) == (512, 32, 1, 1)
 
 
-@pytest.mark.parametrize("name, layers", [("r18", (2, 2, 2, 2)), ("tiny", (1, 2, 2, 1))])
-def test_forward_equals_insightface_forward_on_the_same_state_dict(name, layers):
+@pytest.mark.parametrize(
+    "name, layers, stem_stride",
+    [("r18", (2, 2, 2, 2), 1), ("tiny", (1, 2, 2, 1), 2), ("tiny_judge", (1, 1, 2, 1), 2)],
+)
+def test_forward_equals_insightface_forward_on_the_same_state_dict(name, layers, stem_stride):
     model = _randomize(build_backbone(name)).eval()
     x = torch.rand(2, 3, 112, 112) * 2 - 1
     with torch.no_grad():
         ours = model(x)
-        ref = _reference_forward(model.state_dict(), x, layers)
+        ref = _reference_forward(model.state_dict(), x, layers, stem_stride)
     assert ours.shape == (2, 512)
     torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
 
@@ -160,11 +163,11 @@ def test_se_block_gates_the_shortcut_branch():
     x = torch.rand(2, 3, 112, 112) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(
-            model(x), _reference_forward(sd, x, (1, 2, 2, 1)), rtol=1e-4, atol=1e-4
+            model(x), _reference_forward(sd, x, (1, 2, 2, 1), stem_stride=2), rtol=1e-4, atol=1e-4
         )
         # Gating the residual branch instead would give another function.
         block = model.layer2[0]
-        h = torch.randn(2, 32, 28, 28)
+        h = torch.randn(2, block.conv1.in_channels, 28, 28)
         residual = block.bn3(block.conv2(block.prelu(block.bn2(block.conv1(block.bn1(h))))))
         short = block.downsample(h)
         torch.testing.assert_close(block(h), residual + block.attn(short))
@@ -304,3 +307,15 @@ def test_garbage_file_is_a_clear_error(tmp_path):
     path.write_bytes(b"this is not a torch checkpoint")
     with pytest.raises(ConfigError, match="broken.pth"):
         read_state_dict(path)
+
+
+def test_stem_stride_two_halves_every_map_and_rounds_the_last_up():
+    model = build_backbone("tiny").eval()
+    assert model.conv1.stride == (2, 2)
+    assert model.cfg.final_side == 4  # 112 -> 56 -> 28 -> 14 -> 7 -> 4
+    assert model.fc.in_features == 128 * 4 * 4
+    with torch.no_grad():
+        assert model.forward_features(torch.zeros(1, 3, 112, 112)).shape == (1, 128 * 16)
+    assert build_backbone("r50").cfg.final_side == 7
+    with pytest.raises(ValueError, match="stem_stride must be 1 or 2, got 3"):
+        build_backbone("tiny", stem_stride=3)
