@@ -52,7 +52,7 @@ def generator() -> None:
     "--lpips-weights",
     type=click.Path(dir_okay=False),
     default=None,
-    help="torchvision VGG16 ImageNet weights for LPIPS",
+    help="torchvision ImageNet weights of the LPIPS trunk (VGG16, or AlexNet with loss.lpips_net alex)",
 )
 @click.option("--mask", type=click.Path(dir_okay=False), default=None, help=".npy record mask")
 @click.option(

@@ -34,6 +34,12 @@ from vec2face.errors import ConfigError
 log = logging.getLogger(__name__)
 
 VGG16_WEIGHTS_FILE = "vgg16-397923af.pth"  # torchvision's ImageNet VGG16 file name
+#: torchvision's ImageNet file of each LPIPS trunk (as torch hub caches it)
+LPIPS_TRUNK_FILES = {
+    "vgg": VGG16_WEIGHTS_FILE,
+    "alex": "alexnet-owt-7be5be79.pth",
+    "squeeze": "squeezenet1_1-b8a52dc0.pth",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -105,34 +111,41 @@ class SSIMLoss(nn.Module):
 
 
 class LPIPSLoss(nn.Module):
-    """LPIPS (VGG trunk, as the official code uses) between images in [-1, 1].
+    """LPIPS between images in [-1, 1], on a VGG16 trunk (as the official code) or AlexNet.
 
-    The learned linear heads ship inside the ``lpips`` wheel. The VGG16 ImageNet trunk is
-    read from ``backbone_weights`` or, failing that, from torch hub's cache
-    (``$TORCH_HOME/hub/checkpoints/vgg16-397923af.pth``); it is never downloaded. Without it
-    the trunk is random, a warning is issued and ``pretrained_backbone`` is False, which the
-    trainer records as a tracked parameter.
+    The learned linear heads ship inside the ``lpips`` wheel. The trunk's ImageNet weights
+    are read from ``backbone_weights`` or, failing that, from torch hub's cache
+    (``$TORCH_HOME/hub/checkpoints/<torchvision file>``, see :data:`LPIPS_TRUNK_FILES`);
+    they are never downloaded. Without them the trunk is random, a warning is issued and
+    ``pretrained_backbone`` is False, which the trainer records as a tracked parameter.
 
     Args:
-        backbone_weights: a torchvision VGG16 state dict file; it must exist when given.
+        backbone_weights: a torchvision state dict of the trunk; it must exist when given.
+        net: ``vgg`` (official; ~3.9 GFLOP per 112x112 image) or ``alex``/``squeeze``
+            (~0.2 GFLOP: the CPU toy profile, where VGG would dominate the step time).
     """
 
-    def __init__(self, backbone_weights: str | Path | None = None):
+    def __init__(self, backbone_weights: str | Path | None = None, net: str = "vgg"):
         super().__init__()
         import lpips
 
-        path = self._resolve_weights(backbone_weights)
+        if net not in LPIPS_TRUNK_FILES:
+            raise ConfigError(f"LPIPS net '{net}' unknown; known: {', '.join(LPIPS_TRUNK_FILES)}")
+        self.net = net
+        path = self._resolve_weights(backbone_weights, net)
         with warnings.catch_warnings():
             # lpips still calls torchvision's deprecated ``pretrained=`` argument.
             warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
-            self.metric = lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False)
+            self.metric = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
         self.pretrained_backbone = path is not None
         if path is not None:
-            self._load_vgg(path)
+            self._load_trunk(path)
         else:
+            name = {"vgg": "VGG", "alex": "AlexNet", "squeeze": "SqueezeNet"}[net]
             msg = (
-                f"LPIPS: no VGG16 ImageNet weights ({VGG16_WEIGHTS_FILE} in {Path(torch.hub.get_dir()) / 'checkpoints'}); "
-                "using a random VGG trunk (pretrained_backbone=False)"
+                f"LPIPS: no {name} ImageNet weights ({LPIPS_TRUNK_FILES[net]} in "
+                f"{Path(torch.hub.get_dir()) / 'checkpoints'}); "
+                f"using a random {name} trunk (pretrained_backbone=False)"
             )
             warnings.warn(msg, stacklevel=2)
             log.warning(msg)
@@ -141,26 +154,28 @@ class LPIPSLoss(nn.Module):
             p.requires_grad_(False)
 
     @staticmethod
-    def _resolve_weights(backbone_weights: str | Path | None) -> Path | None:
+    def _resolve_weights(backbone_weights: str | Path | None, net: str = "vgg") -> Path | None:
         if backbone_weights is not None:
             path = Path(backbone_weights)
             if not path.is_file():
                 raise ConfigError(f"LPIPS backbone weights not found: {path}")
             return path
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG16_WEIGHTS_FILE
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_TRUNK_FILES[net]
         return cached if cached.is_file() else None
 
-    def _load_vgg(self, path: Path) -> None:
+    def _load_trunk(self, path: Path) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
         trunk = self.metric.net
-        # lpips keeps torchvision's layer indices inside its slices: slice2.5 is features.5.
+        # lpips keeps torchvision's layer indices inside its slices: slice2.5.weight is
+        # features.5.weight (and slice3.3.squeeze.weight is features.3.squeeze.weight).
         mapped = {}
         for key in trunk.state_dict():
-            _, index, param = key.split(".")
+            _, index, param = key.split(".", 2)
             src = f"features.{index}.{param}"
             if src not in state:
                 raise ConfigError(
-                    f"LPIPS backbone weights {path}: missing '{src}' (not a torchvision VGG16 file?)"
+                    f"LPIPS backbone weights {path}: missing '{src}' "
+                    f"(not a torchvision {self.net} file?)"
                 )
             mapped[key] = state[src]
         trunk.load_state_dict(mapped, strict=True)
@@ -259,7 +274,10 @@ class GeneratorLossConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     mse: float = Field(1.0, ge=0, description="pixel MSE")
-    lpips: float = Field(0.2, ge=0, description="LPIPS (VGG); the official 0.1 x (2 x LPIPS)")
+    lpips: float = Field(0.2, ge=0, description="LPIPS; the official 0.1 x (2 x LPIPS)")
+    lpips_net: Literal["vgg", "alex", "squeeze"] = Field(
+        "vgg", description="LPIPS trunk: vgg (official) or the ~20x cheaper alex/squeeze"
+    )
     ssim: float = Field(0.1, ge=0, description="1 - SSIM (Gaussian window 11, sigma 1.5)")
     token: float = Field(
         1.0, ge=0, description="MSE between decoder tokens and unmasked feature tokens"
@@ -284,7 +302,7 @@ class GeneratorLoss(nn.Module):
     Args:
         config: term weights and GAN schedule.
         fr_model: frozen teacher for the identity term (required when its weight > 0).
-        lpips_backbone_weights: VGG16 weights file for LPIPS (see ``LPIPSLoss``).
+        lpips_backbone_weights: trunk weights file for LPIPS (see ``LPIPSLoss``).
     """
 
     def __init__(
@@ -296,7 +314,11 @@ class GeneratorLoss(nn.Module):
         super().__init__()
         self.config = config or GeneratorLossConfig()
         self.ssim_loss = SSIMLoss()
-        self.lpips = LPIPSLoss(lpips_backbone_weights) if self.config.lpips > 0 else None
+        self.lpips = (
+            LPIPSLoss(lpips_backbone_weights, self.config.lpips_net)
+            if self.config.lpips > 0
+            else None
+        )
         if self.config.identity > 0 and fr_model is None:
             raise ConfigError("generator loss: identity weight > 0 needs an FR model (fr_model)")
         self.identity = (

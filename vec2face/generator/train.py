@@ -126,7 +126,7 @@ class GeneratorTrainConfig(StepConfig):
     )
     lpips_backbone_weights: str | None = Field(
         None,
-        description="torchvision VGG16 ImageNet weights for LPIPS "
+        description="torchvision ImageNet weights of the LPIPS trunk (loss.lpips_net) "
         "(else the torch hub cache, else a random trunk, recorded as such)",
     )
     mask: str | None = Field(
@@ -491,7 +491,7 @@ def _fit(
     torch.manual_seed(derive_seed(config.seed, "generator-init"))
     generator = build_generator(config.model).to(device)
     if device.type == "cpu":
-        _nchw_conv_decoder(generator)
+        nchw_conv_decoder(generator)
     if generator.arch.rep_dim != dataset.feature_dim:
         raise ConfigError(
             f"generator.model '{config.model}' takes {generator.arch.rep_dim}-d vectors, the data "
@@ -648,7 +648,7 @@ def _fit(
     }
 
 
-def _nchw_conv_decoder(generator: Vec2FaceGenerator) -> None:
+def nchw_conv_decoder(generator: Vec2FaceGenerator) -> None:
     """Train the conv decoder in NCHW on CPU.
 
     The generator keeps its conv decoder channels-last, which speeds up inference, but on CPU

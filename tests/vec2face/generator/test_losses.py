@@ -234,3 +234,22 @@ def test_default_weights_follow_official_combination():
     with pytest.warns(UserWarning, match="random VGG trunk"):
         loss = GeneratorLoss(cfg, fr_model=CountingFR())
     assert loss.pretrained_lpips_backbone is False
+
+
+def test_lpips_alex_trunk_loads_torchvision_alexnet_and_unknown_net_is_refused(tmp_path):
+    import torchvision
+
+    alex = torchvision.models.alexnet(weights=None)
+    path = tmp_path / "alexnet.pth"
+    torch.save(alex.state_dict(), path)
+    lp = LPIPSLoss(backbone_weights=path, net="alex")
+    assert lp.pretrained_backbone is True
+    trunk = dict(lp.metric.net.named_parameters())
+    assert torch.equal(trunk["slice1.0.weight"], alex.features[0].weight)
+    assert torch.equal(trunk["slice5.10.bias"], alex.features[10].bias)
+    x = torch.rand(2, 3, 112, 112) * 2 - 1
+    assert lp(x, x).abs().max() < 1e-6 and (lp(x, x.flip(-1)) > 0).all()
+    with pytest.raises(ConfigError, match="not a torchvision vgg file"):
+        LPIPSLoss(backbone_weights=path, net="vgg")
+    with pytest.raises(ConfigError, match="LPIPS net 'resnet' unknown"):
+        LPIPSLoss(net="resnet")
