@@ -32,6 +32,12 @@ def generator() -> None:
     help="output folder (checkpoints/, samples/, generator.pt)",
 )
 @click.option("--resume", is_flag=True, help="continue from OUT/checkpoints/last.pt")
+@click.option(
+    "--profile",
+    type=click.Choice(["tiny", "paper"]),
+    default=None,
+    help="preset of the recipe (paper: the official one; tiny: the CPU toy world)",
+)
 @click.option("--model", default=None, help="generator: tiny, vit_base_patch16, vit_large_patch16")
 @click.option("--discriminator", default=None, help="discriminator: patchgan, patchgan_tiny")
 @click.option("--epochs", type=int, default=None, help="training epochs")
@@ -44,9 +50,9 @@ def generator() -> None:
 @click.option("--teacher", default=None, help="teacher backbone name (identity loss)")
 @click.option(
     "--teacher-checkpoint",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),
     default=None,
-    help="teacher weights (.pth)",
+    help="teacher weights (.pth) or a `vec2face fr train` output folder",
 )
 @click.option(
     "--lpips-weights",
@@ -67,6 +73,7 @@ def train(
     data,
     out,
     resume,
+    profile,
     model,
     discriminator,
     epochs,
@@ -88,21 +95,12 @@ def train(
     params,
 ) -> None:
     """Train a generator on DATA into OUT and print a JSON summary."""
-    from vec2face.config import load_step_config, read_params
-    from vec2face.errors import ConfigError
-    from vec2face.generator.train import GeneratorTrainConfig, fit
+    from vec2face.generator.train import fit, generator_train_config
     from vec2face.tracking import ConsoleTracker, NullTracker
 
-    section = dict((read_params(params).get("generator") or {}) if params else {})
-    if disc_start is not None:
-        loss = section.get("loss") or {}
-        if not isinstance(loss, dict):
-            raise ConfigError("params section 'generator.loss' must be a mapping")
-        section["loss"] = {**loss, "disc_start": disc_start}
-    cfg = load_step_config(
-        GeneratorTrainConfig,
-        "generator",
-        {"generator": section},
+    cfg = generator_train_config(
+        profile,
+        params,
         {
             "model": model,
             "discriminator": discriminator,
@@ -120,6 +118,7 @@ def train(
             "device": device,
             "seed": seed,
             "num_workers": num_workers,
+            "loss": None if disc_start is None else {"disc_start": disc_start},
         },
     )
     tracker = NullTracker() if quiet else ConsoleTracker()

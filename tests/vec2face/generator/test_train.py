@@ -320,3 +320,27 @@ def test_torchrun_two_cpu_processes_train_identical_replicas(world, tmp_path):
     final, _ = load_generator_checkpoint(out / "generator.pt")
     assert state_fingerprint(final) == summary["weights_sha256"]
     assert (out / "samples" / "epoch_0000.png").is_file()
+
+
+def test_generator_profiles_stack_defaults_profile_params_overrides():
+    from vec2face.errors import ConfigError
+    from vec2face.generator.train import generator_train_config
+
+    paper = generator_train_config(None, None, {"teacher_checkpoint": "t.pt"})
+    assert paper.model == "vit_base_patch16" and paper.loss.lpips_net == "vgg"
+    tiny = generator_train_config(
+        "tiny",
+        {"generator": {"epochs": 9, "loss": {"identity": 2.0}}},
+        {"teacher_checkpoint": "t.pt", "batch_size": None, "loss": {"gan": 0.5}},
+    )
+    assert (tiny.model, tiny.discriminator, tiny.epochs, tiny.batch_size) == (
+        "tiny", "patchgan_tiny", 9, 32
+    )
+    # nested loss values merge key by key: profile, params and override all survive
+    assert (tiny.loss.lpips_net, tiny.loss.disc_start, tiny.loss.identity, tiny.loss.gan) == (
+        "alex", 1, 2.0, 0.5
+    )
+    with pytest.raises(ConfigError, match="unknown generator profile 'huge'"):
+        generator_train_config("huge")
+    with pytest.raises(ConfigError, match="generator.loss"):
+        generator_train_config("tiny", {"generator": {"loss": 3}})
