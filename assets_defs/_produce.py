@@ -1,11 +1,13 @@
-"""What every step asset does around its one library call.
+"""What every step asset does around its library call.
 
 1. fingerprint the step: code version + validated config + DVC hashes of its inputs;
 2. reuse the output when the fingerprint matches the last one and the output still has
-   the DVC hash recorded then (so an unchanged rerun redoes no work), else call the
-   library step;
-3. record the output in DVC (cache + ``dvc.lock``), log the config and counts to MLflow,
-   and return the metadata and the DVC md5 as the asset's data version.
+   the DVC hash recorded then (so an unchanged rerun redoes no work), else clear the
+   output folder and call the library step inside an MLflow run (the step logs its
+   per-epoch metrics and files to that run through the library's ``Tracker``);
+3. record the output in DVC (cache + ``dvc.lock``), log the config and headline values
+   to MLflow, register the models the step trains, and return the metadata and the DVC
+   md5 as the asset's data version.
 """
 
 from __future__ import annotations
@@ -14,24 +16,75 @@ import base64
 import hashlib
 import io
 import json
+import shutil
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from PIL import Image
+from pydantic import BaseModel
 
-from assets_defs.steps import Step
+from assets_defs.steps import STEPS, Step
 from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
-from vec2face.config import StepConfig
+from vec2face.errors import ConfigError
+from vec2face.tracking import Tracker
 
 STAMP_DIR = ".stamps"
 
+#: a step's validated settings: one config, or several by name (a step reading two sections)
+Settings = BaseModel | Mapping[str, BaseModel]
 
-def fingerprint(step: Step, config: StepConfig, input_hashes: Mapping[str, str]) -> str:
-    blob = json.dumps({"step": step.asset, "code_version": step.code_version,
-                       "config": config.model_dump(mode="json"),
-                       "inputs": dict(sorted(input_hashes.items()))}, sort_keys=True)
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model a step registers in the MLflow model registry.
+
+    Attributes:
+        name: the registered model (``fr-teacher``, ``vec2face-generator``, ``fr-model``).
+        artifact_path: the run's artifact folder holding the model ("" = the run's root).
+        training_data: the upstream asset the model learned from (its DVC hash tags the version).
+        tags: further version tags.
+    """
+
+    name: str
+    artifact_path: str
+    training_data: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def step_asset(name: str, group: str, kinds: set[str], **kwargs: Any) -> Any:
+    """``dg.asset`` of the step ``name``: its key, upstream assets and code version come from
+    :data:`assets_defs.steps.STEPS`, so the graph and ``dvc.yaml`` share one table."""
+    step = STEPS[name]
+    return dg.asset(
+        name=step.asset,
+        deps=list(step.inputs),
+        group_name=group,
+        code_version=step.code_version,
+        kinds=kinds,
+        **kwargs,
+    )
+
+
+def settings_dump(config: Settings) -> dict[str, Any]:
+    """JSON-ready values of a config or of a name -> config mapping."""
+    if isinstance(config, BaseModel):
+        return config.model_dump(mode="json")
+    return {name: cfg.model_dump(mode="json") for name, cfg in config.items()}
+
+
+def fingerprint(step: Step, config: Settings, input_hashes: Mapping[str, str]) -> str:
+    blob = json.dumps(
+        {
+            "step": step.asset,
+            "code_version": step.code_version,
+            "config": settings_dump(config),
+            "inputs": dict(sorted(input_hashes.items())),
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -48,6 +101,11 @@ def preview_markdown(path: Path, width: int = 448) -> str | None:
     return f"![{path.name}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
 
 
+def step_inputs(step: Step, paths: PipelinePaths) -> dict[str, Path]:
+    """Upstream asset -> its output folder, for every input of ``step``."""
+    return {name: paths.output(STEPS[name].output) for name in step.inputs}
+
+
 def input_hashes(inputs: Mapping[str, Path], dvc: DvcResource) -> dict[str, str]:
     """DVC hashes of upstream outputs, keyed by asset; a missing one names its asset and path."""
     hashes = {}
@@ -59,57 +117,120 @@ def input_hashes(inputs: Mapping[str, Path], dvc: DvcResource) -> dict[str, str]
     return hashes
 
 
+def check_sources(sources: Mapping[str, str | Path | None]) -> None:
+    """Fail before any work when a file named in the config is missing.
+
+    Args:
+        sources: config key (``section.field``) -> the path it names (None: not set).
+
+    Raises:
+        ConfigError: naming the path and its config key.
+    """
+    for key, path in sources.items():
+        if path is not None and not Path(path).exists():
+            raise ConfigError(f"{path} not found (config key {key})")
+
+
+def _stamp_path(paths: PipelinePaths, name: str) -> Path:
+    return paths.root_dir() / STAMP_DIR / f"{name}.json"
+
+
+def read_stamp(paths: PipelinePaths, name: str) -> dict[str, Any]:
+    path = _stamp_path(paths, name)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_stamp(paths: PipelinePaths, name: str, stamp: Mapping[str, Any]) -> None:
+    path = _stamp_path(paths, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stamp, indent=2))
+
+
 def produce(
     context: dg.AssetExecutionContext,
     step: Step,
-    config: StepConfig,
-    build: Callable[[], Mapping[str, Any]],
+    config: Settings,
+    build: Callable[[Tracker], Mapping[str, Any]],
     *,
     paths: PipelinePaths,
     dvc: DvcResource,
     mlflow: MlflowResource,
     counts: Callable[[Mapping[str, Any]], Mapping[str, float]],
-    inputs: Mapping[str, Path] | None = None,
     artifacts: Sequence[str] = (),
     preview: str | None = None,
+    models: Sequence[ModelEntry] = (),
 ) -> dg.MaterializeResult:
     """Run (or reuse) one step and describe its output.
 
     Args:
         context: the asset's context (used here only, never passed to the library).
         step: the step's row in :data:`assets_defs.steps.STEPS`.
-        config: the validated step config.
-        build: calls the library step; returns its summary.
+        config: the validated step config(s).
+        build: calls the library step with the run's tracker; returns its summary.
         paths, dvc, mlflow: the resources.
         counts: picks the numeric headline values of a summary (metadata and metrics).
-        inputs: upstream asset -> its output folder.
         artifacts: files inside the output to keep with the MLflow run.
         preview: a PNG inside the output to show in the asset's metadata.
+        models: models to register from the run's artifacts.
     """
     out = paths.output(step.output)
-    fp = fingerprint(step, config, input_hashes(inputs or {}, dvc))
-    stamp_path = paths.root_dir() / STAMP_DIR / f"{step.asset}.json"
-    stamp = json.loads(stamp_path.read_text()) if stamp_path.is_file() else {}
+    hashes = input_hashes(step_inputs(step, paths), dvc)
+    fp = fingerprint(step, config, hashes)
+    stamp = read_stamp(paths, step.asset)
 
-    reused = bool(stamp.get("fingerprint") == fp and out.exists() and dvc.record(out) == stamp.get("dvc_md5"))
+    reused = bool(
+        stamp.get("fingerprint") == fp and out.exists() and dvc.record(out) == stamp.get("dvc_md5")
+    )
     if reused:
         context.log.info(f"{step.asset}: inputs, config and code unchanged; reusing {out}")
         summary, md5, run_id = stamp["summary"], stamp["dvc_md5"], stamp.get("mlflow_run_id")
+        versions = stamp.get("model_versions", {})
     else:
         context.log.info(f"{step.asset}: writing {out}")
-        summary = json.loads(json.dumps(build(), default=str))
-        md5 = dvc.record(out)
-        with mlflow.start_run(step.asset, tags={"dagster_run_id": context.run.run_id, "dagster_asset": step.asset,
-                                                "dvc_stage": step.stage, "dvc_md5": md5}) as tracker:
-            tracker.log_params(config.model_dump(mode="json"))
+        if out.exists():
+            shutil.rmtree(out)  # the previous version stays in the DVC cache
+        tags = {
+            "dagster_run_id": context.run.run_id,
+            "dagster_asset": step.asset,
+            "dvc_stage": step.stage,
+        }
+        with mlflow.start_run(step.asset, tags=tags) as tracker:
+            tracker.log_params({"config": settings_dump(config)})
+            summary = json.loads(json.dumps(build(tracker), default=str))
+            md5 = dvc.record(out)
+            tracker.set_tags({"dvc_md5": md5, **{f"input.{k}": v for k, v in hashes.items()}})
             tracker.log_metrics(counts(summary))
             for name in artifacts:
                 if (out / name).exists():
                     tracker.log_artifact(out / name)
             run_id = tracker.run_id
-        stamp_path.parent.mkdir(parents=True, exist_ok=True)
-        stamp_path.write_text(json.dumps({"fingerprint": fp, "dvc_md5": md5, "summary": summary,
-                                          "mlflow_run_id": run_id}, indent=2))
+        versions = {}
+        for model in models:
+            version = mlflow.register_model(
+                model.name,
+                run_id,
+                model.artifact_path,
+                {
+                    "training_data": model.training_data,
+                    "training_data_dvc_md5": hashes[model.training_data],
+                    "dagster_run_id": context.run.run_id,
+                    "dvc_md5": md5,
+                    **model.tags,
+                },
+            )
+            versions[f"{model.name}:{model.artifact_path}"] = version
+            context.log.info(f"{step.asset}: registered {model.name} version {version}")
+        write_stamp(
+            paths,
+            step.asset,
+            {
+                "fingerprint": fp,
+                "dvc_md5": md5,
+                "summary": summary,
+                "mlflow_run_id": run_id,
+                "model_versions": versions,
+            },
+        )
 
     metadata: dict[str, Any] = {
         "path": dg.MetadataValue.path(str(out)),
@@ -120,6 +241,10 @@ def produce(
         "mlflow_tracking_uri": mlflow.resolved_uri(),
         **{k: v for k, v in counts(summary).items()},
     }
+    if versions:
+        metadata["registered_versions"] = ", ".join(
+            f"{k} v{v}" for k, v in sorted(versions.items())
+        )
     markdown = preview_markdown(out / preview) if preview else None
     if markdown:
         metadata["preview"] = dg.MetadataValue.md(markdown)

@@ -11,7 +11,7 @@ from typing import Any
 
 import dagster as dg
 
-from assets_defs._produce import produce
+from assets_defs._produce import produce, step_asset
 from assets_defs.steps import STEPS, WORLD_POOLS, Step
 from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
 from vec2face.config import load_step_config
@@ -28,9 +28,15 @@ def pool_config(params: dict[str, Any], pool: str) -> ToyfacesConfig:
     world = params.get("world") or {}
     sizes = (world.get("pools") or {}).get(pool)
     if not isinstance(sizes, dict):
-        raise ConfigError(f"params.yaml has no world.pools.{pool} (identities, images) for the '{pool}' pool")
-    return load_step_config(ToyfacesConfig, f"world.pools.{pool}", None,
-                            dict(sizes, pool=pool, seed=world.get("seed", 0)))
+        raise ConfigError(
+            f"params.yaml has no world.pools.{pool} (identities, images) for the '{pool}' pool"
+        )
+    return load_step_config(
+        ToyfacesConfig,
+        f"world.pools.{pool}",
+        None,
+        dict(sizes, pool=pool, seed=world.get("seed", 0)),
+    )
 
 
 def _pool_counts(summary: dict[str, Any]) -> dict[str, float]:
@@ -38,15 +44,32 @@ def _pool_counts(summary: dict[str, Any]) -> dict[str, float]:
 
 
 def _pool_asset(step: Step, pool: str) -> dg.AssetsDefinition:
-    @dg.asset(name=step.asset, group_name=GROUP, code_version=step.code_version, kinds={"python"},
-              description=f"Toy world pool '{pool}': {POOLS[pool]}. Image folders, manifest, preview.")
-    def _pool(context: dg.AssetExecutionContext, paths: PipelinePaths, dvc: DvcResource,
-              mlflow: MlflowResource) -> dg.MaterializeResult:
+    @step_asset(
+        step.asset,
+        GROUP,
+        {"python"},
+        description=f"Toy world pool '{pool}': {POOLS[pool]}. Image folders, manifest, preview.",
+    )
+    def _pool(
+        context: dg.AssetExecutionContext,
+        paths: PipelinePaths,
+        dvc: DvcResource,
+        mlflow: MlflowResource,
+    ) -> dg.MaterializeResult:
         config = pool_config(paths.read_params(), pool)
         out = paths.output(step.output)
-        return produce(context, step, config, lambda: make_toyfaces(config, out, progress=False),
-                       paths=paths, dvc=dvc, mlflow=mlflow, counts=_pool_counts,
-                       artifacts=("world.json", "preview.png"), preview="preview.png")
+        return produce(
+            context,
+            step,
+            config,
+            lambda _tracker: make_toyfaces(config, out, progress=False),
+            paths=paths,
+            dvc=dvc,
+            mlflow=mlflow,
+            counts=_pool_counts,
+            artifacts=("world.json", "preview.png"),
+            preview="preview.png",
+        )
 
     return _pool
 
@@ -62,13 +85,26 @@ def _benchmark_counts(summary: dict[str, Any]) -> dict[str, float]:
     return counts
 
 
-@dg.asset(group_name=GROUP, code_version=STEPS["benchmark_sets"].code_version, kinds={"python"})
-def benchmark_sets(context: dg.AssetExecutionContext, paths: PipelinePaths, dvc: DvcResource,
-                   mlflow: MlflowResource) -> dg.MaterializeResult:
-    """The five toy verification sets (LFW, CFP-FP, AgeDB-30, CALFW, CPLFW stand-ins) as .bin files."""
+@step_asset("benchmark_sets", GROUP, {"python"})
+def benchmark_sets(
+    context: dg.AssetExecutionContext,
+    paths: PipelinePaths,
+    dvc: DvcResource,
+    mlflow: MlflowResource,
+) -> dg.MaterializeResult:
+    """The five toy verification sets (LFW, CFP-FP, AgeDB-30, CALFW, CPLFW stand-ins) as .bin
+    files."""
     step = STEPS["benchmark_sets"]
     config = load_step_config(BenchmarksConfig, "benchmarks", paths.read_params())
     out = paths.output(step.output)
-    return produce(context, step, config, lambda: make_benchmarks(config, out, progress=False),
-                   paths=paths, dvc=dvc, mlflow=mlflow, counts=_benchmark_counts,
-                   artifacts=("benchmarks.json",))
+    return produce(
+        context,
+        step,
+        config,
+        lambda _tracker: make_benchmarks(config, out, progress=False),
+        paths=paths,
+        dvc=dvc,
+        mlflow=mlflow,
+        counts=_benchmark_counts,
+        artifacts=("benchmarks.json",),
+    )

@@ -17,6 +17,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -59,8 +60,17 @@ class PipelinePaths(dg.ConfigurableResource):
 # MLflow
 
 
+#: characters MLflow refuses in metric names (the library names some ``tar@far=1e-03``)
+_METRIC_NAME_REFUSED = re.compile(r"[^A-Za-z0-9_\-. :/]")
+
+
+def metric_name(name: str) -> str:
+    """``name`` with every character MLflow refuses replaced by ``_``."""
+    return _METRIC_NAME_REFUSED.sub("_", name)
+
+
 class MlflowTracker:
-    """One MLflow run, as a :class:`vec2face.tracking.Tracker` (explicit run id, no global state)."""
+    """One MLflow run as a :class:`vec2face.tracking.Tracker` (explicit run id, no global state)."""
 
     def __init__(self, client: Any, run_id: str, experiment_id: str) -> None:
         self.client = client
@@ -73,15 +83,15 @@ class MlflowTracker:
         # MLflow caps a param value at 6000 characters.
         items = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
         for s in range(0, len(items), 100):  # log_batch takes at most 100 params a call
-            self.client.log_batch(self.run_id, params=items[s:s + 100])
+            self.client.log_batch(self.run_id, params=items[s : s + 100])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
+        items = [Metric(metric_name(k), float(v), now, step or 0) for k, v in metrics.items()]
         for s in range(0, len(items), 1000):
-            self.client.log_batch(self.run_id, metrics=items[s:s + 1000])
+            self.client.log_batch(self.run_id, metrics=items[s : s + 1000])
 
     def log_artifact(self, path: str | Path) -> None:
         path = Path(path)
@@ -93,6 +103,41 @@ class MlflowTracker:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, str(value))
+
+    def scoped(self, prefix: str) -> ScopedTracker:
+        """This run seen through ``prefix``: for a step that trains several models in one run."""
+        return ScopedTracker(self, prefix)
+
+    def artifact_uri(self, artifact_path: str = "") -> str:
+        root = self.client.get_run(self.run_id).info.artifact_uri
+        return f"{root}/{artifact_path}" if artifact_path else root
+
+
+class ScopedTracker:
+    """Params and metrics under ``<prefix>/``, files in the artifact folder ``<prefix>``."""
+
+    def __init__(self, parent: MlflowTracker, prefix: str) -> None:
+        self.parent = parent
+        self.prefix = prefix
+        self.run_id = parent.run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.parent.log_params({self.prefix: dict(params)})
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        self.parent.log_metrics({f"{self.prefix}/{k}": v for k, v in metrics.items()}, step=step)
+
+    def log_artifact(self, path: str | Path) -> None:
+        path = Path(path)
+        if path.is_dir():
+            self.parent.client.log_artifacts(
+                self.run_id, str(path), artifact_path=f"{self.prefix}/{path.name}"
+            )
+        else:
+            self.parent.client.log_artifact(self.run_id, str(path), artifact_path=self.prefix)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self.parent.set_tags({f"{self.prefix}.{k}": v for k, v in tags.items()})
 
 
 # MLflow creates the SQLite schema on first use; two processes doing so at once race.
@@ -152,12 +197,15 @@ class MlflowResource(dg.ConfigurableResource):
             return client.create_experiment(self.experiment, artifact_location=location)
 
     @contextlib.contextmanager
-    def start_run(self, run_name: str, tags: Mapping[str, Any] | None = None) -> Iterator[MlflowTracker]:
+    def start_run(
+        self, run_name: str, tags: Mapping[str, Any] | None = None
+    ) -> Iterator[MlflowTracker]:
         """Open a run; it ends FINISHED, or FAILED when the block raises."""
         client = self.client()
         experiment_id = self.experiment_id(client)
-        run = client.create_run(experiment_id, run_name=run_name,
-                                tags={k: str(v) for k, v in (tags or {}).items()})
+        run = client.create_run(
+            experiment_id, run_name=run_name, tags={k: str(v) for k, v in (tags or {}).items()}
+        )
         tracker = MlflowTracker(client, run.info.run_id, experiment_id)
         try:
             yield tracker
@@ -165,6 +213,48 @@ class MlflowResource(dg.ConfigurableResource):
             client.set_terminated(run.info.run_id, status="FAILED")
             raise
         client.set_terminated(run.info.run_id, status="FINISHED")
+
+    # -- model registry -----------------------------------------------------------------
+
+    def register_model(
+        self, name: str, run_id: str, artifact_path: str, tags: Mapping[str, Any]
+    ) -> str:
+        """A new version of registered model ``name`` from a run's artifact folder; its number."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        with _file_lock(_STORE_LOCK):
+            try:
+                client.get_registered_model(name)
+            except MlflowException:
+                client.create_registered_model(name)
+        source = client.get_run(run_id).info.artifact_uri
+        source = f"{source}/{artifact_path}" if artifact_path else source
+        version = client.create_model_version(
+            name, source=source, run_id=run_id, tags={k: str(v) for k, v in tags.items()}
+        )
+        return str(version.version)
+
+    def model_versions(self, name: str) -> list[Any]:
+        """Every version of a registered model (none when it is not registered)."""
+        return list(self.client().search_model_versions(f"name='{name}'"))
+
+    def alias_version(self, name: str, alias: str) -> Any | None:
+        """The version an alias points to, or None."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client().get_model_version_by_alias(name, alias)
+        except MlflowException:
+            return None
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self.client().set_registered_model_alias(name, alias, version)
+
+    def tag_version(self, name: str, version: str, tags: Mapping[str, Any]) -> None:
+        client = self.client()
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, str(value))
 
 
 # ---------------------------------------------------------------------------------------
@@ -214,11 +304,19 @@ class DvcResource(dg.ConfigurableResource):
 
     def _dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         env = dict(os.environ, DVC_NO_ANALYTICS="1")
-        done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=self.repo_path(), env=env,
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "dvc", *args],
+            cwd=self.repo_path(),
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if check and done.returncode != 0:
-            raise RuntimeError(f"dvc {' '.join(args)} failed in {self.repo_path()}: "
-                               f"{(done.stderr or done.stdout).strip()}")
+            raise RuntimeError(
+                f"dvc {' '.join(args)} failed in {self.repo_path()}: "
+                f"{(done.stderr or done.stdout).strip()}"
+            )
         return done
 
     def ensure_repo(self) -> Path:
@@ -311,7 +409,9 @@ def stage_graph(repo_dir: str | Path) -> dict[str, set[str]]:
         producer = {Path(o.fs_path).resolve(): _address(s, root) for s in stages for o in s.outs}
         graph: dict[str, set[str]] = {}
         for stage in stages:
-            graph[_address(stage, root)] = {producer[Path(d.fs_path).resolve()] for d in stage.deps
-                                       if Path(d.fs_path).resolve() in producer}
+            graph[_address(stage, root)] = {
+                producer[Path(d.fs_path).resolve()]
+                for d in stage.deps
+                if Path(d.fs_path).resolve() in producer
+            }
     return graph
-

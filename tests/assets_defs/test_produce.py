@@ -13,7 +13,9 @@ from vec2face.toyfaces.world import ToyfacesConfig
 
 
 def test_pool_config_reads_the_pool_section_and_world_seed():
-    cfg = pool_config({"world": {"seed": 7, "pools": {"pca": {"identities": 5, "images": 2}}}}, "pca")
+    cfg = pool_config(
+        {"world": {"seed": 7, "pools": {"pca": {"identities": 5, "images": 2}}}}, "pca"
+    )
     assert (cfg.pool, cfg.identities, cfg.images, cfg.seed) == ("pca", 5, 2, 7)
 
 
@@ -30,7 +32,9 @@ def test_fingerprint_changes_with_config_inputs_and_code_version():
     assert base == fingerprint(step, ToyfacesConfig(identities=3), {"webface_pool": "a.dir"})
     assert base != fingerprint(step, ToyfacesConfig(identities=4), {"webface_pool": "a.dir"})
     assert base != fingerprint(step, ToyfacesConfig(identities=3), {"webface_pool": "b.dir"})
-    assert base != fingerprint(STEPS["teacher_pool"], ToyfacesConfig(identities=3), {"webface_pool": "a.dir"})
+    assert base != fingerprint(
+        STEPS["teacher_pool"], ToyfacesConfig(identities=3), {"webface_pool": "a.dir"}
+    )
 
 
 def test_preview_markdown_inlines_a_shrunk_png(tmp_path):

@@ -27,7 +27,10 @@ def test_mlflow_resource_logs_params_metrics_artifacts_to_sqlite(tmp_path):
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params == {"subset.identities": "3", "subset.seed": "0"}
-    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "loss")] == [(1, 0.5), (2, 0.25)]
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "loss")] == [
+        (1, 0.5),
+        (2, 0.25),
+    ]
     assert run.data.tags["dvc_md5"] == "abc.dir" and run.data.tags["stage"] == "webface_subset"
     assert [a.path for a in client.list_artifacts(run_id)] == ["report.json"]
     assert run.info.artifact_uri.startswith((tmp_path / "out" / "mlartifacts").as_uri())
