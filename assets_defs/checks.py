@@ -5,6 +5,7 @@ set), validates them with a GX expectation suite, and reports every expectation'
 outcome as metadata. The checks are blocking: a failure stops downstream assets.
 """
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -12,13 +13,18 @@ from typing import Any
 import dagster as dg
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from assets_defs.steps import STEPS
 from orchestration.resources import PipelinePaths
-from vec2face.config import load_step_config
+from vec2face.config import StepConfig, load_step_config
 from vec2face.data import decode_image, open_dataset, read_bin, read_manifest
 from vec2face.data.subset import MANIFEST_NAME, SubsetConfig
 from vec2face.errors import Vec2FaceError
+from vec2face.fr.evaluate import BENCHMARK_SETS
+from vec2face.generation.hsface import HSFaceConfig
+from vec2face.generation.identities import IdentitiesConfig, max_pairwise_cosine
+from vec2face.generation.variation import sigma_counts
 from vec2face.toyfaces.benchmarks import BenchmarksConfig
 
 #: the image size every FR dataset of the pipeline holds (DESIGN 3.1)
@@ -36,8 +42,11 @@ def validate(tables: dict[str, tuple[pd.DataFrame, Iterable[Any]]]) -> tuple[boo
     source = context.data_sources.add_pandas("outputs")
     passed, metadata, failed = True, {}, []
     for name, (frame, expectations) in tables.items():
-        batch = (source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
-                 .get_batch(batch_parameters={"dataframe": frame}))
+        batch = (
+            source.add_dataframe_asset(name)
+            .add_batch_definition_whole_dataframe(name)
+            .get_batch(batch_parameters={"dataframe": frame})
+        )
         suite = gx.ExpectationSuite(name=f"{name}_suite")
         for expectation in expectations:
             suite.add_expectation(expectation)
@@ -45,7 +54,9 @@ def validate(tables: dict[str, tuple[pd.DataFrame, Iterable[Any]]]) -> tuple[boo
         passed &= bool(result.success)
         for r in result.results:
             cfg = r.expectation_config
-            label = f"{name}.{cfg.type}" + (f"[{cfg.kwargs['column']}]" if "column" in cfg.kwargs else "")
+            label = f"{name}.{cfg.type}" + (
+                f"[{cfg.kwargs['column']}]" if "column" in cfg.kwargs else ""
+            )
             observed = r.result.get("observed_value", r.result.get("unexpected_count"))
             metadata[label] = f"{'ok' if r.success else 'FAILED'} (observed {observed})"
             if not r.success:
@@ -74,25 +85,40 @@ def subset_tables(out: Path, config: SubsetConfig) -> dict[str, tuple[pd.DataFra
     images = pd.DataFrame(rows, columns=["record", "label", "height", "width", "readable"])
     # the manifest describes the LMDB row for row: same count, same label per record
     manifest_labels = manifest["label"].to_numpy() if len(manifest) == len(labels) else None
-    images["manifest_label"] = (manifest_labels[images["record"]] if manifest_labels is not None
-                                else -1)
+    images["manifest_label"] = (
+        manifest_labels[images["record"]] if manifest_labels is not None else -1
+    )
     identities = pd.Series(labels).value_counts().rename_axis("label").reset_index(name="images")
     return {
-        "subset_images": (images, [
-            gxe.ExpectColumnValuesToBeInSet(column="readable", value_set=[True]),
-            gxe.ExpectColumnValuesToBeBetween(column="height", min_value=IMAGE_SIZE, max_value=IMAGE_SIZE),
-            gxe.ExpectColumnValuesToBeBetween(column="width", min_value=IMAGE_SIZE, max_value=IMAGE_SIZE),
-            gxe.ExpectColumnPairValuesToBeEqual(column_A="label", column_B="manifest_label"),
-        ]),
-        "subset_identities": (identities, [
-            gxe.ExpectTableRowCountToEqual(value=config.identities),
-            gxe.ExpectColumnMinToBeBetween(column="images", min_value=config.min_images),
-        ]),
-        "subset_manifest": (manifest, [
-            gxe.ExpectTableRowCountToEqual(value=len(labels)),
-            gxe.ExpectColumnUniqueValueCountToBeBetween(column="label", min_value=config.identities,
-                                                        max_value=config.identities),
-        ]),
+        "subset_images": (
+            images,
+            [
+                gxe.ExpectColumnValuesToBeInSet(column="readable", value_set=[True]),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="height", min_value=IMAGE_SIZE, max_value=IMAGE_SIZE
+                ),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="width", min_value=IMAGE_SIZE, max_value=IMAGE_SIZE
+                ),
+                gxe.ExpectColumnPairValuesToBeEqual(column_A="label", column_B="manifest_label"),
+            ],
+        ),
+        "subset_identities": (
+            identities,
+            [
+                gxe.ExpectTableRowCountToEqual(value=config.identities),
+                gxe.ExpectColumnMinToBeBetween(column="images", min_value=config.min_images),
+            ],
+        ),
+        "subset_manifest": (
+            manifest,
+            [
+                gxe.ExpectTableRowCountToEqual(value=len(labels)),
+                gxe.ExpectColumnUniqueValueCountToBeBetween(
+                    column="label", min_value=config.identities, max_value=config.identities
+                ),
+            ],
+        ),
     }
 
 
@@ -105,7 +131,9 @@ def webface_subset_expectations(paths: PipelinePaths) -> dg.AssetCheckResult:
     try:
         tables = subset_tables(out, config)
     except (Vec2FaceError, OSError, KeyError) as exc:
-        return dg.AssetCheckResult(passed=False, metadata={"error": f"{exc.__class__.__name__}: {exc}"})
+        return dg.AssetCheckResult(
+            passed=False, metadata={"error": f"{exc.__class__.__name__}: {exc}"}
+        )
     passed, metadata = validate(tables)
     return dg.AssetCheckResult(passed=passed, metadata=metadata)
 
@@ -130,12 +158,256 @@ def benchmark_sets_expectations(paths: PipelinePaths) -> dg.AssetCheckResult:
     config = load_step_config(BenchmarksConfig, "benchmarks", paths.read_params())
     table = benchmark_table(paths.output(STEPS["benchmark_sets"].output), config)
     p = config.pairs
-    passed, metadata = validate({"benchmark_sets": (table, [
-        gxe.ExpectColumnDistinctValuesToEqualSet(column="set", value_set=list(config.sets)),
-        gxe.ExpectColumnValuesToBeInSet(column="readable", value_set=[True]),
-        gxe.ExpectColumnValuesToBeBetween(column="pairs", min_value=p, max_value=p),
-        gxe.ExpectColumnValuesToBeBetween(column="genuine", min_value=p // 2, max_value=p // 2),
-        gxe.ExpectColumnValuesToBeBetween(column="images", min_value=2 * p, max_value=2 * p),
-    ])})
+    passed, metadata = validate(
+        {
+            "benchmark_sets": (
+                table,
+                [
+                    gxe.ExpectColumnDistinctValuesToEqualSet(
+                        column="set", value_set=list(config.sets)
+                    ),
+                    gxe.ExpectColumnValuesToBeInSet(column="readable", value_set=[True]),
+                    gxe.ExpectColumnValuesToBeBetween(column="pairs", min_value=p, max_value=p),
+                    gxe.ExpectColumnValuesToBeBetween(
+                        column="genuine", min_value=p // 2, max_value=p // 2
+                    ),
+                    gxe.ExpectColumnValuesToBeBetween(
+                        column="images", min_value=2 * p, max_value=2 * p
+                    ),
+                ],
+            )
+        }
+    )
     metadata["sets"] = ", ".join(config.sets)
+    return dg.AssetCheckResult(passed=passed, metadata=metadata)
+
+
+# ---------------------------------------------------------------------------------------
+# identity vectors, HSFace, benchmark accuracies
+
+#: vectors compared with all others by the identity check (all of them up to this count)
+MAX_COSINE_ROWS = 20_000
+
+
+class ExpectationsConfig(StepConfig):
+    """Bounds of the checks on generated data (params section ``expectations``)."""
+
+    hsface_max_intra_outlier_rate: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="share of HSFace images whose judge feature has cosine < "
+        "dataset_reports.intra_threshold to their identity center",
+    )
+    hsface_max_inter_noise_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of HSFace identity centers closer than "
+        "dataset_reports.inter_threshold to another (0: no inter-class noise)",
+    )
+
+
+def identity_tables(
+    vectors: np.ndarray, config: IdentitiesConfig
+) -> dict[str, tuple[pd.DataFrame, list]]:
+    """Per-vector and summary tables of identity vectors, with their expectations."""
+    import great_expectations.expectations as gxe
+
+    vectors = np.asarray(vectors)
+    finite = np.isfinite(vectors).all(axis=1) if vectors.ndim == 2 else np.zeros(0, bool)
+    norms = (
+        np.linalg.norm(np.where(np.isfinite(vectors), vectors, 0), axis=1)
+        if vectors.ndim == 2
+        else []
+    )
+    rows = pd.DataFrame({"finite": finite, "norm": norms})
+    max_cos = None
+    if vectors.ndim == 2 and finite.all() and len(vectors) > 1:
+        max_cos = max_pairwise_cosine(vectors, sample=MAX_COSINE_ROWS, seed=config.seed)
+    summary = pd.DataFrame(
+        [
+            {
+                "count": int(vectors.shape[0]),
+                "dim": int(vectors.shape[1]) if vectors.ndim == 2 else 0,
+                "max_pairwise_cosine": np.nan if max_cos is None else max_cos,
+            }
+        ]
+    )
+    return {
+        "identity_vectors": (
+            rows,
+            [
+                gxe.ExpectColumnValuesToBeInSet(column="finite", value_set=[True]),
+                gxe.ExpectColumnValuesToBeBetween(column="norm", min_value=0, strict_min=True),
+            ],
+        ),
+        "identity_summary": (
+            summary,
+            [
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="count", min_value=config.n, max_value=config.n
+                ),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="dim", min_value=config.dim, max_value=config.dim
+                ),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="max_pairwise_cosine", max_value=config.threshold, strict_max=True
+                ),
+                gxe.ExpectColumnValuesToNotBeNull(column="max_pairwise_cosine"),
+            ],
+        ),
+    }
+
+
+@dg.asset_check(asset=STEPS["identity_vectors"].asset, blocking=True)
+def identity_vectors_expectations(paths: PipelinePaths) -> dg.AssetCheckResult:
+    """The configured count and dimension, finite non-zero vectors, and every pair's cosine
+    below the threshold (exact up to 20,000 vectors, a 20,000-row sample against all beyond)."""
+    config = load_step_config(IdentitiesConfig, "identities", paths.read_params())
+    path = paths.output(STEPS["identity_vectors"].output) / "identities.npy"
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        return dg.AssetCheckResult(passed=False, metadata={"error": f"{path}: {exc}"})
+    passed, metadata = validate(identity_tables(vectors, config))
+    return dg.AssetCheckResult(passed=passed, metadata=metadata)
+
+
+def hsface_tables(
+    manifest: pd.DataFrame, config: HSFaceConfig
+) -> dict[str, tuple[pd.DataFrame, list]]:
+    """Per-identity and per-shard tables of an HSFace manifest, with their expectations."""
+    import great_expectations.expectations as gxe
+
+    m = config.images_per_identity
+    expected = sigma_counts(m, config.proportions)
+    per_identity = manifest.groupby("identity").size().rename("images").to_frame()
+    for i, sigma in enumerate(config.sigmas):
+        hits = np.isclose(manifest["sigma"].to_numpy(np.float64), sigma, atol=1e-6)
+        per_identity[f"sigma_{i}"] = pd.Series(hits).groupby(manifest["identity"].to_numpy()).sum()
+    per_identity = per_identity.reset_index()
+    shards = pd.DataFrame({"shard": sorted(manifest["shard"].unique().tolist())})
+    return {
+        "hsface_identities": (
+            per_identity,
+            [
+                gxe.ExpectTableRowCountToEqual(value=config.num_identities),
+                gxe.ExpectColumnValuesToBeBetween(column="images", min_value=m, max_value=m),
+                *(
+                    gxe.ExpectColumnValuesToBeBetween(
+                        column=f"sigma_{i}", min_value=int(c), max_value=int(c)
+                    )
+                    for i, c in enumerate(expected)
+                ),
+            ],
+        ),
+        "hsface_shards": (
+            shards,
+            [
+                gxe.ExpectColumnDistinctValuesToEqualSet(
+                    column="shard", value_set=list(range(config.num_shards))
+                ),
+            ],
+        ),
+    }
+
+
+@dg.asset_check(asset=STEPS["hsface_merged"].asset, blocking=True)
+def hsface_manifest_expectations(paths: PipelinePaths) -> dg.AssetCheckResult:
+    """The merged HSFace manifest: the configured identities, exactly ``images_per_identity``
+    images each, split over the sigmas in the configured proportions, from every shard."""
+    config = load_step_config(HSFaceConfig, "hsface", paths.read_params())
+    path = paths.output(STEPS["hsface_merged"].output) / "manifest.parquet"
+    try:
+        manifest = read_manifest(path)
+    except (Vec2FaceError, OSError) as exc:
+        return dg.AssetCheckResult(
+            passed=False, metadata={"error": f"{exc.__class__.__name__}: {exc}"}
+        )
+    passed, metadata = validate(hsface_tables(manifest, config))
+    return dg.AssetCheckResult(passed=passed, metadata=metadata)
+
+
+#: the report name of HSFace in dataset_reports (see assets_defs.evaluation.REPORTED)
+HSFACE_REPORT = "hsface"
+
+
+def noise_table(headline: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "intra_class_outlier_rate": headline.get("intra_class_outlier_rate"),
+                "inter_class_noise_rate": headline.get("inter_class_noise_rate"),
+            }
+        ]
+    )
+
+
+@dg.asset_check(asset=STEPS["dataset_reports"].asset, blocking=True)
+def hsface_noise_expectations(paths: PipelinePaths) -> dg.AssetCheckResult:
+    """HSFace as the judge sees it: intra-class outlier rate and inter-class noise rate under
+    the ``expectations`` bounds."""
+    import great_expectations.expectations as gxe
+
+    bounds = load_step_config(ExpectationsConfig, "expectations", paths.read_params())
+    path = paths.output(STEPS["dataset_reports"].output) / HSFACE_REPORT / "report.json"
+    try:
+        headline = json.loads(path.read_text())["headline"]
+    except (OSError, ValueError, KeyError) as exc:
+        return dg.AssetCheckResult(passed=False, metadata={"error": f"{path}: {exc}"})
+    passed, metadata = validate(
+        {
+            "hsface_noise": (
+                noise_table(headline),
+                [
+                    gxe.ExpectColumnValuesToBeBetween(
+                        column="intra_class_outlier_rate",
+                        min_value=0,
+                        max_value=bounds.hsface_max_intra_outlier_rate,
+                    ),
+                    gxe.ExpectColumnValuesToBeBetween(
+                        column="inter_class_noise_rate",
+                        min_value=0,
+                        max_value=bounds.hsface_max_inter_noise_rate,
+                    ),
+                ],
+            )
+        }
+    )
+    return dg.AssetCheckResult(passed=passed, metadata=metadata)
+
+
+def accuracy_tables(out: Path, models: Iterable[str]) -> dict[str, tuple[pd.DataFrame, list]]:
+    """One row per (model, set) of the ``<model>.json`` files (a missing file: no rows), with
+    the expectations: every model has the five sets and their average, each in [0, 1]."""
+    import great_expectations.expectations as gxe
+
+    models = list(models)
+    rows = []
+    for model in models:
+        path = out / f"{model}.json"
+        results = json.loads(path.read_text()) if path.is_file() else {}
+        rows += [(model, name, f"{model}/{name}", r.get("accuracy")) for name, r in results.items()]
+    table = pd.DataFrame(rows, columns=["model", "set", "key", "accuracy"])
+    expected = [f"{m}/{s}" for m in models for s in (*BENCHMARK_SETS, "average")]
+    return {
+        "benchmark_accuracies": (
+            table,
+            [
+                gxe.ExpectColumnDistinctValuesToEqualSet(column="key", value_set=expected),
+                gxe.ExpectColumnValuesToNotBeNull(column="accuracy"),
+                gxe.ExpectColumnValuesToBeBetween(column="accuracy", min_value=0, max_value=1),
+            ],
+        )
+    }
+
+
+@dg.asset_check(asset=STEPS["benchmark_accuracies"].asset, blocking=True)
+def benchmark_accuracies_expectations(paths: PipelinePaths) -> dg.AssetCheckResult:
+    """For every model: the five benchmark sets and their average, each accuracy in [0, 1]."""
+    from assets_defs.evaluation import EVALUATED
+
+    out = paths.output(STEPS["benchmark_accuracies"].output)
+    passed, metadata = validate(accuracy_tables(out, EVALUATED))
     return dg.AssetCheckResult(passed=passed, metadata=metadata)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 class Step:
     """One pipeline step as Dagster, DVC and the output tree name it."""
 
-    asset: str         # Dagster asset key (a noun: what the step produces)
-    stage: str         # dvc.yaml stage name (``name@key`` for foreach stages)
-    output: str        # output folder, relative to the profile's root
+    asset: str  # Dagster asset key (a noun: what the step produces)
+    stage: str  # dvc.yaml stage name (``name@key`` for foreach stages)
+    output: str  # output folder, relative to the profile's root
     code_version: str  # bump when the library step's output changes for the same config
     inputs: tuple[str, ...] = ()  # upstream assets whose outputs the step reads
 
@@ -35,24 +35,66 @@ STEPS: dict[str, Step] = {
         Step("webface_subset", "webface_subset", "webface_subset", "1", ("webface_pool",)),
         Step("fr_teacher", "fr_teacher", "fr_teacher", "1", ("teacher_pool", "benchmark_sets")),
         Step("fr_judge", "fr_judge", "fr_judge", "1", ("judge_pool", "benchmark_sets")),
-        Step("attribute_estimator", "attribute_estimator", "attribute_estimator", "1",
-             (ATTRIBUTE_POOL,)),
-        Step("fmae_generator", "fmae_generator", "fmae_generator", "1",
-             ("webface_subset", "fr_teacher")),
-        Step("identity_vectors", "identity_vectors", "identity_vectors", "1",
-             ("pca_pool", "fr_teacher")),
-        Step("hsface_dataset", "hsface_dataset", "hsface", "1",
-             ("fmae_generator", "identity_vectors")),
+        Step(
+            "attribute_estimator",
+            "attribute_estimator",
+            "attribute_estimator",
+            "1",
+            (ATTRIBUTE_POOL,),
+        ),
+        Step(
+            "fmae_generator",
+            "fmae_generator",
+            "fmae_generator",
+            "1",
+            ("webface_subset", "fr_teacher"),
+        ),
+        Step(
+            "identity_vectors",
+            "identity_vectors",
+            "identity_vectors",
+            "1",
+            ("pca_pool", "fr_teacher"),
+        ),
+        Step(
+            "hsface_dataset",
+            "hsface_dataset",
+            "hsface",
+            "1",
+            ("fmae_generator", "identity_vectors"),
+        ),
         Step("hsface_merged", "hsface_merged", "hsface_merged", "1", ("hsface_dataset",)),
-        Step("gaussian_ablation", "gaussian_ablation", "gaussian_ablation", "1",
-             ("fmae_generator",)),
-        Step("dataset_reports", "dataset_reports", "dataset_reports", "1",
-             ("webface_subset", "hsface_merged", "gaussian_ablation", "fr_judge", "fr_teacher",
-              "attribute_estimator")),
-        Step("fr_model", "fr_model", "fr_model", "1",
-             ("webface_subset", "hsface_merged", "benchmark_sets")),
-        Step("benchmark_accuracies", "benchmark_accuracies", "benchmark_accuracies", "1",
-             ("fr_teacher", "fr_model", "benchmark_sets")),
+        Step(
+            "gaussian_ablation", "gaussian_ablation", "gaussian_ablation", "1", ("fmae_generator",)
+        ),
+        Step(
+            "dataset_reports",
+            "dataset_reports",
+            "dataset_reports",
+            "1",
+            (
+                "webface_subset",
+                "hsface_merged",
+                "gaussian_ablation",
+                "fr_judge",
+                "fr_teacher",
+                "attribute_estimator",
+            ),
+        ),
+        Step(
+            "fr_model",
+            "fr_model",
+            "fr_model",
+            "1",
+            ("webface_subset", "hsface_merged", "benchmark_sets"),
+        ),
+        Step(
+            "benchmark_accuracies",
+            "benchmark_accuracies",
+            "benchmark_accuracies",
+            "1",
+            ("fr_teacher", "fr_model", "benchmark_sets"),
+        ),
     )
 }
 
@@ -62,4 +104,6 @@ def step_for_stage(stage: str) -> Step:
     for step in STEPS.values():
         if step.stage == stage:
             return step
-    raise KeyError(f"no asset for dvc stage '{stage}'; known: {', '.join(s.stage for s in STEPS.values())}")
+    raise KeyError(
+        f"no asset for dvc stage '{stage}'; known: {', '.join(s.stage for s in STEPS.values())}"
+    )

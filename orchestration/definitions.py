@@ -2,8 +2,10 @@
 
 Output root and params file come from ``VEC2FACE_OUT`` / ``VEC2FACE_PARAMS`` (defaults:
 the embedded ``tiny`` profile), so ``dagster dev`` and the main job see the same tree.
-Steps run in separate processes (multiprocess executor); to spread HSFace shards over
-machines swap in ``dagster_k8s.k8s_job_executor`` or ``dagster_celery.celery_executor``.
+The params fix the HSFace shards, i.e. the partitions of ``hsface_dataset``. Steps run
+in separate processes (multiprocess executor); to spread HSFace shards over machines
+swap in ``dagster_k8s.k8s_job_executor`` or ``dagster_celery.celery_executor`` (each
+shard run then gets its own pod or worker).
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ import os
 
 import dagster as dg
 
-from assets_defs import all_asset_checks, all_assets
+from assets_defs import all_asset_checks, build_assets
+from assets_defs.generation import shard_keys
 from orchestration.jobs import all_jobs
 from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
 from orchestration.schedules import all_schedules
-from orchestration.sensors import all_sensors
+from orchestration.sensors import make_sensors
 
 
-def make_resources(root: str, params: str, repo_dir: str = ".") -> dict[str, dg.ConfigurableResource]:
+def make_resources(
+    root: str, params: str, repo_dir: str = "."
+) -> dict[str, dg.ConfigurableResource]:
     """The resources of a profile rooted at ``root`` (used by the Definitions and the main job)."""
     return {
         "paths": PipelinePaths(root=root, params=params),
@@ -30,17 +35,21 @@ def make_resources(root: str, params: str, repo_dir: str = ".") -> dict[str, dg.
 
 def make_definitions(root: str, params: str, repo_dir: str = ".") -> dg.Definitions:
     """The pipeline's Definitions for one profile (output root + params file)."""
+    resources = make_resources(root, params, repo_dir)
+    values = resources["paths"].read_params()
     return dg.Definitions(
-        assets=all_assets,
+        assets=build_assets(values),
         asset_checks=all_asset_checks,
         jobs=all_jobs,
         schedules=all_schedules,
-        sensors=all_sensors,
-        resources=make_resources(root, params, repo_dir),
+        sensors=make_sensors(shard_keys(values)),
+        resources=resources,
         executor=dg.multiprocess_executor,
     )
 
 
-defs = make_definitions(os.environ.get("VEC2FACE_OUT", "outputs/tiny"),
-                        os.environ.get("VEC2FACE_PARAMS", "params.yaml"),
-                        os.environ.get("VEC2FACE_REPO", "."))
+defs = make_definitions(
+    os.environ.get("VEC2FACE_OUT", "outputs/tiny"),
+    os.environ.get("VEC2FACE_PARAMS", "params.yaml"),
+    os.environ.get("VEC2FACE_REPO", "."),
+)

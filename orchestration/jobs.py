@@ -1,4 +1,11 @@
-"""Jobs: verbs over asset selections (asset checks of the selected assets run with them)."""
+"""Jobs: verbs over asset selections (asset checks of the selected assets run with them).
+
+The chain has one partitioned step, ``hsface_dataset`` (a partition per shard), so it
+runs as three phases, each a job: everything the shards need (``prepare_generation``),
+the shards (``generate_hsface_shards``, one run per shard, backfill-able), and everything
+made from the shards (``evaluate_hsface``). The sensors in :mod:`orchestration.sensors`
+chain the phases; the main job runs them in order in-process.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +13,57 @@ import dagster as dg
 
 from assets_defs.steps import STEPS
 
-#: the whole current chain, from the toy world to the last step defined
-materialize_all = dg.define_asset_job(
-    "materialize_all",
-    selection=dg.AssetSelection.all(),
-    description="Materialize every asset of the pipeline (the embedded default's main job).",
+HSFACE = dg.AssetSelection.assets(STEPS["hsface_dataset"].asset)
+_FROM_SHARDS = HSFACE.downstream(include_self=True)
+
+prepare_generation = dg.define_asset_job(
+    "prepare_generation",
+    selection=dg.AssetSelection.all() - _FROM_SHARDS,
+    description="Toy world, benchmarks, subset, teacher, judge, attribute estimator, generator and "
+    "identity vectors: everything the HSFace shards and the reports need.",
 )
 
-#: what depends on the WebFace source, redone when the source's data changes
+generate_hsface_shards = dg.define_asset_job(
+    "generate_hsface_shards",
+    selection=HSFACE,
+    description="Generate HSFace shard by shard (a run per partition; backfill to redo several).",
+)
+
+evaluate_hsface = dg.define_asset_job(
+    "evaluate_hsface",
+    selection=HSFACE.downstream(include_self=False),
+    description="Merge the shards, write the dataset reports, train the FR models, benchmark "
+    "them and promote the best one.",
+)
+
+regenerate_identities = dg.define_asset_job(
+    "regenerate_identities",
+    selection=dg.AssetSelection.assets(STEPS["identity_vectors"].asset),
+    description="Regeneration, first phase: new identity vectors (then, through the sensors, the "
+    "dataset, its reports, the FR models and their accuracies).",
+)
+
+#: what depends on the WebFace source and precedes the shards; the sensors chain the rest
 rebuild_from_webface_source = dg.define_asset_job(
     "rebuild_from_webface_source",
-    selection=dg.AssetSelection.assets(STEPS["webface_pool"].asset).downstream(include_self=False),
-    description="Rebuild every asset downstream of the WebFace source (after its DVC hash changed).",
+    selection=(
+        dg.AssetSelection.assets(STEPS["webface_pool"].asset).downstream(include_self=False)
+        - _FROM_SHARDS
+    ),
+    description="Rebuild what depends on the WebFace source (after its DVC hash changed) up to "
+    "the generator; the chain sensors then redo the shards and the evaluation.",
 )
 
-all_jobs = [materialize_all, rebuild_from_webface_source]
+#: the whole chain, phase by phase (what the main job runs)
+PHASES = (prepare_generation, generate_hsface_shards, evaluate_hsface)
+
+#: the jobs after which the shards are (re)generated
+BEFORE_SHARDS = (prepare_generation, regenerate_identities, rebuild_from_webface_source)
+
+all_jobs = [
+    prepare_generation,
+    generate_hsface_shards,
+    evaluate_hsface,
+    regenerate_identities,
+    rebuild_from_webface_source,
+]

@@ -1,23 +1,28 @@
 """The main job through Dagster, in-process: ``python -m orchestration.main_job``.
 
-Materializes every asset (with its checks) of the pipeline into ``--out``, records the
-outputs in the project's DVC repo, tracks them in MLflow, keeps the run history in
-``DAGSTER_HOME`` (default ``<repo>/.dagster_home``) so ``dagster dev`` shows it, and
-prints where everything is.
+Materializes the whole chain (every asset with its checks) into ``--out``, phase by
+phase (:data:`orchestration.jobs.PHASES`: what the shards need, each HSFace shard, what
+is made from the shards), records the outputs in the project's DVC repo, tracks them in
+MLflow, keeps the run history in ``DAGSTER_HOME`` (default ``<repo>/.dagster_home``) so
+``dagster dev`` shows it, and ends with the benchmark table, the dataset-report headline
+figures and where everything is.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
+from assets_defs.steps import STEPS
 from orchestration.definitions import make_definitions
-from orchestration.jobs import materialize_all
+from orchestration.jobs import PHASES, generate_hsface_shards
 
 INSTANCE_YAML = Path(__file__).with_name("dagster.yaml")
 
@@ -32,48 +37,111 @@ def dagster_instance(repo_dir: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def run_main_job(params: str | Path, out: str | Path, repo_dir: str | Path = ".",
-                 instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
-    """Materialize the whole chain in-process; returns Dagster's result (never raises on a
-    failed step: the result says which steps and checks failed)."""
+@dataclass
+class ChainResult:
+    """The runs of one pass over the chain, in order."""
+
+    runs: list[dg.ExecuteInProcessResult] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return bool(self.runs) and all(r.success for r in self.runs)
+
+    def materializations(self) -> list[dg.AssetMaterialization]:
+        return [
+            e.step_materialization_data.materialization
+            for r in self.runs
+            for e in r.get_asset_materialization_events()
+        ]
+
+    def check_evaluations(self) -> list:
+        return [c for r in self.runs for c in r.get_asset_check_evaluations()]
+
+
+def run_main_job(
+    params: str | Path,
+    out: str | Path,
+    repo_dir: str | Path = ".",
+    instance: dg.DagsterInstance | None = None,
+    log=print,
+) -> ChainResult:
+    """Materialize the whole chain in-process, phase by phase (a failed run stops the chain;
+    never raises on a failed step: the runs say which steps and checks failed)."""
     repo_dir = Path(repo_dir).resolve()
     defs = make_definitions(str(Path(out).resolve()), str(Path(params).resolve()), str(repo_dir))
-    dvc = defs.resources["dvc"]
-    dvc.ensure_repo()
-    job = defs.resolve_job_def(materialize_all.name)
-    return job.execute_in_process(
-        instance=instance if instance is not None else dagster_instance(repo_dir),
-        tags={"vec2face/entry": "main_job"},
-        raise_on_error=False,
-    )
+    defs.resources["dvc"].ensure_repo()
+    instance = instance if instance is not None else dagster_instance(repo_dir)
+    tags = {"vec2face/entry": "main_job"}
+    chain = ChainResult()
+    for job_def in PHASES:
+        job = defs.resolve_job_def(job_def.name)
+        keys = (
+            job.partitions_def.get_partition_keys() if job_def is generate_hsface_shards else [None]
+        )
+        for key in keys:
+            log(f"main job: {job_def.name}{f' shard {key}' if key else ''}")
+            result = job.execute_in_process(
+                instance=instance, tags=tags, partition_key=key, raise_on_error=False
+            )
+            chain.runs.append(result)
+            if not result.success:
+                return chain
+    return chain
 
 
-def summary_lines(result: dg.ExecuteInProcessResult, out: Path, params: Path, repo_dir: Path) -> list[str]:
-    """A plain-text table of the materialized assets and the checks' outcomes."""
-    lines = [f"{'asset':<18} {'dvc md5':<40} path"]
-    for event in result.get_asset_materialization_events():
-        mat = event.step_materialization_data.materialization
+def benchmark_lines(out: Path) -> list[str]:
+    """The benchmark table (teacher, WebFace-trained, HSFace-trained) as Markdown rows."""
+    table = out / STEPS["benchmark_accuracies"].output / "table.md"
+    return table.read_text().splitlines() if table.is_file() else []
+
+
+def report_lines(out: Path) -> list[str]:
+    """The judge's headline figures of every reported dataset."""
+    from assets_defs.evaluation import REPORTED
+
+    lines = []
+    for name in REPORTED:
+        report = out / STEPS["dataset_reports"].output / name / "report.json"
+        if report.is_file():
+            head = json.loads(report.read_text())["headline"]
+            figures = ", ".join(f"{k} {v:.4f}" for k, v in head.items() if isinstance(v, float))
+            lines.append(f"{name:<18} {figures}")
+    return lines
+
+
+def summary_lines(result: ChainResult, out: Path, params: Path, repo_dir: Path) -> list[str]:
+    """Materialized assets, checks, the benchmark table and report figures, and the UIs."""
+    lines = [f"{'asset':<22} {'dvc md5':<40} path"]
+    for mat in result.materializations():
         meta = mat.metadata
         md5 = meta["dvc_md5"].value if "dvc_md5" in meta else "-"
         path = meta["path"].value if "path" in meta else "-"
-        lines.append(f"{mat.asset_key.to_user_string():<18} {md5:<40} {path}")
-    for check in result.get_asset_check_evaluations():
+        name = mat.asset_key.to_user_string() + (f"[{mat.partition}]" if mat.partition else "")
+        lines.append(f"{name:<22} {md5:<40} {path}")
+    for check in result.check_evaluations():
         state = "passed" if check.passed else "FAILED"
         lines.append(f"check {check.asset_key.to_user_string()}:{check.check_name} {state}")
     root = out.resolve()
+    lines += ["", "FR accuracy on the toy benchmarks:", *benchmark_lines(root)]
+    lines += ["", "dataset reports (judge):", *report_lines(root)]
     lines += [
         "",
         f"outputs:   {root}",
-        (f"Dagster UI: DAGSTER_HOME={os.environ.get('DAGSTER_HOME', '')} VEC2FACE_OUT={root} "
-         f"VEC2FACE_PARAMS={params.resolve()} VEC2FACE_REPO={repo_dir.resolve()} "
-         "dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000"),
-        f"MLflow UI:  mlflow ui --backend-store-uri sqlite:///{root / 'mlflow.db'} -h 127.0.0.1 -p 5000",
+        (
+            f"Dagster UI: DAGSTER_HOME={os.environ.get('DAGSTER_HOME', '')} VEC2FACE_OUT={root} "
+            f"VEC2FACE_PARAMS={params.resolve()} VEC2FACE_REPO={repo_dir.resolve()} "
+            "dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000"
+        ),
+        f"MLflow UI:  mlflow ui --backend-store-uri sqlite:///{root / 'mlflow.db'} "
+        "-h 127.0.0.1 -p 5000",
     ]
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orchestration.main_job", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestration.main_job", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--params", default="params.yaml", help="the profile's params.yaml")
     parser.add_argument("--out", default="outputs/tiny", help="output root")
     parser.add_argument("--repo", default=".", help="the project (where dvc.yaml lives)")

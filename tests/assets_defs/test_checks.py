@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 
 import assets_defs.webface as webface_module
-from assets_defs import all_asset_checks, all_assets
-from assets_defs.checks import benchmark_table, subset_tables, validate
+from assets_defs import all_asset_checks, build_assets
+from assets_defs.checks import (
+    accuracy_tables,
+    benchmark_table,
+    hsface_tables,
+    identity_tables,
+    noise_table,
+    subset_tables,
+    validate,
+)
 from orchestration.definitions import make_resources
-from tests.orchestration.conftest import make_micro_project
+from tests.orchestration.conftest import make_micro_project, step_failure_message
+from vec2face.config import read_params
 from vec2face.data import open_dataset, read_manifest, write_lmdb, write_manifest
 from vec2face.data.subset import SubsetConfig
+from vec2face.generation.hsface import HSFaceConfig
+from vec2face.generation.identities import IdentitiesConfig
+from vec2face.generation.variation import sigma_counts
 from vec2face.toyfaces.benchmarks import BenchmarksConfig
 
 
@@ -33,11 +48,16 @@ def subset_consumer() -> None:
     """Stands for fr_teacher / fmae_generator: must not run on a failed subset."""
 
 
-@pytest.mark.parametrize("corrupt, failing", [
-    (_drop_manifest_row, "subset_manifest.expect_table_row_count_to_equal"),
-    (_break_first_image, "subset_images.expect_column_values_to_be_in_set[readable]"),
-])
-def test_corrupted_subset_fails_the_blocking_check_and_stops_downstream(tmp_path, monkeypatch, corrupt, failing):
+@pytest.mark.parametrize(
+    "corrupt, failing",
+    [
+        (_drop_manifest_row, "subset_manifest.expect_table_row_count_to_equal"),
+        (_break_first_image, "subset_images.expect_column_values_to_be_in_set[readable]"),
+    ],
+)
+def test_corrupted_subset_fails_the_blocking_check_and_stops_downstream(
+    tmp_path, monkeypatch, corrupt, failing
+):
     repo = make_micro_project(tmp_path / "project")
     out = repo / "outputs" / "tiny"
     real = webface_module.make_subset
@@ -48,14 +68,21 @@ def test_corrupted_subset_fails_the_blocking_check_and_stops_downstream(tmp_path
         return report
 
     monkeypatch.setattr(webface_module, "make_subset", corrupted_subset)
-    selected = [a for a in all_assets if a.key.to_user_string() in ("webface_pool", "webface_subset")]
+    all_assets = build_assets(read_params(repo / "params.yaml"))
+    selected = [
+        a for a in all_assets if a.key.to_user_string() in ("webface_pool", "webface_subset")
+    ]
     result = dg.materialize(
         [*selected, *all_asset_checks, subset_consumer],
         selection=["webface_pool", "webface_subset", "subset_consumer"],
         resources=make_resources(str(out), str(repo / "params.yaml"), str(repo)),
         raise_on_error=False,
     )
-    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "webface_subset_expectations"]
+    (check,) = [
+        c
+        for c in result.get_asset_check_evaluations()
+        if c.check_name == "webface_subset_expectations"
+    ]
     assert not check.passed
     assert failing in check.metadata["failed_expectations"].value
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
@@ -67,16 +94,13 @@ def test_missing_source_fails_with_its_path_and_nothing_downstream_runs(tmp_path
     repo = make_micro_project(tmp_path / "project")
     out = repo / "outputs" / "tiny"
     result = dg.materialize(
-        [*all_assets, *all_asset_checks, subset_consumer],
+        [*build_assets(read_params(repo / "params.yaml")), *all_asset_checks, subset_consumer],
         selection=["webface_subset", "subset_consumer"],
         resources=make_resources(str(out), str(repo / "params.yaml"), str(repo)),
         raise_on_error=False,
     )
     assert not result.success
-    (failure,) = [e for e in result.all_events if e.is_step_failure]
-    error, message = failure.step_failure_data.error, ""
-    while error is not None:  # Dagster wraps the step's exception; read the whole chain
-        message, error = message + error.message, error.cause
+    message = step_failure_message(result)
     assert "webface_pool" in message and str(out / "world" / "webface") in message
     assert not result.get_asset_materialization_events()
 
@@ -85,8 +109,14 @@ def test_validate_reports_each_expectation():
     import great_expectations.expectations as gxe
 
     frame = pd.DataFrame({"width": [112, 111]})
-    passed, meta = validate({"t": (frame, [gxe.ExpectColumnValuesToBeBetween(column="width", min_value=112,
-                                                                              max_value=112)])})
+    passed, meta = validate(
+        {
+            "t": (
+                frame,
+                [gxe.ExpectColumnValuesToBeBetween(column="width", min_value=112, max_value=112)],
+            )
+        }
+    )
     assert not passed
     assert meta["t.expect_column_values_to_be_between[width]"].startswith("FAILED")
     assert meta["failed_expectations"] == "t.expect_column_values_to_be_between[width]"
@@ -94,7 +124,9 @@ def test_validate_reports_each_expectation():
 
 def test_benchmark_table_marks_missing_and_unreadable_sets(tmp_path):
     (tmp_path / "lfw.bin").write_bytes(b"not a pickle")
-    table = benchmark_table(tmp_path, BenchmarksConfig(pairs=20, identities=20, sets=("lfw", "cfp_fp")))
+    table = benchmark_table(
+        tmp_path, BenchmarksConfig(pairs=20, identities=20, sets=("lfw", "cfp_fp"))
+    )
     assert table.to_dict("records") == [
         {"set": "lfw", "readable": False, "pairs": 0, "genuine": 0, "images": 0},
         {"set": "cfp_fp", "readable": False, "pairs": 0, "genuine": 0, "images": 0},
@@ -105,9 +137,130 @@ def test_subset_tables_expect_the_configured_identity_count(tmp_path):
     from vec2face.data.subset import make_subset
     from vec2face.toyfaces.world import ToyfacesConfig, make_toyfaces
 
-    make_toyfaces(ToyfacesConfig(pool="webface", identities=3, images=2, workers=1), tmp_path / "w", progress=False)
+    make_toyfaces(
+        ToyfacesConfig(pool="webface", identities=3, images=2, workers=1),
+        tmp_path / "w",
+        progress=False,
+    )
     make_subset(tmp_path / "w", tmp_path / "s", SubsetConfig(identities=2, min_images=2))
     passed, _ = validate(subset_tables(tmp_path / "s", SubsetConfig(identities=2, min_images=2)))
     assert passed
     passed, meta = validate(subset_tables(tmp_path / "s", SubsetConfig(identities=3, min_images=2)))
-    assert not passed and "subset_identities.expect_table_row_count_to_equal" in meta["failed_expectations"]
+    assert (
+        not passed
+        and "subset_identities.expect_table_row_count_to_equal" in meta["failed_expectations"]
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# identity vectors, HSFace manifest, noise, benchmark accuracies
+
+
+def _far_apart(n: int, dim: int = 512) -> np.ndarray:
+    return np.eye(n, dim, dtype=np.float32)  # orthogonal: every pairwise cosine is 0
+
+
+def test_identity_tables_pass_far_apart_vectors_and_fail_a_close_pair():
+    config = IdentitiesConfig(n=4, dim=512, threshold=0.3)
+    passed, meta = validate(identity_tables(_far_apart(4), config))
+    assert passed, meta
+    close = _far_apart(4)
+    close[3] = close[2] + 0.5 * close[1]  # cosine 0.89 with vector 2
+    passed, meta = validate(identity_tables(close, config))
+    assert not passed
+    assert (
+        meta["failed_expectations"]
+        == "identity_summary.expect_column_values_to_be_between[max_pairwise_cosine]"
+    )
+
+
+def test_identity_tables_fail_a_wrong_count_dimension_or_non_finite_vector():
+    config = IdentitiesConfig(n=4, dim=512, threshold=0.3)
+    _, meta = validate(identity_tables(_far_apart(3), config))
+    assert (
+        "identity_summary.expect_column_values_to_be_between[count]" in meta["failed_expectations"]
+    )
+    _, meta = validate(identity_tables(_far_apart(4, 256), IdentitiesConfig(n=4, dim=512)))
+    assert "identity_summary.expect_column_values_to_be_between[dim]" in meta["failed_expectations"]
+    broken = _far_apart(4)
+    broken[1, 0] = np.nan
+    _, meta = validate(identity_tables(broken, config))
+    assert (
+        "identity_vectors.expect_column_values_to_be_in_set[finite]" in meta["failed_expectations"]
+    )
+
+
+def _manifest(
+    identities: int, per_identity: int, shard_identities: int, config: HSFaceConfig
+) -> pd.DataFrame:
+    counts = sigma_counts(per_identity, config.proportions)
+    sigmas = np.repeat(np.asarray(config.sigmas), counts)
+    return pd.DataFrame(
+        {
+            "identity": np.repeat(np.arange(identities), per_identity),
+            "sigma": np.tile(sigmas, identities),
+            "shard": np.repeat(np.arange(identities) // shard_identities, per_identity),
+        }
+    )
+
+
+def test_hsface_tables_pass_a_complete_manifest():
+    config = HSFaceConfig(identities=4, images_per_identity=5, shard_identities=2)
+    passed, meta = validate(hsface_tables(_manifest(4, 5, 2, config), config))
+    assert passed, meta
+
+
+def test_hsface_tables_fail_a_missing_shard_images_or_sigma_proportions():
+    config = HSFaceConfig(identities=4, images_per_identity=5, shard_identities=2)
+    manifest = _manifest(4, 5, 2, config)
+    _, meta = validate(hsface_tables(manifest[manifest["shard"] == 0], config))
+    assert (
+        "hsface_shards.expect_column_distinct_values_to_equal_set[shard]"
+        in meta["failed_expectations"]
+    )
+    assert "hsface_identities.expect_table_row_count_to_equal" in meta["failed_expectations"]
+    _, meta = validate(hsface_tables(manifest.iloc[1:], config))
+    assert (
+        "hsface_identities.expect_column_values_to_be_between[images]"
+        in meta["failed_expectations"]
+    )
+    skewed = manifest.copy()
+    skewed.loc[skewed["identity"] == 1, "sigma"] = config.sigmas[0]
+    _, meta = validate(hsface_tables(skewed, config))
+    assert (
+        "[sigma_1]" in meta["failed_expectations"] and "[images]" not in meta["failed_expectations"]
+    )
+
+
+def test_noise_table_holds_the_report_headline_rates():
+    table = noise_table(
+        {"intra_class_outlier_rate": 0.1, "inter_class_noise_rate": 0.0, "eer": 0.2}
+    )
+    assert table.to_dict("records") == [
+        {"intra_class_outlier_rate": 0.1, "inter_class_noise_rate": 0.0}
+    ]
+
+
+def _write_results(out, model, sets):
+    (out / f"{model}.json").write_text(
+        json.dumps({name: {"accuracy": a} for name, a in sets.items()})
+    )
+
+
+def test_accuracy_tables_expect_every_set_of_every_model_in_range(tmp_path):
+    full = {name: 0.9 for name in ("lfw", "cfp_fp", "agedb_30", "calfw", "cplfw", "average")}
+    _write_results(tmp_path, "teacher", full)
+    _write_results(tmp_path, "webface", full)
+    passed, meta = validate(accuracy_tables(tmp_path, ["teacher", "webface"]))
+    assert passed, meta
+    _write_results(tmp_path, "webface", {**full, "lfw": 1.5})
+    _, meta = validate(accuracy_tables(tmp_path, ["teacher", "webface"]))
+    assert (
+        meta["failed_expectations"]
+        == "benchmark_accuracies.expect_column_values_to_be_between[accuracy]"
+    )
+    _, meta = validate(accuracy_tables(tmp_path, ["teacher", "hsface"]))  # hsface.json is absent
+    assert (
+        meta["failed_expectations"]
+        == "benchmark_accuracies.expect_column_distinct_values_to_equal_set[key]"
+    )

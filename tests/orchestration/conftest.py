@@ -6,35 +6,39 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 PROJECT = Path(__file__).resolve().parents[2]
 
-MICRO_PARAMS = {
-    "world": {"seed": 0, "pools": {
-        "teacher": {"identities": 2, "images": 2, "workers": 1},
-        "judge": {"identities": 2, "images": 2, "workers": 1},
-        "webface": {"identities": 4, "images": 3, "workers": 1},
-        "pca": {"identities": 2, "images": 2, "workers": 1},
-    }},
-    "benchmarks": {"pairs": 20, "identities": 20, "lookalike_k": 2, "seed": 0, "workers": 1},
-    "subset": {"identities": 3, "min_images": 2, "seed": 0, "write_mask": True},
-}
+#: the micro profile: every section of params.yaml at seconds-sized values
+MICRO_PARAMS = Path(__file__).with_name("micro_params.yaml")
 
 
 def make_micro_project(repo: Path) -> Path:
-    """Copy dvc.yaml into ``repo`` beside micro params; outputs go to ``repo/outputs/tiny``
+    """Copy dvc.yaml into ``repo`` beside the micro params; outputs go to ``repo/outputs/tiny``
     (the root dvc.yaml names), so ``dvc status`` speaks about the same folders."""
     repo.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT / "dvc.yaml", repo / "dvc.yaml")
-    (repo / "params.yaml").write_text(yaml.safe_dump(MICRO_PARAMS, sort_keys=False))
+    shutil.copyfile(MICRO_PARAMS, repo / "params.yaml")
     return repo
+
+
+def step_failure_message(result) -> str:
+    """The message of a run's one failed step, with every exception it wraps."""
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    error, message = failure.step_failure_data.error, ""
+    while error is not None:  # Dagster wraps the step's exception; read the whole chain
+        message, error = message + error.message, error.cause
+    return message
 
 
 @pytest.fixture(autouse=True)
 def _closed_network(monkeypatch):
-    for key, value in {"MLFLOW_DISABLE_TELEMETRY": "true", "DVC_NO_ANALYTICS": "1",
-                       "DAGSTER_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "1"}.items():
+    for key, value in {
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DVC_NO_ANALYTICS": "1",
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+        "HF_HUB_OFFLINE": "1",
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 

@@ -1,4 +1,5 @@
-"""The Definitions load; jobs, schedule and executor are as documented; dvc.yaml agrees."""
+"""The Definitions load; jobs, partitions, schedule, sensors and executor are as documented;
+dvc.yaml agrees with the asset graph."""
 
 from __future__ import annotations
 
@@ -7,35 +8,81 @@ import datetime as dt
 import dagster as dg
 
 from assets_defs import all_asset_checks
+from assets_defs.generation import SHARD_RETRY
 from assets_defs.steps import STEPS, step_for_stage
-from orchestration.definitions import defs
+from orchestration.definitions import defs, make_definitions
 from orchestration.resources import DvcResource, MlflowResource, PipelinePaths, stage_graph
 from orchestration.schedules import weekly_regeneration
-from tests.orchestration.conftest import PROJECT
+from tests.orchestration.conftest import MICRO_PARAMS, PROJECT
+
+
+def _selected(job_name: str) -> set[str]:
+    return {
+        k.to_user_string() for k in defs.resolve_job_def(job_name).asset_layer.selected_asset_keys
+    }
 
 
 def test_definitions_load_with_every_step_resource_and_blocking_check():
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(STEPS)
     for name, step in STEPS.items():
-        assert graph.get(dg.AssetKey(name)).code_version == step.code_version
-    checks = {k.name: k for k in graph.asset_check_keys}
-    assert set(checks) == {"webface_subset_expectations", "benchmark_sets_expectations"}
+        node = graph.get(dg.AssetKey(name))
+        assert node.code_version == step.code_version
+        assert {k.to_user_string() for k in node.parent_keys} == set(step.inputs), name
+    checks = {k.name: k.asset_key.to_user_string() for k in graph.asset_check_keys}
+    assert checks == {
+        "webface_subset_expectations": "webface_subset",
+        "benchmark_sets_expectations": "benchmark_sets",
+        "identity_vectors_expectations": "identity_vectors",
+        "hsface_manifest_expectations": "hsface_merged",
+        "hsface_noise_expectations": "dataset_reports",
+        "benchmark_accuracies_expectations": "benchmark_accuracies",
+    }
     specs = [spec for checks_def in all_asset_checks for spec in checks_def.check_specs]
-    assert specs and all(spec.blocking for spec in specs)
+    assert len(specs) == len(checks) and all(spec.blocking for spec in specs)
     assert isinstance(defs.resources["paths"], PipelinePaths)
     assert isinstance(defs.resources["mlflow"], MlflowResource)
     assert isinstance(defs.resources["dvc"], DvcResource)
     assert defs.executor is dg.multiprocess_executor
-    job = defs.resolve_job_def("materialize_all")
-    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == set(STEPS)
-    rebuild = defs.resolve_job_def("rebuild_from_webface_source")
-    assert {k.to_user_string() for k in rebuild.asset_layer.selected_asset_keys} == {"webface_subset"}
+
+
+def test_hsface_is_partitioned_by_shard_from_the_params_with_a_retry_policy():
+    node = defs.resolve_asset_graph().get(dg.AssetKey("hsface_dataset"))
+    # params.yaml: 500 identities, 100 a shard
+    assert node.partitions_def.get_partition_keys() == ["00000", "00001", "00002", "00003", "00004"]
+    assert defs.resolve_assets_def("hsface_dataset").op.retry_policy == SHARD_RETRY
+    assert SHARD_RETRY.max_retries >= 1
+    micro = make_definitions("outputs/micro", str(MICRO_PARAMS))
+    micro_node = micro.resolve_asset_graph().get(dg.AssetKey("hsface_dataset"))
+    assert micro_node.partitions_def.get_partition_keys() == ["00000", "00001"]
+    others = [
+        k
+        for k in defs.resolve_asset_graph().get_all_asset_keys()
+        if k.to_user_string() != "hsface_dataset"
+    ]
+    assert all(defs.resolve_asset_graph().get(k).partitions_def is None for k in others)
+
+
+def test_jobs_split_the_chain_at_the_shards():
+    before = _selected("prepare_generation")
+    shards = _selected("generate_hsface_shards")
+    after = _selected("evaluate_hsface")
+    assert shards == {"hsface_dataset"}
+    assert after == {"hsface_merged", "dataset_reports", "fr_model", "benchmark_accuracies"}
+    assert before | shards | after == set(STEPS) and not before & after
+    assert defs.resolve_job_def("generate_hsface_shards").partitions_def is not None
+    assert _selected("regenerate_identities") == {"identity_vectors"}
+    assert _selected("rebuild_from_webface_source") == {
+        "webface_subset",
+        "fmae_generator",
+        "gaussian_ablation",
+    }
 
 
 def test_dvc_stages_and_asset_graph_name_the_same_steps_and_dependencies():
     stages = stage_graph(PROJECT)
     assert {step_for_stage(s).asset for s in stages} == set(STEPS)
+    assert len(stages) == len(STEPS)
     graph = defs.resolve_asset_graph()
     for stage, upstream in stages.items():
         asset = dg.AssetKey(step_for_stage(stage).asset)
@@ -52,11 +99,38 @@ def test_dvc_stage_outputs_are_the_asset_output_folders():
         assert paths == [f"outputs/tiny/{step_for_stage(stage).output}"]
 
 
-def test_weekly_schedule_is_off_by_default_and_requests_the_whole_chain():
+def test_dvc_stages_read_the_params_sections_of_their_steps():
+    from dvc.repo import Repo
+
+    with Repo(str(PROJECT), uninitialized=True) as repo:
+        params = {
+            s.name: {p for dep in s.deps if hasattr(dep, "params") for p in dep.params}
+            for s in repo.index.stages
+            if s.cmd
+        }
+    assert params["fr_teacher"] == {"profile", "fr_teacher_train"}
+    assert params["fr_judge"] == {"profile", "fr_judge_train"}
+    assert params["fr_model"] == {"profile", "fr_train"}
+    assert params["fmae_generator"] == {"profile", "fr_teacher", "generator"}
+    assert params["hsface_dataset"] == {"hsface"}
+    assert params["gaussian_ablation"] == {"identities", "hsface", "gaussian_ablation"}
+
+
+def test_weekly_schedule_is_off_by_default_and_requests_the_first_phase():
     assert weekly_regeneration.default_status == dg.DefaultScheduleStatus.STOPPED
     assert weekly_regeneration.cron_schedule == "0 3 * * 1"
-    assert weekly_regeneration.job_name == "materialize_all"
+    assert weekly_regeneration.job_name == "prepare_generation"
     context = dg.build_schedule_context(
-        scheduled_execution_time=dt.datetime(2026, 1, 5, 3, 0, tzinfo=dt.UTC))
+        scheduled_execution_time=dt.datetime(2026, 1, 5, 3, 0, tzinfo=dt.UTC)
+    )
     requests = weekly_regeneration.evaluate_tick(context).run_requests
-    assert len(requests) == 1 and requests[0].job_name in (None, "materialize_all")
+    assert len(requests) == 1 and requests[0].job_name in (None, "prepare_generation")
+
+
+def test_chain_sensors_are_on_and_the_source_sensor_off_by_default():
+    sensors = {s.name: s for s in defs.sensors}
+    assert set(sensors) == {"webface_source_changed", "shards_after_phase", "evaluate_after_shards"}
+    assert sensors["webface_source_changed"].default_status == dg.DefaultSensorStatus.STOPPED
+    assert sensors["shards_after_phase"].default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensors["evaluate_after_shards"].default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensors["evaluate_after_shards"].job_name == "evaluate_hsface"

@@ -1,12 +1,14 @@
-"""The source-changed sensor: requests the downstream chain only for versions Dagster did not make."""
+"""Sensors: the source-changed sensor requests the downstream chain only for versions Dagster
+did not make; a finished phase before the shards requests one run per shard."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from assets_defs import all_assets
+from assets_defs import build_assets
 from orchestration.definitions import make_resources
-from orchestration.sensors import webface_source_changed
+from orchestration.sensors import make_shards_after_phase, webface_source_changed
+from vec2face.config import read_params
 
 
 def _evaluate(instance, resources, cursor=None):
@@ -22,7 +24,11 @@ def test_sensor_follows_the_dvc_hash_of_the_webface_source(micro_project):
     untracked = _evaluate(instance, resources)
     assert not untracked.run_requests and "not tracked" in untracked.skip_message
 
-    pool = [a for a in all_assets if a.key == dg.AssetKey("webface_pool")]
+    pool = [
+        a
+        for a in build_assets(read_params(micro_project / "params.yaml"))
+        if a.key == dg.AssetKey("webface_pool")
+    ]
     assert dg.materialize(pool, resources=resources, instance=instance).success
     own = _evaluate(instance, resources)
     recorded = resources["dvc"].recorded_hash(out / "world" / "webface")
@@ -32,9 +38,37 @@ def test_sensor_follows_the_dvc_hash_of_the_webface_source(micro_project):
 
     # a new version of the source arrives outside Dagster (e.g. `dvc add` of new data)
     (out / "world" / "webface" / "00000" / "999.jpg").write_bytes(
-        (out / "world" / "webface" / "00000" / "000.jpg").read_bytes())
+        (out / "world" / "webface" / "00000" / "000.jpg").read_bytes()
+    )
     changed = resources["dvc"].record(out / "world" / "webface")
     result = _evaluate(instance, resources, cursor=recorded)
     assert changed != recorded and result.cursor == changed
     assert [r.run_key for r in result.run_requests] == [f"webface-source-{changed}"]
     assert result.run_requests[0].tags["vec2face/source_dvc_md5"] == changed
+
+
+def test_a_successful_phase_requests_every_shard_once():
+    @dg.op
+    def done() -> None:
+        """Stands for the phase's steps."""
+
+    @dg.job(name="prepare_generation")
+    def phase():
+        done()
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = phase.execute_in_process(instance=instance)
+    (success,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_SUCCESS]
+    context = dg.build_run_status_sensor_context(
+        sensor_name="shards_after_phase",
+        dagster_event=success,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+    )
+    requests = make_shards_after_phase(["00000", "00001"])(context)
+    assert [r.partition_key for r in requests] == ["00000", "00001"]
+    assert [r.run_key for r in requests] == [
+        f"{result.run_id}-shard-00000",
+        f"{result.run_id}-shard-00001",
+    ]
+    assert all(r.tags["vec2face/after_run"] == result.run_id for r in requests)

@@ -1,0 +1,44 @@
+"""Teacher features of a dataset, as ``vec2face fr extract`` writes them.
+
+The generator learns from (image, teacher feature, label) records and the identity
+sampler from teacher identity centers; both are this extraction with the CLI's defaults
+(flip-sum, bf16 autocast on CPU, 128 images a batch), so ``dvc repro`` and Dagster write
+the same files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vec2face.data import open_dataset
+from vec2face.fr.extract import extract_features, save_features, write_training_lmdb
+from vec2face.fr.profiles import FRModelConfig, load_fr_model
+
+BATCH_SIZE = 128
+
+
+def extract(
+    model: FRModelConfig, config_key: str, data: Path, out: Path, training_lmdb: Path | None = None
+) -> dict[str, Any]:
+    """Features, labels and identity centers of ``data`` into ``out`` (and a training LMDB).
+
+    Args:
+        model: the FR model (its checkpoint is checked and named with ``config_key``).
+        config_key: the config key naming the weights, for errors.
+        data: any dataset ``open_dataset`` reads.
+        out: folder for ``features.npy``, ``labels.npy``, ``centers.npy``, ``center_labels.npy``.
+        training_lmdb: also write the Vec2Face training-layout LMDB here.
+    """
+    net = load_fr_model(model, config_key=config_key)
+    with open_dataset(data) as ds:
+        feats = extract_features(net, ds, BATCH_SIZE, flip=True, device="cpu", autocast=True)
+        result: dict[str, Any] = {
+            "images": len(ds),
+            "identities": ds.num_identities,
+            "dim": int(feats.shape[1]),
+            "files": save_features(feats, ds.labels, out),
+        }
+        if training_lmdb is not None:
+            result["training_records"] = write_training_lmdb(ds, feats, training_lmdb)
+    return result

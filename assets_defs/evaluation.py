@@ -1,0 +1,240 @@
+"""What the chain is judged by: dataset reports and the FR benchmark table, with the
+promotion of the best FR model in the MLflow registry."""
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from assets_defs import _configs
+from assets_defs._produce import check_sources, produce, step_asset, step_inputs
+from assets_defs.steps import STEPS
+from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
+from vec2face.config import load_step_config
+from vec2face.fr.evaluate import evaluate_bins, markdown_table
+from vec2face.fr.extract import load_trained_backbone
+from vec2face.fr.profiles import load_fr_model
+from vec2face.reports.dataset_report import CONFIG_SECTION, ReportConfig, write_report
+
+GROUP = "evaluation"
+
+#: report name -> (asset, folder inside its output) of each dataset the reports compare
+REPORTED: dict[str, tuple[str, str]] = {
+    "webface_subset": ("webface_subset", ""),
+    "hsface": ("hsface_merged", ""),
+    "gaussian_ablation": ("gaussian_ablation", "merged"),
+}
+
+
+def report_config(params: dict[str, Any], inputs: Mapping[str, Path]) -> ReportConfig:
+    """The ``dataset_reports`` section with the judge, teacher and attribute estimator the
+    chain trained."""
+    estimator = _configs.section(_configs.section(params, CONFIG_SECTION), "attribute_estimator")
+    estimator["checkpoint"] = str(inputs["attribute_estimator"] / "model.pt")
+    return load_step_config(
+        ReportConfig,
+        CONFIG_SECTION,
+        params,
+        {
+            "judge": str(inputs["fr_judge"]),
+            "teacher": str(inputs["fr_teacher"]),
+            "attribute_estimator": estimator,
+        },
+    )
+
+
+def _report_counts(summary: Mapping[str, Any]) -> dict[str, float]:
+    return {
+        f"{name}_{k}": float(v)
+        for name, head in summary["datasets"].items()
+        for k, v in head.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+@step_asset("dataset_reports", GROUP, {"html", "parquet"})
+def dataset_reports(
+    context: dg.AssetExecutionContext,
+    paths: PipelinePaths,
+    dvc: DvcResource,
+    mlflow: MlflowResource,
+) -> dg.MaterializeResult:
+    """Quality reports (DESIGN 3.7) of the WebFace subset, HSFace and the gaussian ablation,
+    side by side: intra/inter-class noise, genuine/impostor overlap and EER, pose and age,
+    all measured by the judge (teacher figures beside them); one HTML page per dataset and
+    a comparison (``index.html``)."""
+    step = STEPS["dataset_reports"]
+    params = paths.read_params()
+    inputs = step_inputs(step, paths)
+    config = report_config(params, inputs)
+    estimator = config.attribute_estimator
+    check_sources(
+        {
+            f"{CONFIG_SECTION}.reference_centers": config.reference_centers,
+            f"{CONFIG_SECTION}.attribute_estimator.sixdrepnet": estimator.sixdrepnet
+            if estimator
+            else None,
+            f"{CONFIG_SECTION}.attribute_estimator.magface": estimator.magface
+            if estimator
+            else None,
+        }
+    )
+    datasets = {name: inputs[asset] / sub for name, (asset, sub) in REPORTED.items()}
+    out = paths.output(step.output)
+
+    def build(_tracker):
+        return write_report(datasets, config, out)
+
+    return produce(
+        context,
+        step,
+        config,
+        build,
+        paths=paths,
+        dvc=dvc,
+        mlflow=mlflow,
+        counts=_report_counts,
+        artifacts=("index.html", "comparison"),
+        preview="comparison/intra_class.png",
+    )
+
+
+#: row name -> how its model is found: the teacher, and the two FR models of fr_model
+EVALUATED = ("teacher", "webface", "hsface")
+CHAMPION = "champion"
+REGISTERED_FR_MODEL = "fr-model"
+
+
+def accuracy_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> pd.DataFrame:
+    """One row per (model, set) with accuracy and its std (``average`` has no std)."""
+    rows = [
+        (model, name, float(r["accuracy"]), float(r.get("accuracy_std", float("nan"))))
+        for model, sets in results.items()
+        for name, r in sets.items()
+    ]
+    return pd.DataFrame(rows, columns=["model", "set", "accuracy", "accuracy_std"])
+
+
+def combined_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
+    """One Markdown table, a row per model (the paper's table layout)."""
+    lines: list[str] = []
+    for name, sets in results.items():
+        rows = markdown_table(sets, name).splitlines()
+        lines += rows if not lines else rows[2:]
+    return "\n".join(lines)
+
+
+def promotion(candidates: Mapping[str, float], champion: tuple[str, float] | None) -> str | None:
+    """The version to make champion: the best candidate, only if its benchmark average beats
+    the champion's (a tie keeps the champion).
+
+    Args:
+        candidates: version -> benchmark average of the new versions.
+        champion: (version, average) of the current champion, or None without one.
+    """
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda v: (candidates[v], int(v)))
+    if champion is None or candidates[best] > champion[1]:
+        return best
+    return None
+
+
+def promote_fr_model(
+    mlflow: MlflowResource, fr_model_md5: str, averages: Mapping[str, float]
+) -> dict[str, Any]:
+    """Tag the ``fr-model`` versions made from the fr_model output ``fr_model_md5`` with their
+    benchmark average and move the ``champion`` alias when one beats the champion."""
+    candidates = {}
+    for version in mlflow.model_versions(REGISTERED_FR_MODEL):
+        trained_on = version.tags.get("trained_on")
+        if version.tags.get("dvc_md5") == fr_model_md5 and trained_on in averages:
+            mlflow.tag_version(
+                REGISTERED_FR_MODEL, version.version, {"benchmark_average": averages[trained_on]}
+            )
+            candidates[str(version.version)] = averages[trained_on]
+    current = mlflow.alias_version(REGISTERED_FR_MODEL, CHAMPION)
+    champion = None
+    if current is not None and str(current.version) not in candidates:
+        champion = (str(current.version), float(current.tags.get("benchmark_average", 0.0)))
+    elif current is not None:
+        champion = (str(current.version), candidates[str(current.version)])
+    chosen = promotion(candidates, champion)
+    if chosen is not None:
+        mlflow.set_alias(REGISTERED_FR_MODEL, CHAMPION, chosen)
+    final = chosen or (champion[0] if champion else None)
+    return {
+        "candidates": candidates,
+        "previous_champion": champion[0] if champion else None,
+        "promoted": chosen,
+        "champion": final,
+    }
+
+
+def _accuracy_counts(summary: Mapping[str, Any]) -> dict[str, float]:
+    return {
+        f"{model}_{name}": float(r["accuracy"])
+        for model, sets in summary["results"].items()
+        for name, r in sets.items()
+    }
+
+
+@step_asset("benchmark_accuracies", GROUP, {"pytorch", "mlflow"})
+def benchmark_accuracies(
+    context: dg.AssetExecutionContext,
+    paths: PipelinePaths,
+    dvc: DvcResource,
+    mlflow: MlflowResource,
+) -> dg.MaterializeResult:
+    """Verification accuracy on the five toy benchmarks and their average (the paper's
+    appendix Table 1) for the teacher, the WebFace-trained and the HSFace-trained FR models
+    (``<model>.json``, ``accuracies.parquet``, ``table.md``); the ``champion`` alias of
+    'fr-model' moves to a new model only if its average beats the champion's."""
+    step = STEPS["benchmark_accuracies"]
+    params = paths.read_params()
+    inputs = step_inputs(step, paths)
+    teacher = _configs.fr_model(params, "teacher", inputs["fr_teacher"])
+    out = paths.output(step.output)
+
+    def build(tracker):
+        models = {
+            "teacher": lambda: load_fr_model(teacher, config_key="fr_teacher.checkpoint"),
+            "webface": lambda: load_trained_backbone(inputs["fr_model"] / "webface"),
+            "hsface": lambda: load_trained_backbone(inputs["fr_model"] / "hsface"),
+        }
+        out.mkdir(parents=True, exist_ok=True)
+        results = {}
+        for name in EVALUATED:
+            results[name] = evaluate_bins(
+                models[name](), inputs["benchmark_sets"], None, 128, "cpu", autocast=True
+            )
+            (out / f"{name}.json").write_text(json.dumps(results[name], indent=2) + "\n")
+        table = accuracy_table(results)
+        table.to_parquet(out / "accuracies.parquet", index=False)
+        (out / "table.md").write_text(combined_table(results) + "\n")
+        tracker.log_metrics(
+            {f"{m}/{s}/accuracy": a for m, s, a, _ in table.itertuples(index=False)}
+        )
+        tracker.log_artifact(out / "table.md")
+        averages = {n: results[n]["average"]["accuracy"] for n in ("webface", "hsface")}
+        fr_model_md5 = dvc.recorded_hash(inputs["fr_model"])
+        return {"results": results, "promotion": promote_fr_model(mlflow, fr_model_md5, averages)}
+
+    result = produce(
+        context,
+        step,
+        teacher,
+        build,
+        paths=paths,
+        dvc=dvc,
+        mlflow=mlflow,
+        counts=_accuracy_counts,
+        artifacts=("accuracies.parquet",),
+    )
+    return result
+
+
+all_evaluation_assets = [dataset_reports, benchmark_accuracies]

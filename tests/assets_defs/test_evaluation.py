@@ -1,0 +1,77 @@
+"""Benchmark table and the champion promotion of 'fr-model' in the MLflow registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from assets_defs.evaluation import (
+    CHAMPION,
+    REGISTERED_FR_MODEL,
+    accuracy_table,
+    combined_table,
+    promote_fr_model,
+    promotion,
+)
+from orchestration.resources import MlflowResource
+
+RESULTS = {
+    "teacher": {"lfw": {"accuracy": 0.9, "accuracy_std": 0.01}, "average": {"accuracy": 0.9}},
+    "hsface": {"lfw": {"accuracy": 0.8, "accuracy_std": 0.02}, "average": {"accuracy": 0.8}},
+}
+
+
+def test_promotion_takes_the_best_candidate_only_when_it_beats_the_champion():
+    assert promotion({"3": 0.7, "4": 0.8}, None) == "4"
+    assert promotion({"3": 0.7, "4": 0.8}, ("1", 0.75)) == "4"
+    assert promotion({"3": 0.7, "4": 0.8}, ("1", 0.8)) is None  # a tie keeps the champion
+    assert promotion({"3": 0.8, "4": 0.8}, None) == "4"  # equal averages: the newer version
+    assert promotion({}, ("1", 0.1)) is None
+
+
+def test_accuracy_and_markdown_tables_have_a_row_per_model():
+    table = accuracy_table(RESULTS)
+    assert table[["model", "set"]].values.tolist() == [
+        ["teacher", "lfw"],
+        ["teacher", "average"],
+        ["hsface", "lfw"],
+        ["hsface", "average"],
+    ]
+    lines = combined_table(RESULTS).splitlines()
+    assert lines[0] == "| Model | LFW | Avg. |" and len(lines) == 4
+    assert lines[2].startswith("| teacher | 90.00") and lines[3].startswith("| hsface | 80.00")
+
+
+def _register(mlflow: MlflowResource, md5: str, trained_on: str) -> str:
+    with mlflow.start_run("fr_model") as tracker:
+        run_id = tracker.run_id
+    return mlflow.register_model(
+        REGISTERED_FR_MODEL, run_id, trained_on, {"dvc_md5": md5, "trained_on": trained_on}
+    )
+
+
+def test_promote_fr_model_moves_the_champion_only_to_a_better_new_version(tmp_path):
+    mlflow = MlflowResource(root=str(tmp_path))
+    first = {name: _register(mlflow, "a.dir", name) for name in ("webface", "hsface")}
+    decision = promote_fr_model(mlflow, "a.dir", {"webface": 0.6, "hsface": 0.7})
+    assert decision["promoted"] == first["hsface"] and decision["previous_champion"] is None
+    assert str(mlflow.alias_version(REGISTERED_FR_MODEL, CHAMPION).version) == first["hsface"]
+
+    worse = {name: _register(mlflow, "b.dir", name) for name in ("webface", "hsface")}
+    decision = promote_fr_model(mlflow, "b.dir", {"webface": 0.65, "hsface": 0.68})
+    assert decision["promoted"] is None and decision["champion"] == first["hsface"]
+    assert str(mlflow.alias_version(REGISTERED_FR_MODEL, CHAMPION).version) == first["hsface"]
+    tagged = {
+        str(v.version): v.tags.get("benchmark_average")
+        for v in mlflow.model_versions(REGISTERED_FR_MODEL)
+    }
+    assert float(tagged[worse["webface"]]) == pytest.approx(0.65)
+
+    better = _register(mlflow, "c.dir", "hsface")
+    decision = promote_fr_model(mlflow, "c.dir", {"hsface": 0.71, "webface": 0.5})
+    assert decision == {
+        "candidates": {better: 0.71},
+        "previous_champion": first["hsface"],
+        "promoted": better,
+        "champion": better,
+    }
+    assert str(mlflow.alias_version(REGISTERED_FR_MODEL, CHAMPION).version) == better
