@@ -1,4 +1,7 @@
-"""End to end on the micro profile: the main job through Dagster, then DVC and MLflow state."""
+"""End to end on the micro profile: the whole asset graph through ``dagster.materialize``
+(phase by phase: what the shards need, each shard, what is made from the shards), then
+the outputs, checks, DVC state, MLflow runs and registry, the chain sensor, and a rerun
+through the main job that reuses everything."""
 
 from __future__ import annotations
 
@@ -6,128 +9,299 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from assets_defs import all_asset_checks, build_assets
+from assets_defs.generation import shard_keys
 from assets_defs.steps import STEPS
 from orchestration.definitions import make_resources
+from orchestration.jobs import HSFACE
 from orchestration.main_job import main, run_main_job, summary_lines
+from orchestration.sensors import make_evaluate_after_shards
 from tests.orchestration.conftest import make_micro_project
+from vec2face.config import read_params
+from vec2face.data import open_dataset
+
+pytestmark = pytest.mark.slow  # about a minute on 2 loaded cores; part of the normal suite
+
+SHARDS = ["00000", "00001"]  # micro: 4 identities, 2 a shard
+UNPARTITIONED = [name for name in STEPS if name != "hsface_dataset"]
+CHECKS = {
+    ("webface_subset", "webface_subset_expectations"),
+    ("benchmark_sets", "benchmark_sets_expectations"),
+    ("identity_vectors", "identity_vectors_expectations"),
+    ("hsface_merged", "hsface_manifest_expectations"),
+    ("dataset_reports", "hsface_noise_expectations"),
+    ("benchmark_accuracies", "benchmark_accuracies_expectations"),
+}
+
+
+def materialize_chain(
+    repo: Path, out: Path, instance: dg.DagsterInstance
+) -> list[dg.ExecuteInProcessResult]:
+    """Every asset of the graph with its checks, phase by phase, through dagster.materialize."""
+    params = read_params(repo / "params.yaml")
+    assets = [*build_assets(params), *all_asset_checks]
+    resources = make_resources(str(out), str(repo / "params.yaml"), str(repo))
+    before = dg.AssetSelection.all() - HSFACE.downstream(include_self=True)
+    runs = [
+        dg.materialize(
+            assets, selection=before, resources=resources, instance=instance, raise_on_error=False
+        )
+    ]
+    for key in shard_keys(params):
+        runs.append(
+            dg.materialize(
+                assets,
+                selection=HSFACE,
+                partition_key=key,
+                resources=resources,
+                instance=instance,
+                raise_on_error=False,
+            )
+        )
+    runs.append(
+        dg.materialize(
+            assets,
+            selection=HSFACE.downstream(include_self=False),
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+    )
+    return runs
 
 
 @pytest.fixture(scope="module")
-def materialized(tmp_path_factory):
-    """The main job run twice on one micro project and one Dagster instance."""
+def chain(tmp_path_factory):
+    """The chain materialized once, then rerun by the main job on the same instance."""
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         repo = make_micro_project(tmp_path_factory.mktemp("e2e") / "project")
         out = repo / "outputs" / "tiny"
         instance = dg.DagsterInstance.ephemeral()
-        first = run_main_job(repo / "params.yaml", out, repo, instance=instance)
-        second = run_main_job(repo / "params.yaml", out, repo, instance=instance)
+        first = materialize_chain(repo, out, instance)
+        second = run_main_job(
+            repo / "params.yaml", out, repo, instance=instance, log=lambda _: None
+        )
         yield {"repo": repo, "out": out, "instance": instance, "first": first, "second": second}
 
 
-def _materializations(result) -> dict[str, dg.AssetMaterialization]:
-    return {e.asset_key.to_user_string(): e.step_materialization_data.materialization
-            for e in result.get_asset_materialization_events()}
+def _materializations(runs) -> dict[str, dg.AssetMaterialization]:
+    """asset (``name[partition]`` for shards) -> its materialization."""
+    found = {}
+    for run in runs:
+        for event in run.get_asset_materialization_events():
+            mat = event.step_materialization_data.materialization
+            name = mat.asset_key.to_user_string()
+            found[f"{name}[{mat.partition}]" if mat.partition else name] = mat
+    return found
 
 
-def test_every_step_materializes_with_outputs_and_metadata(materialized):
-    first, out = materialized["first"], materialized["out"]
-    assert first.success
+def test_every_step_materializes_with_outputs_and_metadata(chain):
+    first, out = chain["first"], chain["out"]
+    assert all(run.success for run in first)
     mats = _materializations(first)
-    assert set(mats) == set(STEPS)
-    for name, step in STEPS.items():
-        meta = mats[name].metadata
+    assert set(mats) == {*UNPARTITIONED, *(f"hsface_dataset[{k}]" for k in SHARDS)}
+    for name in UNPARTITIONED:
+        step, meta = STEPS[name], mats[name].metadata
         assert Path(meta["path"].value) == out / step.output and (out / step.output).is_dir()
         assert meta["dvc_stage"].value == step.stage
         assert meta["dvc_md5"].value.endswith(".dir")
         assert mats[name].tags["dagster/data_version"] == meta["dvc_md5"].value
-        assert meta["reused"].value is False
-    assert mats["webface_pool"].metadata["images"].value == 12
-    assert mats["webface_subset"].metadata["selected"].value == 3
-    assert mats["benchmark_sets"].metadata["cfp_fp_pairs"].value == 20
-    assert mats["teacher_pool"].metadata["preview"].value.startswith("![preview.png](data:image/png;base64,")
-    report = json.loads((out / "webface_subset" / "subset_report.json").read_text())
-    assert report["selected"] == 3 and (out / "webface_subset" / "train.lmdb").exists()
-    assert sorted(p.name for p in (out / "benchmarks").glob("*.bin")) == [
-        "agedb_30.bin", "calfw.bin", "cfp_fp.bin", "cplfw.bin", "lfw.bin"]
+        assert meta["reused"].value is False and meta["mlflow_run_id"].value
+    assert mats["webface_subset"].metadata["selected"].value == 4
+    assert mats["hsface_merged"].metadata["images"].value == 4 * 5
+    assert mats["fr_teacher"].metadata["num_classes"].value == 6
+    assert (
+        mats["fmae_generator"]
+        .metadata["preview"]
+        .value.startswith("![epoch_0000.png](data:image/png")
+    )
+    with open_dataset(out / "fmae_generator" / "training_data" / "train.lmdb") as data:
+        assert (
+            data.has_features
+            and len(data) == mats["webface_subset"].metadata["images_written"].value
+        )
+    assert (out / "fmae_generator" / "generator.pt").is_file()
+    assert np.load(out / "identity_vectors" / "identities.npy").shape == (4, 512)
+    assert np.load(out / "identity_vectors" / "reference" / "centers.npy").shape == (8, 512)
+    for shard in SHARDS:
+        meta = mats[f"hsface_dataset[{shard}]"].metadata
+        assert meta["images"].value == 2 * 5 and meta["reused"].value is False
+        assert (out / "hsface" / "shards" / f"shard_{shard}" / "train.lmdb").is_file()
+    assert sorted(p.name for p in (out / "dataset_reports").iterdir() if p.is_dir()) == [
+        "cache",
+        "comparison",
+        "gaussian_ablation",
+        "hsface",
+        "webface_subset",
+    ]
+    for model in ("teacher", "webface", "hsface"):
+        results = json.loads((out / "benchmark_accuracies" / f"{model}.json").read_text())
+        assert set(results) == {"lfw", "cfp_fp", "agedb_30", "calfw", "cplfw", "average"}
+    assert (out / "fr_model" / "webface" / "backbone.pt").is_file()
+    assert (out / "fr_model" / "hsface" / "backbone.pt").is_file()
 
 
-def test_checks_run_with_the_materialization_and_pass(materialized):
-    checks = {(c.asset_key.to_user_string(), c.check_name): c
-              for c in materialized["first"].get_asset_check_evaluations()}
-    assert set(checks) == {("webface_subset", "webface_subset_expectations"),
-                           ("benchmark_sets", "benchmark_sets_expectations")}
+def test_the_last_current_shard_records_the_dataset_in_dvc(chain):
+    mats = _materializations(chain["first"])
+    first, last = (mats[f"hsface_dataset[{k}]"].metadata for k in SHARDS)
+    assert first["shards_current"].value == "1/2" and "dvc_md5" not in first
+    assert last["shards_current"].value == "2/2" and last["dvc_md5"].value.endswith(".dir")
+    # a shard's data version is its LMDB's hash: each shard has its own
+    versions = {mats[f"hsface_dataset[{k}]"].tags["dagster/data_version"] for k in SHARDS}
+    assert len(versions) == 2
+
+
+def test_every_check_runs_with_its_asset_and_passes(chain):
+    evaluations = [c for run in chain["first"] for c in run.get_asset_check_evaluations()]
+    checks = {(c.asset_key.to_user_string(), c.check_name): c for c in evaluations}
+    assert set(checks) == CHECKS and len(evaluations) == len(CHECKS)
     for check in checks.values():
         assert check.passed, check.metadata
         assert check.metadata["failed_expectations"].value == "none"
 
 
-def test_dvc_records_every_output_and_status_is_clean(materialized):
-    repo, out = materialized["repo"], materialized["out"]
+def test_dvc_records_every_output_and_status_is_clean(chain):
+    repo, out = chain["repo"], chain["out"]
     dvc = make_resources(str(out), str(repo / "params.yaml"), str(repo))["dvc"]
     assert dvc.status() == {}
-    lock = (repo / "dvc.lock").read_text()
-    mats = _materializations(materialized["first"])
-    for name, step in STEPS.items():
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    mats = _materializations(chain["first"])
+    for name in UNPARTITIONED:
+        step = STEPS[name]
         assert dvc.recorded_hash(out / step.output) == mats[name].metadata["dvc_md5"].value
         assert step.stage in lock
-    assert "analytics = false" in (repo / ".dvc" / "config").read_text()
+    hsface = dvc.recorded_hash(out / "hsface")
+    assert hsface == mats["hsface_dataset[00001]"].metadata["dvc_md5"].value
+    assert lock["fr_teacher"]["params"]["params.yaml"]["profile"] == "tiny"
     assert str(out / "dvc-remote") in (repo / ".dvc" / "config.local").read_text()
     dvc.push()  # the local directory remote takes the cache offline
     assert any((out / "dvc-remote").rglob("*"))
 
 
-def test_mlflow_has_one_run_per_step_tagged_with_dvc_and_dagster(materialized):
-    out, first = materialized["out"], materialized["first"]
+def test_mlflow_tracks_every_step_and_registers_the_models(chain):
+    out, first = chain["out"], chain["first"]
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("vec2face")
-    runs = client.search_runs([experiment.experiment_id])
-    by_asset = {r.data.tags["dagster_asset"]: r for r in runs}
-    assert len(runs) == len(STEPS) and set(by_asset) == set(STEPS)  # the rerun logged nothing new
-    subset = by_asset["webface_subset"]
-    assert subset.info.status == "FINISHED"
-    assert subset.data.tags["dagster_run_id"] == first.run_id
-    assert subset.data.params["identities"] == "3"
-    assert subset.data.metrics["images_written"] > 0
-    assert [a.path for a in client.list_artifacts(subset.info.run_id)] == ["subset_report.json"]
-    assert experiment.artifact_location.startswith((out / "mlartifacts").as_uri())
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    assert len(runs) == len(UNPARTITIONED) + len(SHARDS)  # the main job's rerun logged nothing new
+    by_asset = {r.info.run_name: r for r in runs}
+    assert set(by_asset) == {*UNPARTITIONED, *(f"hsface_dataset[{k}]" for k in SHARDS)}
+    assert all(r.info.status == "FINISHED" for r in runs)
+    run_ids = {run.run_id for run in first}
+    assert {r.data.tags["dagster_run_id"] for r in runs} == run_ids
+    teacher = by_asset["fr_teacher"]
+    assert (
+        teacher.data.params["config.epochs"] == "1"
+        and teacher.data.params["config.backbone"] == "tiny"
+    )
+    assert [m.step for m in client.get_metric_history(teacher.info.run_id, "loss")] == [1]
+    assert "val/lfw/accuracy" in teacher.data.metrics
+    assert "val/lfw/tar_far_1e-03" in teacher.data.metrics  # renamed for MLflow
+    assert {a.path for a in client.list_artifacts(teacher.info.run_id)} >= {
+        "backbone.pt",
+        "backbone.json",
+    }
+    generator = by_asset["fmae_generator"]
+    assert {a.path for a in client.list_artifacts(generator.info.run_id)} >= {
+        "generator.pt",
+        "epoch_0000.png",
+    }
+    fr = by_asset["fr_model"]
+    assert {"webface/loss", "hsface/loss"} <= set(fr.data.metrics)
+
+    mats = _materializations(first)
+    registered = {m.name: m for m in client.search_registered_models()}
+    assert set(registered) == {"fr-teacher", "vec2face-generator", "fr-model"}
+    (teacher_v,) = client.search_model_versions("name='fr-teacher'")
+    assert teacher_v.run_id == teacher.info.run_id
+    assert teacher_v.tags["training_data"] == "teacher_pool"
+    assert teacher_v.tags["training_data_dvc_md5"] == mats["teacher_pool"].metadata["dvc_md5"].value
+    assert teacher_v.tags["dagster_run_id"] in run_ids
+    (generator_v,) = client.search_model_versions("name='vec2face-generator'")
+    assert (
+        generator_v.tags["training_data_dvc_md5"]
+        == mats["webface_subset"].metadata["dvc_md5"].value
+    )
+    versions = {v.tags["trained_on"]: v for v in client.search_model_versions("name='fr-model'")}
+    assert set(versions) == {"webface", "hsface"}
+    assert (
+        versions["hsface"].tags["training_data_dvc_md5"]
+        == mats["hsface_merged"].metadata["dvc_md5"].value
+    )
+    averages = {
+        name: json.loads((out / "benchmark_accuracies" / f"{name}.json").read_text())["average"][
+            "accuracy"
+        ]
+        for name in versions
+    }
+    for name, version in versions.items():
+        assert float(version.tags["benchmark_average"]) == pytest.approx(averages[name])
+        assert version.source.endswith(f"/artifacts/{name}")
+    best = max(versions, key=lambda n: (averages[n], int(versions[n].version)))
+    assert (
+        client.get_model_version_by_alias("fr-model", "champion").version == versions[best].version
+    )
 
 
-def test_rerun_with_unchanged_inputs_reuses_every_output(materialized):
-    second, first = materialized["second"], materialized["first"]
+def test_evaluation_sensor_fires_once_for_a_complete_set_of_shards(chain):
+    sensor = make_evaluate_after_shards(SHARDS)
+    fired = sensor.evaluate_tick(dg.build_sensor_context(instance=chain["instance"]))
+    assert len(fired.run_requests) == 1 and fired.cursor
+    again = sensor.evaluate_tick(
+        dg.build_sensor_context(instance=chain["instance"], cursor=fired.cursor)
+    )
+    assert not again.run_requests and "no shard materialized" in again.skip_message
+    empty = sensor.evaluate_tick(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral()))
+    assert not empty.run_requests and "00000, 00001" in empty.skip_message
+
+
+def test_main_job_rerun_reuses_every_output(chain):
+    second = chain["second"]
     assert second.success
-    before, after = _materializations(first), _materializations(second)
-    for name in STEPS:
-        assert after[name].metadata["reused"].value is True
-        assert after[name].tags["dagster/data_version"] == before[name].tags["dagster/data_version"]
-    assert all(c.passed for c in second.get_asset_check_evaluations())
-    lines = summary_lines(second, materialized["out"], materialized["repo"] / "params.yaml",
-                          materialized["repo"])
-    assert any(line.startswith("webface_subset ") for line in lines)
+    assert [r.dagster_run.job_name for r in second.runs] == [
+        "prepare_generation",
+        "generate_hsface_shards",
+        "generate_hsface_shards",
+        "evaluate_hsface",
+    ]
+    before, after = _materializations(chain["first"]), _materializations(second.runs)
+    assert set(after) == set(before)
+    for name, mat in after.items():
+        assert mat.metadata["reused"].value is True, name
+        assert mat.tags["dagster/data_version"] == before[name].tags["dagster/data_version"], name
+    assert all(c.passed for c in second.check_evaluations())
+    lines = summary_lines(second, chain["out"], chain["repo"] / "params.yaml", chain["repo"])
+    assert any(line.startswith("| teacher |") for line in lines)
+    assert any(line.startswith("hsface ") and "intra_class_outlier_rate" in line for line in lines)
     assert any("dagster dev -m orchestration.definitions -h 127.0.0.1" in line for line in lines)
 
 
-def test_changed_params_redo_only_the_affected_steps(materialized, tmp_path, monkeypatch, capsys):
-    """A new subset seed redoes webface_subset alone; the command line prints the table."""
-    repo, out = materialized["repo"], materialized["out"]
+def test_changed_params_redo_only_the_affected_step(chain, tmp_path, monkeypatch, capsys):
+    """A new report seed redoes dataset_reports alone; the command line prints the table."""
+    repo, out = chain["repo"], chain["out"]
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["subset"]["seed"] = 1
+    params["dataset_reports"]["seed"] = 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params))  # last test: it edits the project
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     code = main(["--params", str(repo / "params.yaml"), "--out", str(out), "--repo", str(repo)])
     printed = capsys.readouterr().out
     assert code == 0
-    assert "check webface_subset:webface_subset_expectations passed" in printed
+    assert "check dataset_reports:hsface_noise_expectations passed" in printed
+    assert "| hsface |" in printed
     assert (tmp_path / "dagster_home" / "dagster.yaml").is_file()
     instance = dg.DagsterInstance.get()  # DAGSTER_HOME, as main() used it
-    record = instance.get_latest_materialization_event(dg.AssetKey("webface_subset"))
-    assert record.asset_materialization.metadata["reused"].value is False
-    pool = instance.get_latest_materialization_event(dg.AssetKey("webface_pool"))
-    assert pool.asset_materialization.metadata["reused"].value is True
+    reports = instance.get_latest_materialization_event(dg.AssetKey("dataset_reports"))
+    assert reports.asset_materialization.metadata["reused"].value is False
+    for name in ("fr_model", "fmae_generator", "benchmark_accuracies"):
+        record = instance.get_latest_materialization_event(dg.AssetKey(name))
+        assert record.asset_materialization.metadata["reused"].value is True, name
     dvc = make_resources(str(out), str(repo / "params.yaml"), str(repo))["dvc"]
-    assert dvc.status() == {}  # dvc.lock now records seed 1 and the new subset
-    assert "seed: 1" in (repo / "dvc.lock").read_text()
+    assert dvc.status() == {}  # dvc.lock now records the new seed and the new reports
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert lock["dataset_reports"]["params"]["params.yaml"]["dataset_reports"]["seed"] == 1
