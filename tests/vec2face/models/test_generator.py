@@ -356,3 +356,19 @@ def test_discriminator_shapes_names_and_backward():
     assert logits.shape == (2, 1, 11, 11)
     logits.mean().backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_bf16_generation_uses_a_weight_copy_that_follows_weight_updates():
+    torch.manual_seed(0)
+    g = build_generator("tiny").eval()
+    v = torch.randn(4, 512)
+    fp32 = g.generate(v, seed=3)
+    bf16 = g.generate(v, seed=3, autocast_bf16=True)
+    assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape
+    assert (bf16 - fp32).abs().mean() < 0.05
+    assert torch.equal(bf16, g.generate(v, seed=3, autocast_bf16=True))  # cached copy, same bytes
+    assert not any("_bf16" in k for k in g.state_dict())
+    with torch.no_grad():  # an in-place update, as an optimiser step makes
+        g.im_decoder.conv_out.bias.add_(0.5)
+    moved = g.generate(v, seed=3, autocast_bf16=True)
+    assert (moved - bf16).mean() > 0.1  # the copy was rebuilt from the new weights
