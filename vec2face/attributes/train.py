@@ -46,7 +46,7 @@ from vec2face.training import (
     save_checkpoint,
 )
 from vec2face.training.schedules import warmup_cosine_lr
-from vec2face.utils.io import atomic_path
+from vec2face.utils.io import atomic_path, save_torch_atomic
 from vec2face.utils.seeding import derive_seed, rng_for
 
 __all__ = [
@@ -398,8 +398,7 @@ def train_attributes(
             "metrics": json.dumps(summary["heldout"]),
         },
     )
-    with atomic_path(out / "model.pt") as tmp:
-        torch.save(state, tmp)
+    save_torch_atomic(state, out / "model.pt")
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
     tracker.log_metrics({f"heldout_{k}": v for k, v in metrics.items()})

@@ -59,7 +59,7 @@ from vec2face.training import (
     save_checkpoint,
     warmup_cosine_lr,
 )
-from vec2face.utils.io import atomic_path
+from vec2face.utils.io import atomic_path, save_torch_atomic
 from vec2face.utils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -340,8 +340,7 @@ def save_backbone(backbone: nn.Module, config: FRTrainConfig, out_dir: str | Pat
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
     path = out / BACKBONE_FILE
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch_atomic(state, path)
     meta = {
         "backbone": config.backbone,
         "embedding_size": config.embedding_size,

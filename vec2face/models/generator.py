@@ -31,7 +31,7 @@ from torch import nn
 from vec2face.errors import ConfigError, Vec2FaceError
 from vec2face.models._registry import create, list_models, register
 from vec2face.models.vqgan_decoder import Decoder
-from vec2face.utils.io import atomic_path
+from vec2face.utils.io import save_torch_atomic
 
 log = logging.getLogger(__name__)
 
@@ -616,8 +616,7 @@ def save_generator_checkpoint(
             "epoch": epoch,
         }
     )
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch_atomic(payload, path)
 
 
 def _is_plain(value: Any) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from vec2face.errors import ConfigError
-from vec2face.utils.io import atomic_path
+from vec2face.utils.io import atomic_path, save_torch_atomic
 
 
 def save_checkpoint(state: dict[str, Any], directory: str | Path, epoch: int, keep: int = 2) -> Path:
@@ -33,8 +33,7 @@ def save_checkpoint(state: dict[str, Any], directory: str | Path, epoch: int, ke
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"checkpoint_{epoch:04d}.pt"
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch_atomic(state, path)
     with atomic_path(directory / "last.pt") as tmp:
         shutil.copyfile(path, tmp)
     for old in sorted(directory.glob("checkpoint_*.pt"))[:-keep] if keep > 0 else []:

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def _tmp_sibling(path: Path, suffix: str = "") -> Path:
@@ -65,3 +66,19 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary name."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def save_torch_atomic(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` ``obj`` to ``path`` through a temporary name, byte-stable for equal content.
+
+    ``torch.save`` given a path uses that file's name as the zip archive's internal
+    folder, so saving to a random temporary name would make equal weights differ in
+    bytes (and in DVC hashes). Given an open file handle it uses the fixed name
+    ``archive`` instead, which is what we hand it.
+    """
+    # Imported here: the toy-world writers (and their worker processes) use this module
+    # without needing torch.
+    import torch
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
