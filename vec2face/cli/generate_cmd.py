@@ -50,6 +50,42 @@ from vec2face.cli._common import echo_json, params_option
     default=None,
     help="also write <identity>/<index>.jpg folders per shard",
 )
+@click.option(
+    "--refine-steps",
+    type=int,
+    default=None,
+    help="AttrOP step budget refining each identity vector through the teacher (0: off)",
+)
+@click.option(
+    "--targeted-share",
+    type=float,
+    default=None,
+    help="share of each identity's images AttrOP steers to --yaw / --quality (e.g. 0.2)",
+)
+@click.option("--yaw", type=float, default=None, help="target |yaw| in degrees of targeted images")
+@click.option(
+    "--quality", type=float, default=None, help="quality target of targeted images (MagFace scale)"
+)
+@click.option(
+    "--target-steps", type=int, default=None, help="AttrOP step budget per targeted image"
+)
+@click.option(
+    "--teacher",
+    default=None,
+    type=click.Path(),
+    help="teacher FR weights or fr train folder for AttrOP (default: fr_teacher of --params)",
+)
+@click.option(
+    "--teacher-backbone", default=None, help="backbone of --teacher without a backbone.json"
+)
+@click.option(
+    "--attributes",
+    "attributes_model",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="toy attribute estimator (model.pt): fills the manifest's yaw/pitch/age/quality and "
+    "measures AttrOP's targets (default: attribute_estimator of --params, if set)",
+)
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @params_option
 def generate(
@@ -66,10 +102,22 @@ def generate(
     bf16,
     device,
     export_imagefolder,
+    refine_steps,
+    targeted_share,
+    yaw,
+    quality,
+    target_steps,
+    teacher,
+    teacher_backbone,
+    attributes_model,
     quiet,
     params,
 ) -> None:
-    """Generate HSFace shards into --out (resuming a stopped run) and print a JSON summary."""
+    """Generate HSFace shards into --out (resuming a stopped run) and print a JSON summary.
+
+    With --refine-steps or --targeted-share, AttrOP runs through the teacher (--teacher);
+    --yaw / --quality targets are measured with the attribute estimator (--attributes).
+    """
     from vec2face.config import load_step_config
     from vec2face.generation.hsface import HSFaceConfig, generate_hsface
 
@@ -87,6 +135,69 @@ def generate(
             "bf16": bf16,
             "device": device,
             "export_imagefolder": export_imagefolder or None,
+            "refine_steps": refine_steps,
+            "targeted_share": targeted_share,
+            "target_yaw": yaw,
+            "target_quality": quality,
+            "target_steps": target_steps,
         },
     )
-    echo_json(generate_hsface(cfg, generator, identities, out, shard=shard, progress=not quiet))
+    fr_model = _teacher(cfg, teacher, teacher_backbone, params)
+    estimator = _estimator(cfg, attributes_model, params)
+    echo_json(
+        generate_hsface(
+            cfg,
+            generator,
+            identities,
+            out,
+            shard=shard,
+            progress=not quiet,
+            estimator=estimator,
+            fr_model=fr_model,
+        )
+    )
+
+
+def _teacher(cfg, path, backbone, params):
+    """The teacher FR model when the settings run AttrOP: --teacher, else fr_teacher of --params."""
+    if not cfg.uses_attrop:
+        return None
+    if path is not None:
+        from vec2face.fr.extract import load_trained_backbone
+
+        return load_trained_backbone(path, backbone)
+    if params is None:
+        raise click.UsageError(
+            "AttrOP (--refine-steps / --targeted-share) needs the teacher: give --teacher "
+            "or --params with an fr_teacher section"
+        )
+    from vec2face.fr.profiles import fr_model_config, load_fr_model
+
+    return load_fr_model(
+        fr_model_config("teacher", params, {"backbone": backbone}),
+        config_key="fr_teacher.checkpoint",
+    )
+
+
+def _estimator(cfg, path, params):
+    """The attribute estimator: --attributes, else the attribute_estimator section of --params
+    when it names a model, else None (the manifest's attribute columns stay NaN)."""
+    from vec2face.attributes.estimators import (
+        CONFIG_SECTION,
+        AttributeEstimatorConfig,
+        load_attribute_estimator,
+    )
+    from vec2face.config import load_step_config, read_params
+
+    data = read_params(params) if params is not None else {}
+    if path is None and CONFIG_SECTION not in data:
+        return None
+    config = load_step_config(
+        AttributeEstimatorConfig,
+        CONFIG_SECTION,
+        data,
+        {"checkpoint": path, "attributes": list(cfg.target_attributes)},
+    )
+    if not (config.checkpoint or config.sixdrepnet or config.magface):
+        return None
+    return load_attribute_estimator(config)

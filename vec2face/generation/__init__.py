@@ -1,5 +1,6 @@
-"""Generation: identity vectors, their intra-class variation, and the HSFace datasets."""
+"""Generation: identity vectors, their intra-class variation, AttrOP, and the HSFace datasets."""
 
+from vec2face.generation.attrop import AttrOPResult, AttrOPSettings, attrop, refine_identities
 from vec2face.generation.identities import (
     IdentitiesConfig,
     PCAPrior,
@@ -21,17 +22,21 @@ from vec2face.generation.variation import (
 )
 
 __all__ = [
+    "AttrOPResult",
+    "AttrOPSettings",
     "DEFAULT_PROPORTIONS",
     "DEFAULT_SIGMAS",
     "IdentitiesConfig",
     "PCAPrior",
     "SamplingInfo",
+    "attrop",
     "draw_candidates",
     "fit_pca_prior",
     "intra_class_batch",
     "intra_class_vectors",
     "make_identities",
     "max_pairwise_cosine",
+    "refine_identities",
     "sample_identities",
     "save_identities",
     "sigma_counts",

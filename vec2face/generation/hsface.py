@@ -5,7 +5,9 @@ Output layout::
     <out>/shards/shard_00000/train.lmdb         FR layout [JPEG bytes, global identity label]
     <out>/shards/shard_00000/vectors.npy        float32 (n_images, 512), record order
     <out>/shards/shard_00000/manifest.parquet   one row per image
-    <out>/shards/shard_00000/shard.json         range, counts and the settings it was made with
+    <out>/shards/shard_00000/shard.json         range, counts, settings, AttrOP reports
+    <out>/shards/shard_00000/identities.npy     float32 (k, 512) refined identity vectors
+                                                (only with ``refine_steps`` > 0)
     <out>/shards/shard_00000/images/            ImageFolder export (on request)
     <out>/hsface.json                           summary, once every shard is present
 
@@ -19,6 +21,13 @@ are the generator's token masks (:func:`identity_masks`), so neither the shard s
 the batch size changes what an identity's images are drawn from. That is also why
 HSFace100K/200K are exact prefixes of HSFace300K.
 
+AttrOP (:mod:`vec2face.generation.attrop`) enters in two optional places, both seeded
+per identity too: ``refine_steps`` refines each identity vector through the teacher
+before its variation is drawn (DESIGN 3.3), and ``targeted_share`` picks that share of
+each identity's images (by a per-identity draw) and optimises their vectors toward
+``target_yaw`` / ``target_quality`` while keeping the identity (DESIGN 3.5), with the
+same token masks the images are then rendered with.
+
 JPEG encoding, attribute estimation and LMDB writing run in a background thread while
 the generator computes the next batch.
 """
@@ -27,6 +36,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
 import queue
 import shutil
@@ -45,11 +56,13 @@ import torch
 from pydantic import Field, model_validator
 from tqdm import tqdm
 
+from vec2face.attributes.estimators import AttributeEstimator
 from vec2face.config import StepConfig
 from vec2face.data.imagefolder import write_imagefolder
 from vec2face.data.images import encode_image
 from vec2face.data.lmdb_format import write_lmdb
 from vec2face.errors import ConfigError, DataFormatError
+from vec2face.generation.attrop import AttrOPResult, AttrOPSettings, attrop, refine_identities
 from vec2face.generation.variation import (
     DEFAULT_PROPORTIONS,
     DEFAULT_SIGMAS,
@@ -61,7 +74,7 @@ from vec2face.generator.data import tensor_to_image
 from vec2face.models.generator import Vec2FaceGenerator, load_generator_checkpoint
 from vec2face.tracking import NullTracker, Tracker
 from vec2face.utils.io import write_bytes_atomic
-from vec2face.utils.seeding import derive_seed
+from vec2face.utils.seeding import derive_seed, rng_for
 
 SIZES: dict[str, int] = {
     "tiny": 200,
@@ -79,6 +92,8 @@ SUMMARY_FILE = "hsface.json"
 
 # uint8 (N, H, W, 3) RGB -> {attribute: (N,) array}; e.g. AttributeEstimator.predict
 Estimator = Callable[[np.ndarray], Mapping[str, np.ndarray]]
+
+log = logging.getLogger(__name__)
 
 
 class HSFaceConfig(StepConfig):
@@ -106,6 +121,31 @@ class HSFaceConfig(StepConfig):
     device: str = Field(
         "auto", description="torch device of the generator: auto, cpu, cuda, cuda:1 ..."
     )
+    refine_steps: int = Field(
+        0,
+        ge=0,
+        description="AttrOP step budget refining each identity vector through the teacher "
+        "before its variation is drawn (0: no refinement)",
+    )
+    targeted_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of each identity's images optimised by AttrOP toward target_yaw / "
+        "target_quality (rounded per identity)",
+    )
+    target_yaw: float | None = Field(
+        None,
+        ge=0.0,
+        le=90.0,
+        description="|yaw| in degrees of the targeted images (None: no pose term)",
+    )
+    target_quality: float | None = Field(
+        27.0,
+        description="quality hinge target of the targeted images, MagFace scale (None: no term)",
+    )
+    target_steps: int = Field(50, gt=0, description="AttrOP step budget of a targeted image")
+    attrop_lr: float = Field(0.1, gt=0.0, description="AttrOP Adam learning rate")
 
     @model_validator(mode="after")
     def _check_variation(self) -> HSFaceConfig:
@@ -115,6 +155,39 @@ class HSFaceConfig(StepConfig):
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         return self
+
+    @model_validator(mode="after")
+    def _check_targets(self) -> HSFaceConfig:
+        if self.targeted_share > 0 and self.target_yaw is None and self.target_quality is None:
+            raise ValueError("targeted_share > 0 needs target_yaw or target_quality")
+        if self.targeted_share == 0:
+            given = [k for k in ("target_yaw", "target_quality") if k in self.model_fields_set]
+            given = [k for k in given if getattr(self, k) is not None]
+            if given:
+                raise ValueError(
+                    f"{' and '.join(given)} set but targeted_share is 0: no image would be "
+                    "targeted (set targeted_share, e.g. 0.2)"
+                )
+        return self
+
+    @property
+    def uses_attrop(self) -> bool:
+        """Whether generation runs AttrOP (and so needs the teacher)."""
+        return self.refine_steps > 0 or self.targeted_per_identity > 0
+
+    @property
+    def target_attributes(self) -> tuple[str, ...]:
+        """Attributes the estimator must give for the targets (empty when nothing is targeted)."""
+        if self.targeted_per_identity == 0:
+            return ()
+        targets = (("yaw", self.target_yaw), ("quality", self.target_quality))
+        return tuple(name for name, value in targets if value is not None)
+
+    @property
+    def targeted_per_identity(self) -> int:
+        """Targeted images of each identity: ``targeted_share * images_per_identity``, rounded
+        half up."""
+        return int(math.floor(self.targeted_share * self.images_per_identity + 0.5))
 
     @property
     def num_identities(self) -> int:
@@ -184,8 +257,34 @@ def shard_stamp(
         "batch_size": config.batch_size,
         "bf16": config.bf16,
         "jpeg_quality": config.jpeg_quality,
+        "refine_steps": config.refine_steps,
+        "targeted_share": config.targeted_share,
+        "target_yaw": config.target_yaw,
+        "target_quality": config.target_quality,
+        "target_steps": config.target_steps,
+        "attrop_lr": config.attrop_lr,
         **dict(extra or {}),
     }
+
+
+def module_sha256(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's state dict (names, dtypes, shapes and values), for stamps."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def targeted_samples(config: HSFaceConfig, identity: int) -> np.ndarray:
+    """Sorted sample indices of one identity's targeted images, drawn from
+    ``(seed, global identity index)``: int64 (config.targeted_per_identity,)."""
+    k = config.targeted_per_identity
+    if k == 0:
+        return np.zeros(0, np.int64)
+    rng = rng_for("hsface-targeted", config.seed, identity)
+    return np.sort(rng.choice(config.images_per_identity, size=k, replace=False)).astype(np.int64)
 
 
 def iter_fr_records(path: str | os.PathLike) -> Iterator[tuple[bytes, int]]:
@@ -313,9 +412,24 @@ class _ShardWriter:
 # One shard
 # ---------------------------------------------------------------------------------------
 def shard_vectors(
-    identity_vectors: np.ndarray, start: int, stop: int, config: HSFaceConfig
+    identity_vectors: np.ndarray,
+    start: int,
+    stop: int,
+    config: HSFaceConfig,
+    offset: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Image vectors float32 (n, d), sigmas float64 (n,) and cosine to the identity (n,)."""
+    """The variation vectors of identities ``[start, stop)``.
+
+    Args:
+        identity_vectors: identity vectors; row ``i - offset`` is global identity ``i``.
+        start, stop: the global identity range.
+        config: the dataset's settings.
+        offset: global index of the first row (0 for the whole file, ``start`` for a
+            shard's own rows).
+
+    Returns:
+        Image vectors float32 (n, d), sigmas float64 (n,) and cosine to the identity (n,).
+    """
     m = config.images_per_identity
     dim = identity_vectors.shape[1]
     n = (stop - start) * m
@@ -325,7 +439,7 @@ def shard_vectors(
     block = 64  # identities per variation call: bounds the float64 noise buffer
     for s in range(start, stop, block):
         e = min(s + block, stop)
-        ids = np.asarray(identity_vectors[s:e], dtype=np.float32)
+        ids = np.asarray(identity_vectors[s - offset : e - offset], dtype=np.float32)
         vec, sig = intra_class_batch(
             ids,
             m,
@@ -337,12 +451,15 @@ def shard_vectors(
         rows = slice((s - start) * m, (e - start) * m)
         vectors[rows] = vec.reshape(-1, dim)
         sigmas[rows] = sig.reshape(-1)
-        v = ids.astype(np.float64)[:, None, :]
-        x = vec.astype(np.float64)
-        cos[rows] = (
-            (x * v).sum(-1) / (np.linalg.norm(x, axis=-1) * np.linalg.norm(v, axis=-1))
-        ).reshape(-1)
+        cos[rows] = _cosine(vec.reshape(-1, dim), np.repeat(ids, m, axis=0))
     return vectors, sigmas, cos
+
+
+def _cosine(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Row-wise cosine of (n, d) and (n, d), in float64: (n,)."""
+    x = x.astype(np.float64)
+    v = v.astype(np.float64)
+    return (x * v).sum(-1) / (np.linalg.norm(x, axis=-1) * np.linalg.norm(v, axis=-1))
 
 
 def _manifest_table(
@@ -353,6 +470,7 @@ def _manifest_table(
     sigmas: np.ndarray,
     cos: np.ndarray,
     attributes: Mapping[str, np.ndarray],
+    targeting: _Targeting,
 ) -> pa.Table:
     n = (stop - start) * m
     columns = {
@@ -360,7 +478,12 @@ def _manifest_table(
         "identity": pa.array(np.repeat(np.arange(start, stop, dtype=np.int64), m)),
         "sample": pa.array(np.tile(np.arange(m, dtype=np.int32), stop - start)),
         "sigma": pa.array(sigmas),
-        "targeted": pa.array(np.zeros(n, dtype=bool)),
+        "targeted": pa.array(targeting.targeted),
+        "target_yaw": pa.array(targeting.column(targeting.yaw)),
+        "target_quality": pa.array(targeting.column(targeting.quality)),
+        "attrop_steps": pa.array(targeting.steps),
+        # null for images that were not targeted
+        "attrop_converged": pa.array(targeting.converged, mask=~targeting.targeted),
         "cos_identity": pa.array(cos.astype(np.float32)),
         "shard": pa.array(np.full(n, shard_index, dtype=np.int32)),
     }
@@ -369,21 +492,45 @@ def _manifest_table(
     return pa.table(columns)
 
 
+class _Targeting:
+    """Which of a shard's images AttrOP targeted, with what, and how it went (per record)."""
+
+    def __init__(self, n: int, yaw: float | None = None, quality: float | None = None) -> None:
+        self.targeted = np.zeros(n, dtype=bool)
+        self.steps = np.zeros(n, dtype=np.int32)
+        self.converged = np.zeros(n, dtype=bool)
+        self.yaw = yaw
+        self.quality = quality
+
+    def column(self, target: float | None) -> np.ndarray:
+        """float32 (n,): the target on targeted records, NaN elsewhere (or without a target)."""
+        value = np.nan if target is None else float(target)
+        return np.where(self.targeted, value, np.nan).astype(np.float32)
+
+
+def shard_masks(
+    model: Vec2FaceGenerator, config: HSFaceConfig, start: int, stop: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token masks of every image of identities ``[start, stop)``, in record order (see
+    :func:`identity_masks`): keep_idx (n, K) long and mask (n, 49) bool on the CPU."""
+    masks = [
+        identity_masks(model, config.seed, i, config.images_per_identity)
+        for i in range(start, stop)
+    ]
+    return torch.cat([k for k, _ in masks]), torch.cat([mk for _, mk in masks])
+
+
 @torch.inference_mode()
 def _generate_into(
     writer: _ShardWriter,
     model: Vec2FaceGenerator,
     vectors: np.ndarray,
-    start: int,
-    stop: int,
+    masks: tuple[torch.Tensor, torch.Tensor],
     config: HSFaceConfig,
     bar: tqdm | None,
 ) -> None:
     """Run the generator over the shard's vectors in batches, feeding ``writer``."""
-    m = config.images_per_identity
-    masks = [identity_masks(model, config.seed, i, m) for i in range(start, stop)]
-    keep_all = torch.cat([k for k, _ in masks])
-    mask_all = torch.cat([mk for _, mk in masks])
+    keep_all, mask_all = masks
     device = model.latent_prior_proj_f.weight.device
     was_training = model.training
     model.eval()
@@ -421,6 +568,109 @@ class _IdentityNames(dict):
         return f"{label:07d}"
 
 
+def _check_attrop_models(
+    config: HSFaceConfig,
+    fr_model: torch.nn.Module | None,
+    estimator: AttributeEstimator | Estimator | None,
+) -> None:
+    """The models AttrOP needs for these settings are there (ConfigError otherwise)."""
+    if not config.uses_attrop:
+        return
+    if fr_model is None:
+        what = "hsface.refine_steps > 0" if config.refine_steps else "hsface.targeted_share > 0"
+        raise ConfigError(
+            f"{what} runs AttrOP, which needs the teacher FR model "
+            "(vec2face generate --teacher, or the fr_teacher section of --params)"
+        )
+    needs = config.target_attributes
+    if not needs:
+        return
+    if not isinstance(estimator, AttributeEstimator):
+        raise ConfigError(
+            f"hsface targets {', '.join(needs)} need a differentiable attribute estimator "
+            "(vec2face generate --attributes MODEL, or the attribute_estimator section of "
+            "--params)"
+        )
+    missing = [a for a in needs if a not in estimator.provides]
+    if missing:
+        raise ConfigError(
+            f"hsface targets {', '.join(missing)}, which the attribute estimator does not give "
+            f"(it gives {', '.join(estimator.provides)})"
+        )
+
+
+def _target_settings(config: HSFaceConfig) -> AttrOPSettings:
+    return AttrOPSettings(
+        max_steps=config.target_steps,
+        lr=config.attrop_lr,
+        quality_target=config.target_quality,
+        yaw_target=config.target_yaw,
+        bf16=config.bf16,
+    )
+
+
+def _refine(
+    generator: Vec2FaceGenerator,
+    identities: np.ndarray,
+    start: int,
+    config: HSFaceConfig,
+    fr_model: torch.nn.Module | None,
+) -> tuple[np.ndarray, AttrOPResult | None]:
+    """The shard's identity vectors after refinement (unchanged with ``refine_steps`` 0)."""
+    if config.refine_steps == 0:
+        return identities, None
+    result = refine_identities(
+        generator,
+        identities,
+        fr_model,
+        max_steps=config.refine_steps,
+        lr=config.attrop_lr,
+        seed=config.seed,
+        identity_indices=np.arange(start, start + len(identities)),
+        batch_size=config.batch_size,
+        bf16=config.bf16,
+    )
+    return result.vectors, result
+
+
+def _target(
+    generator: Vec2FaceGenerator,
+    vectors: np.ndarray,
+    cos: np.ndarray,
+    centers: np.ndarray,
+    masks: tuple[torch.Tensor, torch.Tensor],
+    start: int,
+    config: HSFaceConfig,
+    fr_model: torch.nn.Module | None,
+    estimator: AttributeEstimator | Estimator | None,
+) -> tuple[_Targeting, AttrOPResult | None]:
+    """Optimise the targeted images' vectors in place (``vectors`` and ``cos`` rows)."""
+    m = config.images_per_identity
+    targeting = _Targeting(len(vectors), config.target_yaw, config.target_quality)
+    if config.targeted_per_identity == 0:
+        return targeting, None
+    for i in range(len(centers)):
+        targeting.targeted[i * m + targeted_samples(config, start + i)] = True
+    rows = np.flatnonzero(targeting.targeted)
+    identity = np.repeat(centers, m, axis=0)[rows]
+    idx = torch.from_numpy(rows)
+    result = attrop(
+        generator,
+        vectors[rows],
+        fr_model,
+        identity=identity,
+        estimator=estimator if isinstance(estimator, AttributeEstimator) else None,
+        settings=_target_settings(config),
+        masks=(masks[0][idx], masks[1][idx]),
+        batch_size=config.batch_size,
+    )
+    vectors[rows] = result.vectors
+    cos[rows] = _cosine(result.vectors, identity)
+    targeting.steps[rows] = result.steps
+    targeting.converged[rows] = result.converged
+    return targeting, result
+
+
 def generate_shard(
     generator: Vec2FaceGenerator,
     identity_vectors: np.ndarray,
@@ -428,7 +678,8 @@ def generate_shard(
     config: HSFaceConfig,
     out_dir: str | os.PathLike,
     *,
-    estimator: Estimator | None = None,
+    estimator: AttributeEstimator | Estimator | None = None,
+    fr_model: torch.nn.Module | None = None,
     stamp_extra: Mapping[str, Any] | None = None,
     progress: tqdm | None = None,
 ) -> dict:
@@ -440,14 +691,21 @@ def generate_shard(
         shard_index: which shard (see :meth:`HSFaceConfig.shard_range`).
         config: the dataset's settings.
         out_dir: the dataset folder; the shard goes to ``out_dir/shards/shard_XXXXX``.
-        estimator: optional ``uint8 (N, H, W, 3) -> {attribute: (N,)}`` filling the
-            manifest's yaw/pitch/age/quality columns (NaN without one).
+        estimator: optional attribute estimator filling the manifest's yaw/pitch/age/quality
+            columns (NaN without one): an :class:`AttributeEstimator` (also what AttrOP's
+            targets are measured with) or any ``uint8 (N, H, W, 3) -> {attribute: (N,)}``.
+        fr_model: the teacher, needed when ``config`` refines identities or targets images.
         stamp_extra: provenance added to the shard's settings stamp (e.g. the generator hash).
         progress: a tqdm bar to advance by images.
 
     Returns:
-        The shard's ``shard.json`` content.
+        The shard's ``shard.json`` content, with the AttrOP reports of refinement and
+        targeting (None when off).
+
+    Raises:
+        ConfigError: AttrOP settings without the models they need.
     """
+    _check_attrop_models(config, fr_model, estimator)
     start, stop = config.shard_range(shard_index)
     shards = Path(out_dir) / "shards"
     final = shards / shard_name(shard_index)
@@ -457,19 +715,29 @@ def generate_shard(
     tmp.mkdir(parents=True)
     t0 = time.perf_counter()
     m = config.images_per_identity
-    vectors, sigmas, cos = shard_vectors(identity_vectors, start, stop, config)
+    identities = np.asarray(identity_vectors[start:stop], dtype=np.float32)
+    centers, refined = _refine(generator, identities, start, config, fr_model)
+    vectors, sigmas, cos = shard_vectors(centers, start, stop, config, offset=start)
+    masks = shard_masks(generator, config, start, stop)
+    targeting, targeted = _target(
+        generator, vectors, cos, centers, masks, start, config, fr_model, estimator
+    )
     labels = np.repeat(np.arange(start, stop, dtype=np.int64), m)
-    writer = _ShardWriter(tmp / "train.lmdb", labels, config.jpeg_quality, estimator)
+    predict = estimator.predict if isinstance(estimator, AttributeEstimator) else estimator
+    writer = _ShardWriter(tmp / "train.lmdb", labels, config.jpeg_quality, predict)
     try:
-        _generate_into(writer, generator, vectors, start, stop, config, progress)
+        _generate_into(writer, generator, vectors, masks, config, progress)
     except BaseException:
         writer.abort()
         raise
     written = writer.close()
     with open(tmp / "vectors.npy", "wb") as fh:
         np.save(fh, vectors)
+    if refined is not None:
+        with open(tmp / "identities.npy", "wb") as fh:
+            np.save(fh, centers)
     pq.write_table(
-        _manifest_table(shard_index, start, stop, m, sigmas, cos, writer.attributes),
+        _manifest_table(shard_index, start, stop, m, sigmas, cos, writer.attributes, targeting),
         tmp / "manifest.parquet",
     )
     if config.export_imagefolder:
@@ -480,7 +748,9 @@ def generate_shard(
         "identity_stop": stop,
         "images": written,
         "estimated_attributes": estimator is not None,
-        "stamp": shard_stamp(config, identity_vectors[start:stop], stamp_extra),
+        "refinement": refined.report() if refined is not None else None,
+        "targeting": targeted.report() if targeted is not None else None,
+        "stamp": shard_stamp(config, identities, stamp_extra),
     }
     (tmp / "shard.json").write_text(json.dumps(info, indent=2))
     if final.exists():
@@ -554,6 +824,20 @@ def _stamp_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
+def _attrop_totals(reports: list[dict]) -> dict | None:
+    """Items, converged and budget-hitting items summed over shards' AttrOP reports."""
+    if not reports:
+        return None
+    totals = {k: sum(r[k] for r in reports) for k in ("items", "converged", "hit_budget")}
+    if totals["hit_budget"]:
+        log.warning(
+            "AttrOP: %d of %d items hit the step budget (see shard.json for the shortfall)",
+            totals["hit_budget"],
+            totals["items"],
+        )
+    return totals
+
+
 def generate_hsface(
     config: HSFaceConfig,
     generator_checkpoint: str | os.PathLike,
@@ -562,7 +846,8 @@ def generate_hsface(
     shard: int | None = None,
     progress: bool = True,
     tracker: Tracker | None = None,
-    estimator: Estimator | None = None,
+    estimator: AttributeEstimator | Estimator | None = None,
+    fr_model: torch.nn.Module | None = None,
 ) -> dict:
     """Generate the HSFace dataset (or one shard of it), resuming where a run stopped.
 
@@ -575,15 +860,20 @@ def generate_hsface(
         shard: generate only this shard (for one worker of many).
         progress: show a progress bar.
         tracker: where to log settings and throughput.
-        estimator: optional attribute estimator for the manifest (see :func:`generate_shard`).
+        estimator: optional attribute estimator for the manifest and for AttrOP's targets
+            (see :func:`generate_shard`); moved to the generator's device.
+        fr_model: the teacher FR model, needed when ``config`` refines identities or targets
+            images; moved to the generator's device.
 
     Returns:
         A JSON-ready summary: settings, shards generated and skipped, images, seconds,
-        images/s, whether the dataset is complete, and the summary file when written.
+        images/s, whether the dataset is complete, the summary file when written, and the
+        AttrOP totals of the generated shards (items that hit the budget included).
 
     Raises:
-        ConfigError: bad vectors or shard index, a missing generator checkpoint, or complete
-            shards in ``out_dir`` made with other settings.
+        ConfigError: bad vectors or shard index, a missing generator checkpoint, AttrOP
+            settings without the models they need, or complete shards in ``out_dir`` made
+            with other settings.
         vec2face.errors.Vec2FaceError: the checkpoint does not load.
     """
     tracker = tracker or NullTracker()
@@ -593,15 +883,27 @@ def generate_hsface(
         raise ConfigError(f"generator checkpoint not found: {checkpoint}")
     if shard is not None:
         config.shard_range(shard)
+    _check_attrop_models(config, fr_model, estimator)
     model, report = load_generator_checkpoint(checkpoint, map_location=_device(config.device))
     vectors = load_identity_vectors(
         identity_vectors_path, config.num_identities, model.arch.rep_dim
     )
-    stamp_extra = {
+    device = model.latent_prior_proj_f.weight.device
+    stamp_extra: dict[str, Any] = {
         "generator_sha256": file_sha256(checkpoint),
         "generator_arch": report.arch_name,
         "estimated_attributes": estimator is not None,
+        # what the images depend on beyond the settings: the teacher AttrOP steers with, the
+        # estimator that measures targets and fills the manifest (a plain callable: unknown)
+        "fr_model_sha256": module_sha256(fr_model) if config.uses_attrop else None,
+        "attribute_estimator_sha256": (
+            module_sha256(estimator) if isinstance(estimator, torch.nn.Module) else None
+        ),
     }
+    if fr_model is not None:
+        fr_model.to(device)
+    if isinstance(estimator, torch.nn.Module):
+        estimator.to(device)
     out_dir = Path(out_dir)
     (out_dir / "shards").mkdir(parents=True, exist_ok=True)
     tracker.log_params(
@@ -649,6 +951,7 @@ def generate_hsface(
                 config,
                 out_dir,
                 estimator=estimator,
+                fr_model=fr_model,
                 stamp_extra=stamp_extra,
                 progress=bar,
             )
@@ -674,7 +977,11 @@ def generate_hsface(
         "seconds": time.perf_counter() - t0,
         "images_per_s": images / gen_seconds if images else 0.0,
         "complete": complete,
-        "device": str(model.latent_prior_proj_f.weight.device),
+        "device": str(device),
+        "attrop": {
+            part: _attrop_totals([i[part] for i in generated if i.get(part)])
+            for part in ("refinement", "targeting")
+        },
     }
     if complete:
         dataset = {
@@ -719,7 +1026,10 @@ __all__ = [
     "identity_masks",
     "iter_fr_records",
     "load_identity_vectors",
+    "module_sha256",
     "read_shard_info",
+    "shard_masks",
     "shard_name",
     "shard_vectors",
+    "targeted_samples",
 ]

@@ -10,29 +10,15 @@ import msgpack
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from vec2face.cli.main import main
 from vec2face.data import decode_image, open_dataset
 from vec2face.errors import ConfigError
 from vec2face.generation import hsface
 from vec2face.generation.hsface import HSFaceConfig, generate_hsface, shard_name
-from vec2face.models import build_generator
-from vec2face.models.generator import save_generator_checkpoint
 
 N_IDS, M = 6, 5
 CFG = dict(identities=N_IDS, images_per_identity=M, shard_identities=4, batch_size=8, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory) -> tuple[Path, Path]:
-    torch.set_num_threads(1)
-    d = tmp_path_factory.mktemp("hsface_inputs")
-    torch.manual_seed(0)
-    save_generator_checkpoint(build_generator("tiny"), d / "gen.pth")
-    vectors = np.random.default_rng(0).standard_normal((8, 512)).astype(np.float32)
-    np.save(d / "ids.npy", vectors)
-    return d / "gen.pth", d / "ids.npy"
 
 
 @pytest.fixture(scope="module")
