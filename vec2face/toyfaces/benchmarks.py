@@ -32,6 +32,7 @@ from vec2face.toyfaces.nuisance import NUISANCE_FIELDS, sample_nuisance
 from vec2face.toyfaces.pools import BENCHMARK_POOLS, pool_identity_params
 from vec2face.toyfaces.world import render_jpegs
 from vec2face.utils.io import atomic_path, write_bytes_atomic
+from vec2face.utils.paths import path_in_folder, resolve_recorded
 from vec2face.utils.seeding import rng_for
 
 _YAW = NUISANCE_FIELDS.index("yaw")
@@ -115,7 +116,8 @@ def make_benchmarks(config: BenchmarksConfig, out: str | Path, progress: bool = 
     """Write ``<name>.bin`` and ``<name>_pairs.parquet`` for each set into ``out``.
 
     Returns:
-        ``{name: {"pairs", "genuine", "identities", "path"}}``.
+        ``{name: {"pairs", "genuine", "identities", "path"}}``. ``benchmarks.json`` holds the
+        same with each ``path`` relative to ``out``; here it is the ``.bin`` under ``out``.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -123,8 +125,9 @@ def make_benchmarks(config: BenchmarksConfig, out: str | Path, progress: bool = 
     done = out / "benchmarks.json"
     if done.exists():
         prev = json.loads(done.read_text())
-        if prev.get("config") == stamp and all(Path(v["path"]).exists() for v in prev["sets"].values()):
-            return prev["sets"]  # already written with these settings
+        sets = _resolved(prev["sets"], out)
+        if prev.get("config") == stamp and all(Path(v["path"]).exists() for v in sets.values()):
+            return sets  # already written with these settings
     unknown = set(config.sets) - set(BENCHMARK_POOLS)
     if unknown:
         raise ValueError(f"unknown benchmark set(s) {sorted(unknown)}; known: {', '.join(BENCHMARK_POOLS)}")
@@ -148,6 +151,15 @@ def make_benchmarks(config: BenchmarksConfig, out: str | Path, progress: bool = 
             with atomic_path(out / f"{name}_pairs.parquet") as tmp:
                 table.to_parquet(tmp, index=False)
             summary[name] = {"pairs": len(issame), "genuine": int(sum(issame)),
-                             "identities": int(len(np.unique(ids))), "path": str(out / f"{name}.bin")}
+                             "identities": int(len(np.unique(ids))),
+                             "path": path_in_folder(out / f"{name}.bin", out)}
     write_bytes_atomic(done, json.dumps({"config": stamp, "sets": summary}, indent=2).encode())
-    return summary
+    return _resolved(summary, out)
+
+
+def _resolved(sets: dict[str, dict], out: Path) -> dict[str, dict]:
+    """``benchmarks.json``'s sets with each recorded path resolved against ``out``."""
+    return {
+        name: {**info, "path": str(resolve_recorded(info["path"], out))}
+        for name, info in sets.items()
+    }

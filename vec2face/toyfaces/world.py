@@ -123,14 +123,16 @@ def make_toyfaces(config: ToyfacesConfig, out: str | Path, progress: bool = True
         progress: show a progress bar.
 
     Returns:
-        A summary dict (also written as ``world.json``).
+        A summary dict: ``world.json``'s content plus ``path`` (``out``). The file itself
+        names no path, so it is the same wherever ``out`` is.
     """
     check_pool(config.pool)
     out = Path(out)
     stamp = config.model_dump(exclude={"workers"})
     done = out / "world.json"
     if done.exists() and json.loads(done.read_text()).get("config") == stamp:
-        return json.loads(done.read_text())  # already rendered with these settings
+        # already rendered with these settings (a file from before holds its own "path")
+        return {**json.loads(done.read_text()), "path": str(out)}
     partial = out.with_name(out.name + ".partial")
     stamp_file = partial / ".config.json"
     if partial.exists() and (not stamp_file.exists() or json.loads(stamp_file.read_text()) != stamp):
@@ -172,11 +174,11 @@ def make_toyfaces(config: ToyfacesConfig, out: str | Path, progress: bool = True
 
     summary = {"pool": config.pool, "role": POOLS[config.pool], "identities": n,
                "images": n * m, "images_per_identity": m, "seed": config.seed,
-               "image_size": [112, 112], "path": str(out), "config": stamp}
+               "image_size": [112, 112], "config": stamp}
     (partial / "world.json").write_text(json.dumps(summary, indent=2))
     shutil.rmtree(partial / ".parts")
     stamp_file.unlink()
     if out.exists():
         shutil.rmtree(out)
     os.replace(partial, out)
-    return summary
+    return {**summary, "path": str(out)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import numpy as np
@@ -104,3 +105,23 @@ def test_pairs_must_fill_the_folds():
 
     with pytest.raises(ConfigError, match="10 folds"):
         load_step_config(BenchmarksConfig, "benchmarks", None, {"pairs": 30})
+
+
+def test_benchmarks_json_is_the_same_under_any_output_root(tmp_path):
+    cfg = BenchmarksConfig(pairs=20, identities=20, seed=0, sets=("lfw",), workers=1)
+    one = make_benchmarks(cfg, tmp_path / "root1" / "benchmarks", progress=False)
+    make_benchmarks(cfg, tmp_path / "other" / "deeper" / "bins", progress=False)
+    first = (tmp_path / "root1" / "benchmarks" / "benchmarks.json").read_bytes()
+    assert first == (tmp_path / "other" / "deeper" / "bins" / "benchmarks.json").read_bytes()
+    assert json.loads(first)["sets"]["lfw"]["path"] == "lfw.bin"
+    assert one["lfw"]["path"] == str(tmp_path / "root1" / "benchmarks" / "lfw.bin")
+
+
+def test_a_moved_benchmark_folder_is_reused_with_its_new_paths(tmp_path):
+    cfg = BenchmarksConfig(pairs=20, identities=20, seed=0, sets=("lfw",), workers=1)
+    make_benchmarks(cfg, tmp_path / "before", progress=False)
+    (tmp_path / "before").rename(tmp_path / "after")
+    mtime = (tmp_path / "after" / "lfw.bin").stat().st_mtime_ns
+    again = make_benchmarks(cfg, tmp_path / "after", progress=False)
+    assert again["lfw"]["path"] == str(tmp_path / "after" / "lfw.bin")
+    assert (tmp_path / "after" / "lfw.bin").stat().st_mtime_ns == mtime

@@ -95,3 +95,18 @@ def test_config_errors_name_the_key():
         load_step_config(ToyfacesConfig, "toyfaces", None, {"identities": 0})
     with pytest.raises(ConfigError, match="toyfaces.colour"):
         load_step_config(ToyfacesConfig, "toyfaces", {"toyfaces": {"colour": 1}})
+
+
+def test_world_json_is_the_same_under_any_output_root(tmp_path):
+    cfg = ToyfacesConfig(pool="judge", identities=2, images=2, seed=4, workers=1)
+    one = make_toyfaces(cfg, tmp_path / "root1" / "judge_pool", progress=False)
+    two = make_toyfaces(cfg, tmp_path / "elsewhere" / "deeper" / "pool", progress=False)
+    first = (tmp_path / "root1" / "judge_pool" / "world.json").read_bytes()
+    assert first == (tmp_path / "elsewhere" / "deeper" / "pool" / "world.json").read_bytes()
+    assert "path" not in json.loads(first)
+    # the returned summary still says where the pool is, rendered or reused
+    assert one["path"] == str(tmp_path / "root1" / "judge_pool")
+    assert two["path"] == str(tmp_path / "elsewhere" / "deeper" / "pool")
+    moved = tmp_path / "moved"
+    (tmp_path / "root1" / "judge_pool").rename(moved)
+    assert make_toyfaces(cfg, moved, progress=False)["path"] == str(moved)
