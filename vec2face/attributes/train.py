@@ -47,6 +47,7 @@ from vec2face.training import (
 )
 from vec2face.training.schedules import warmup_cosine_lr
 from vec2face.utils.io import atomic_path, save_torch_atomic
+from vec2face.utils.paths import path_in_folder
 from vec2face.utils.seeding import derive_seed, rng_for
 
 __all__ = [
@@ -302,7 +303,9 @@ def train_attributes(
 
     Returns:
         A summary: held-out metrics, training time (wall and process CPU seconds),
-        image counts and the model path (also written as ``metrics.json``).
+        image counts and the model path. ``metrics.json`` holds the same with the
+        paths (model, held-out pool) relative to ``out_dir``, as does ``model.pt``'s
+        copy of the held-out metrics.
     """
     tracker = tracker or NullTracker()
     if config.arch not in list_models("attributes"):
@@ -390,17 +393,22 @@ def train_attributes(
         "history": history,
         "model": str(out / "model.pt"),
     }
+    # the files name paths relative to ``out``: the same output, the same bytes
+    heldout = dict(summary["heldout"])
+    if heldout_dir is not None:
+        heldout["source"] = path_in_folder(heldout_dir, out)
+    recorded = {**summary, "heldout": heldout, "model": path_in_folder(out / "model.pt", out)}
     state = toy_checkpoint_state(
         model,
         config.arch,
         {
             "train_config": json.dumps(config.model_dump()),
-            "metrics": json.dumps(summary["heldout"]),
+            "metrics": json.dumps(recorded["heldout"]),
         },
     )
     save_torch_atomic(state, out / "model.pt")
     with atomic_path(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.write_text(json.dumps(recorded, indent=2))
     tracker.log_metrics({f"heldout_{k}": v for k, v in metrics.items()})
     tracker.log_artifact(out / "model.pt")
     return summary

@@ -60,6 +60,7 @@ from vec2face.training import (
     warmup_cosine_lr,
 )
 from vec2face.utils.io import atomic_path, save_torch_atomic
+from vec2face.utils.paths import path_in_folder
 from vec2face.utils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -424,7 +425,7 @@ def fit(
     * ``checkpoints/checkpoint_XXXX.pt`` + ``checkpoints/last.pt`` after every epoch (atomic);
     * ``backbone.pt`` (plain backbone state dict, loadable with ``load_backbone``) and
       ``backbone.json`` (name, embedding size, overrides) at the end;
-    * ``metrics.json``: the last epoch's statistics and validation.
+    * ``metrics.json``: the returned summary, with ``backbone`` relative to ``paths.out``.
 
     Args:
         config: training settings.
@@ -537,8 +538,10 @@ def fit(
                 stats = _validate(model, sets, config, device)
             result.update(backbone=str(backbone_path), metrics=stats, history=history)
             result["backbone_sha256"] = state_fingerprint(model.backbone)
+            # the file names the backbone relative to ``out``: the same output, the same bytes
+            recorded = {**result, "backbone": path_in_folder(backbone_path, out)}
             with atomic_path(out / "metrics.json") as tmp:
-                Path(tmp).write_text(json.dumps(result, indent=2, default=str) + "\n")
+                Path(tmp).write_text(json.dumps(recorded, indent=2, default=str) + "\n")
             tracker.log_artifact(backbone_path)
             tracker.log_artifact(out / BACKBONE_META)
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -78,3 +79,23 @@ def test_train_writes_model_metrics_and_resumes(toy_pool, tmp_path):
     more = train_attributes(cfg.model_copy(update={"epochs": 2}), toy_pool, out, resume=True)
     assert [h["epoch"] for h in more["history"]] == [1, 2]
     assert more["history"][0] == summary["history"][0]
+
+
+def test_metrics_and_model_are_the_same_under_any_output_root(toy_pool, tmp_path):
+    cfg = AttributesTrainConfig(epochs=1, batch_size=8, amp=False)
+    roots = [tmp_path / "root1", tmp_path / "other" / "deeper"]
+    summaries = []
+    for root in roots:
+        shutil.copytree(toy_pool, root / "heldout_pool")
+        summaries.append(train_attributes(cfg, toy_pool, root / "attr", root / "heldout_pool"))
+    recorded = [json.loads((root / "attr" / "metrics.json").read_text()) for root in roots]
+    for r in recorded:
+        assert r["model"] == "model.pt" and r["heldout"]["source"] == "../heldout_pool"
+        for timing in ("train_wall_s", "train_cpu_s", "load_s"):
+            del r[timing]
+    assert recorded[0] == recorded[1]
+    one, two = ((root / "attr" / "model.pt").read_bytes() for root in roots)
+    assert one == two
+    # the returned summary keeps paths usable from here
+    assert summaries[1]["model"] == str(roots[1] / "attr" / "model.pt")
+    assert summaries[1]["heldout"]["source"] == str(roots[1] / "heldout_pool")

@@ -97,6 +97,22 @@ def test_training_lowers_the_loss_and_writes_a_loadable_backbone(tmp_path):
     ]
 
 
+def test_outputs_are_the_same_under_any_output_root(tmp_path):
+    data = _faces(tmp_path / "d.lmdb", identities=4, per_id=4)
+    cfg = _config(epochs=1)
+    outs = [tmp_path / "root1" / "fr", tmp_path / "other" / "deeper" / "fr"]
+    results = [fit(cfg, train_paths([data], out)) for out in outs]
+    assert results[1]["backbone"] == str(outs[1] / "backbone.pt")
+    recorded = [json.loads((out / "metrics.json").read_text()) for out in outs]
+    for r in recorded:
+        assert r["backbone"] == "backbone.pt"
+        for stats in [r["metrics"], *r["history"]]:  # timings differ run to run
+            del stats["epoch_time_s"], stats["images_per_s"]
+    assert recorded[0] == recorded[1]
+    for name in ("backbone.pt", "backbone.json", "checkpoints/last.pt"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+
+
 def test_resume_reaches_the_same_weights(tmp_path, monkeypatch):
     data = _faces(tmp_path / "d.lmdb", identities=4, per_id=4)
     cfg = _config(epochs=2, sample_rate=0.5)  # the class sampler's state must resume too
