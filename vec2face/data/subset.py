@@ -28,6 +28,7 @@ from vec2face.data.lmdb_format import write_lmdb
 from vec2face.data.manifest import read_manifest, write_manifest
 from vec2face.errors import DataFormatError, Vec2FaceError
 from vec2face.utils.io import atomic_dir
+from vec2face.utils.paths import path_in_folder
 from vec2face.utils.seeding import rng_for
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,25 @@ def _manifest_rows(
     return out
 
 
+def _recorded_report(report: dict[str, Any], src: Path, out: Path) -> dict[str, Any]:
+    """``report`` as ``out/subset_report.json`` holds it: no path that depends on the root.
+
+    The output is the file's own folder, so it is left out; the source is named relative
+    to it, in the skip messages too (they quote the source's path).
+    """
+    source = path_in_folder(src, out)
+
+    def relative(value: Any) -> Any:
+        return value.replace(str(src), source) if isinstance(value, str) else value
+
+    recorded = {k: v for k, v in report.items() if k != "output"}
+    recorded["source"] = source
+    recorded["skipped_files"] = [
+        {k: relative(v) for k, v in entry.items()} for entry in report["skipped_files"]
+    ]
+    return recorded
+
+
 def make_subset(src: str | Path, out: str | Path, config: SubsetConfig) -> dict[str, Any]:
     """Draw ``config.identities`` identities from ``src`` and write them to ``out``.
 
@@ -161,7 +181,8 @@ def make_subset(src: str | Path, out: str | Path, config: SubsetConfig) -> dict[
     written through a temporary directory and replaces any previous output.
 
     Returns:
-        The report (also written as ``subset_report.json``). ``eligible_identities``
+        The report. ``subset_report.json`` holds the same without ``output`` and with the
+        source (also where skipped files name it) relative to ``out``. ``eligible_identities``
         counts candidates minus those found short of readable images; it is exact
         when ``eligible_identities_exact`` is true (every candidate was checked) and
         an upper bound otherwise.
@@ -241,7 +262,8 @@ def make_subset(src: str | Path, out: str | Path, config: SubsetConfig) -> dict[
             write_manifest(manifest, tmp / MANIFEST_NAME)
             if config.write_mask:
                 np.save(tmp / "mask.npy", manifest["source_index"].to_numpy(dtype=np.int64))
-            (tmp / "subset_report.json").write_text(json.dumps(report, indent=2) + "\n")
+            recorded = _recorded_report(report, src, out)
+            (tmp / "subset_report.json").write_text(json.dumps(recorded, indent=2) + "\n")
     log.info("subset: %d identities, %d images -> %s (%d skipped)",
              len(chosen), len(positions), out, len(skips))
     return report

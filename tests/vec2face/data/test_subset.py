@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import lmdb
@@ -50,7 +51,10 @@ def test_subset_outputs(toy_root: Path, tmp_path: Path) -> None:
         "manifest.parquet", "mask.npy", "subset_report.json", "train.lmdb"]
     assert report["requested"] == 3 and report["selected"] == 3
     assert report["identities_with_min_records"] == 4 and report["eligible_identities"] == 4
-    assert json.loads((out / "subset_report.json").read_text()) == report
+    recorded = json.loads((out / "subset_report.json").read_text())
+    expected = {k: v for k, v in report.items() if k != "output"}
+    assert recorded == {**expected, "source": "../webface"}
+    assert report["source"] == str(toy_root) and report["output"] == str(out)
     manifest = read_manifest(out / "manifest.parquet")
     src = open_dataset(toy_root)
     with open_dataset(out) as ds:
@@ -118,6 +122,20 @@ def test_corrupt_images_are_skipped_and_can_disqualify(toy_root: Path, tmp_path:
     with pytest.raises(Vec2FaceError, match=r"4 identities requested but only 3 .* readable"):
         make_subset(toy_root, tmp_path / "p", SubsetConfig(identities=4, min_images=3))
     assert not (tmp_path / "p").exists()
+
+
+def test_the_report_is_the_same_under_any_output_root(toy_root: Path, tmp_path: Path) -> None:
+    (toy_root / "00002" / "001.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    other = tmp_path / "other" / "deeper"
+    shutil.copytree(toy_root, other / "webface")
+    config = SubsetConfig(identities=5, min_images=2, seed=0)  # every identity is checked
+    make_subset(toy_root, tmp_path / "subset", config)
+    make_subset(other / "webface", other / "subset", config)
+    first = (tmp_path / "subset" / "subset_report.json").read_bytes()
+    assert first == (other / "subset" / "subset_report.json").read_bytes()
+    (skip,) = json.loads(first)["skipped_files"]
+    assert skip["location"] == "../webface/00002/001.jpg"
+    assert str(tmp_path) not in first.decode()
 
 
 def test_too_many_identities_writes_nothing(toy_root: Path, tmp_path: Path) -> None:
