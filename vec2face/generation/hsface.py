@@ -74,6 +74,7 @@ from vec2face.generator.data import tensor_to_image
 from vec2face.models.generator import Vec2FaceGenerator, load_generator_checkpoint
 from vec2face.tracking import NullTracker, Tracker
 from vec2face.utils.io import write_bytes_atomic
+from vec2face.utils.paths import path_in_folder
 from vec2face.utils.seeding import derive_seed, rng_for
 
 SIZES: dict[str, int] = {
@@ -986,13 +987,14 @@ def generate_hsface(
     if complete:
         dataset = {
             "config": config.model_dump(mode="json"),
+            # inputs named relative to ``out_dir``: the same dataset, the same bytes
             "generator": {
-                "path": str(checkpoint),
+                "path": path_in_folder(checkpoint, out_dir),
                 "sha256": stamp_extra["generator_sha256"],
                 "arch": report.arch_name,
             },
             "identity_vectors": {
-                "path": str(identity_vectors_path),
+                "path": path_in_folder(identity_vectors_path, out_dir),
                 "rows_sha256": _sha256(vectors.tobytes()),
             },
             "identities": config.num_identities,

@@ -28,6 +28,7 @@ from vec2face.data.lmdb_format import write_lmdb
 from vec2face.errors import ConfigError, DataFormatError
 from vec2face.generation.hsface import iter_fr_records, read_shard_info
 from vec2face.utils.io import atomic_dir
+from vec2face.utils.paths import path_in_folder
 
 _SHARD_RE = re.compile(r"^shard_(\d{5,})$")
 _TMP_RE = re.compile(r"^\.shard_(\d{5,})\.tmp$")
@@ -131,7 +132,8 @@ def merge_shards(
         overwrite: replace an existing ``out``.
 
     Returns:
-        The ``merge.json`` content.
+        Identities, images, shard folders and masks: the ``merge.json`` content, except
+        that the file names the shards relative to ``out``.
 
     Raises:
         DataFormatError: an incomplete or missing shard (named), inconsistent shards.
@@ -191,5 +193,7 @@ def merge_shards(
             "shards": [i["path"] for i in infos],
             "masks": masks,
         }
-        (tmp / "merge.json").write_text(json.dumps(summary, indent=2))
+        # shards named relative to ``out``: the same merge, the same bytes
+        recorded = {**summary, "shards": [path_in_folder(p, out) for p in summary["shards"]]}
+        (tmp / "merge.json").write_text(json.dumps(recorded, indent=2))
     return summary

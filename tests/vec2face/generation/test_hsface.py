@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import lmdb
@@ -16,6 +17,7 @@ from vec2face.data import decode_image, open_dataset
 from vec2face.errors import ConfigError
 from vec2face.generation import hsface
 from vec2face.generation.hsface import HSFaceConfig, generate_hsface, shard_name
+from vec2face.utils.paths import resolve_recorded
 
 N_IDS, M = 6, 5
 CFG = dict(identities=N_IDS, images_per_identity=M, shard_identities=4, batch_size=8, device="cpu")
@@ -122,6 +124,25 @@ def test_same_seed_same_bytes_other_seed_differs(inputs, reference, tmp_path):
         shard_bytes(tmp_path / "c")["shard_00000/records"]
         != shard_bytes(reference)["shard_00000/records"]
     )
+
+
+def test_summaries_are_the_same_under_any_output_root(inputs, tmp_path):
+    cfg = HSFaceConfig(**{**CFG, "identities": 2, "shard_identities": 2})
+    written = []
+    for root in (tmp_path / "root1", tmp_path / "other" / "deeper"):
+        generator, vectors = root / "models" / "gen.pth", root / "vectors" / "ids.npy"
+        for src, dst in zip(inputs, (generator, vectors), strict=True):
+            dst.parent.mkdir(parents=True)
+            shutil.copyfile(src, dst)
+        generate_hsface(cfg, generator, vectors, root / "hsface", progress=False)
+        files = ("hsface.json", "shards/shard_00000/shard.json")
+        written.append([(root / "hsface" / f).read_bytes() for f in files])
+    assert written[0] == written[1]
+    summary = json.loads(written[1][0])
+    assert summary["generator"]["path"] == "../models/gen.pth"
+    assert summary["identity_vectors"]["path"] == "../vectors/ids.npy"
+    recorded = resolve_recorded(summary["generator"]["path"], root / "hsface")
+    assert recorded.resolve() == generator.resolve()
 
 
 def test_killed_run_resumes_to_identical_bytes(inputs, reference, tmp_path, monkeypatch):

@@ -93,6 +93,18 @@ def test_shards_in_any_order_give_the_same_merge(dataset, tmp_path):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
 
 
+def test_merge_json_is_the_same_under_any_output_root(dataset, tmp_path):
+    written = []
+    for root in (tmp_path / "root1", tmp_path / "other" / "deeper"):
+        shutil.copytree(dataset, root / "hsface")
+        summary = merge_shards(find_shards(root / "hsface"), root / "merged", prefix_sizes=(2,))
+        assert summary["shards"][0] == str(root / "hsface" / "shards" / "shard_00000")
+        written.append((root / "merged" / "merge.json").read_bytes())
+    assert written[0] == written[1]
+    shards = json.loads(written[0])["shards"]
+    assert shards == [f"../hsface/shards/shard_{k:05d}" for k in range(3)]
+
+
 def test_missing_and_incomplete_shards_are_named(dataset, tmp_path):
     broken = tmp_path / "ds"
     shutil.copytree(dataset, broken)
