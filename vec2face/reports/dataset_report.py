@@ -31,7 +31,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ from vec2face.reports.plots import (
     plot_pose,
 )
 from vec2face.utils.io import atomic_dir, atomic_path, write_bytes_atomic
+from vec2face.utils.paths import path_in_folder
 
 __all__ = [
     "CONFIG_SECTION",
@@ -289,6 +290,12 @@ class ModelFigures:
     genuine_impostor: GenuineImpostor
     leakage: IdentityLeakage | None
 
+    def relative_to(self, folder: str | os.PathLike) -> ModelFigures:
+        """These figures with the checkpoint named relative to ``folder`` (where they are
+        written)."""
+        checkpoint = path_in_folder(self.model["checkpoint"], folder)
+        return replace(self, model={**self.model, "checkpoint": checkpoint})
+
     def summary(self) -> dict[str, Any]:
         """JSON-ready: the model and every metric's ``summary()``."""
         return {
@@ -331,7 +338,8 @@ class DatasetReport:
         judge: the judge's figures.
         teacher: the teacher's figures, or None.
         attributes: attribute name -> (N,) float32 estimates (empty without an estimator).
-        attribute_estimator: description of the estimator, or None.
+        attribute_estimator: the estimator's files (``checkpoint``, ``sixdrepnet``,
+            ``magface`` -> path, those it uses), or None.
     """
 
     path: str
@@ -346,7 +354,33 @@ class DatasetReport:
     judge: ModelFigures
     teacher: ModelFigures | None
     attributes: dict[str, np.ndarray]
-    attribute_estimator: str | None
+    attribute_estimator: dict[str, str] | None
+
+    def relative_to(self, folder: str | os.PathLike) -> DatasetReport:
+        """This report with every path named relative to ``folder``, where it is written.
+
+        The dataset, the image locations in it, the checkpoints and the estimator's files:
+        named as given, they would make the same report differ from one output root to
+        another (and so its DVC hash).
+        """
+        path = path_in_folder(self.path, folder)
+        prefix = str(Path(self.path))  # how the dataset names its locations
+        estimator = self.attribute_estimator
+        return replace(
+            self,
+            path=path,
+            locations=[
+                path + loc[len(prefix):] if loc.startswith(prefix) else loc
+                for loc in self.locations
+            ],
+            judge=self.judge.relative_to(folder),
+            teacher=self.teacher.relative_to(folder) if self.teacher is not None else None,
+            attribute_estimator=(
+                {k: path_in_folder(v, folder) for k, v in estimator.items()}
+                if estimator is not None
+                else None
+            ),
+        )
 
     def headline(self) -> dict[str, Any]:
         """The judge's headline figures plus the dataset's size and the judge's name."""
@@ -402,8 +436,9 @@ class DatasetReport:
         if self.teacher is not None:
             out["teacher_headline"] = self.teacher.headline()
         if self.attributes:
+            files = self.attribute_estimator or {}
             out["attributes"] = {
-                "estimator": self.attribute_estimator,
+                "estimator": ", ".join(f"{k}: {v}" for k, v in files.items()),
                 "statistics": {k: _finite_stats(v) for k, v in self.attributes.items()},
             }
         return out
@@ -576,7 +611,8 @@ def analyze_dataset(
         )
     labels = all_labels[positions]
     data_key = {
-        "dataset": str(Path(path).resolve()),
+        # named from the cache folder: a cache inside the output is the same under any root
+        "dataset": path_in_folder(path, cache) if cache is not None else None,
         "records": _sha256_bytes(np.ascontiguousarray(records, dtype=np.int64).tobytes()),
         "labels": _sha256_bytes(np.ascontiguousarray(labels, dtype=np.int64).tobytes()),
     }
@@ -600,7 +636,7 @@ def analyze_dataset(
     teacher = figures(teacher_spec) if teacher_spec is not None else None
 
     attributes: dict[str, np.ndarray] = {}
-    estimator_desc = None
+    estimator_files = None
     if config.attribute_estimator is not None:
         est = config.attribute_estimator
         key = {**data_key, "estimator": _estimator_key(est), "bf16": config.bf16}
@@ -609,7 +645,7 @@ def analyze_dataset(
         )
         attributes = {name: values[:, i] for i, name in enumerate(est.attributes)}
         sources = {f: getattr(est, f) for f in ("checkpoint", "sixdrepnet", "magface")}
-        estimator_desc = ", ".join(f"{k}: {v}" for k, v in sources.items() if v is not None)
+        estimator_files = {k: str(v) for k, v in sources.items() if v is not None}
 
     return DatasetReport(
         path=path,
@@ -624,7 +660,7 @@ def analyze_dataset(
         judge=judge,
         teacher=teacher,
         attributes=attributes,
-        attribute_estimator=estimator_desc,
+        attribute_estimator=estimator_files,
     )
 
 
@@ -698,11 +734,12 @@ def _dataset_plots(name: str, report: DatasetReport, folder: Path) -> dict[str, 
 
 
 def _write_dataset(name: str, report: DatasetReport, out_dir: Path) -> Path:
+    shown = report.relative_to(out_dir / name)
     with atomic_dir(out_dir / name) as folder:
-        summary = report.summary()
+        summary = shown.summary()
         write_bytes_atomic(folder / "report.json", _dumps(summary))
-        _write_parquet(report.image_table(), folder / "images.parquet")
-        _write_parquet(report.identity_table(), folder / "identities.parquet")
+        _write_parquet(shown.image_table(), folder / "images.parquet")
+        _write_parquet(shown.identity_table(), folder / "identities.parquet")
         figures = _dataset_plots(name, report, folder)
         files = ["report.json", "images.parquet", "identities.parquet"]
         files += [p.name for p in figures.values()]
@@ -761,7 +798,8 @@ def _comparison(reports: Mapping[str, DatasetReport], out_dir: Path) -> dict[str
             plot_age(age, folder / "age.png")
             captions["Age, all datasets"] = "age.png"
         rows = []
-        for n, r in reports.items():
+        for n, report in reports.items():
+            r = report.relative_to(out_dir / "comparison")
             row = {"dataset": n, "path": r.path, **r.judge.headline(),
                    "images_total": r.n_images_total, "judge": r.judge.model["checkpoint"]}
             if r.teacher is not None:
@@ -823,8 +861,11 @@ def write_report(
         {n: r.teacher.headline() for n, r in reports.items() if r.teacher is not None}
         if teacher is not None else None
     )
+    shown = {n: r.relative_to(out) for n, r in reports.items()}  # as index.html names them
+    shown_first = next(iter(shown.values()))
     page = html_pages.index_page(
-        {n: r.headline() for n, r in reports.items()}, first.judge.model, teacher, figures,
+        {n: r.headline() for n, r in shown.items()}, shown_first.judge.model,
+        shown_first.teacher.model if shown_first.teacher is not None else None, figures,
         teacher_heads,
     )
     write_bytes_atomic(out / "index.html", page.encode())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from vec2face.models import build_backbone
 from vec2face.reports import dataset_report
 from vec2face.reports.dataset_report import ReportConfig, analyze_dataset, write_report
 from vec2face.toyfaces.world import ToyfacesConfig, make_toyfaces
+from vec2face.utils.paths import path_in_folder
 
 EMBED = 16
 
@@ -120,7 +122,7 @@ def test_two_dataset_report_writes_every_file_and_a_self_contained_page(
             assert (folder / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         page = (folder / "report.html").read_text()
         _no_external_references(page)
-        assert "judge" in page and str(world / "judge.pt") in page
+        assert "judge" in page and path_in_folder(world / "judge.pt", folder) in page
         assert page.count("data:image/png;base64,") >= 6
 
     comparison = pd.read_parquet(out / "comparison" / "comparison.parquet")
@@ -156,8 +158,10 @@ def test_teacher_figures_appear_beside_the_judges(world, tmp_path):
     cfg = _config(world, teacher=str(world / "teacher.pt"), teacher_backbone="tiny")
     result = write_report({"synthetic": world / "synthetic"}, cfg, tmp_path / "out")
     report = json.loads((tmp_path / "out" / "synthetic" / "report.json").read_text())
-    assert report["judge"]["model"]["checkpoint"] == str(world / "judge.pt")
-    assert report["teacher"]["model"]["checkpoint"] == str(world / "teacher.pt")
+    folder = tmp_path / "out" / "synthetic"
+    assert report["judge"]["model"]["checkpoint"] == path_in_folder(world / "judge.pt", folder)
+    assert report["teacher"]["model"]["checkpoint"] == path_in_folder(world / "teacher.pt", folder)
+    assert result["judge"]["checkpoint"] == str(world / "judge.pt")  # usable from here
     assert report["judge"]["model"]["sha256"] != report["teacher"]["model"]["sha256"]
     # The headline stays the judge's; the teacher's is a separate block.
     assert report["headline"]["eer"] == report["judge"]["figures"]["genuine_impostor"]["eer"]
@@ -168,7 +172,39 @@ def test_teacher_figures_appear_beside_the_judges(world, tmp_path):
     assert {"cosine_to_center", "teacher_cosine_to_center"} <= set(images.columns)
     page = (tmp_path / "out" / "synthetic" / "report.html").read_text()
     assert "Headline figures" in page and "<td>teacher</td>" in page
-    assert str(world / "teacher.pt") in page and str(world / "judge.pt") in page
+    assert path_in_folder(world / "teacher.pt", folder) in page
+    assert path_in_folder(world / "judge.pt", folder) in page
+
+
+def test_a_report_is_the_same_under_any_output_root(world, tmp_path):
+    """Same datasets and models, placed alike under two roots: every written file, the
+    feature cache included, has the same name and bytes."""
+    trees = []
+    for root in (tmp_path / "root1", tmp_path / "other" / "deeper"):
+        inputs = root / "world"
+        shutil.copytree(world, inputs)
+        cfg = _config(
+            inputs,
+            teacher=str(inputs / "teacher.pt"),
+            teacher_backbone="tiny",
+            attribute_estimator=AttributeEstimatorConfig(checkpoint=str(inputs / "attr.pt")),
+        )
+        datasets = {"real": inputs / "real", "synthetic": inputs / "synthetic"}
+        write_report(datasets, cfg, root / "reports")
+        files = sorted(p for p in (root / "reports").rglob("*") if p.is_file())
+        trees.append({str(p.relative_to(root)): p.read_bytes() for p in files})
+    assert trees[0].keys() == trees[1].keys()
+    for name, data in trees[0].items():
+        assert data == trees[1][name], name
+    report = json.loads(trees[0]["reports/real/report.json"])
+    assert report["path"] == "../../world/real"
+    assert report["judge"]["model"]["checkpoint"] == "../../world/judge.pt"
+    assert report["attributes"]["estimator"] == "checkpoint: ../../world/attr.pt"
+    images = pd.read_parquet(tmp_path / "root1" / "reports" / "real" / "images.parquet")
+    assert images["location"].str.startswith("../../world/real/").all()
+    (row,) = [r for r in json.loads(trees[0]["reports/comparison/comparison.json"])
+              if r["dataset"] == "real"]
+    assert row["path"] == "../../world/real" and row["judge"] == "../../world/judge.pt"
 
 
 def _write_folder(path, labels):

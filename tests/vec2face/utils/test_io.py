@@ -13,7 +13,10 @@ from vec2face.utils.io import atomic_path, save_torch_atomic
 
 def _state() -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
-    return {"conv.weight": torch.randn(4, 3, 3, 3, generator=gen), "fc.bias": torch.randn(7, generator=gen)}
+    return {
+        "conv.weight": torch.randn(4, 3, 3, 3, generator=gen),
+        "fc.bias": torch.randn(7, generator=gen),
+    }
 
 
 def test_save_torch_atomic_is_byte_identical_across_paths(tmp_path):
