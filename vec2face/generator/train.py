@@ -57,6 +57,7 @@ from vec2face.training import (
     warmup_cosine_lr,
 )
 from vec2face.utils.io import atomic_path
+from vec2face.utils.paths import path_in_folder
 from vec2face.utils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -220,6 +221,19 @@ def generator_train_config(
 # --------------------------------------------------------------------------------------------
 # One epoch
 # --------------------------------------------------------------------------------------------
+_PATH_FIELDS = ("teacher_checkpoint", "lpips_backbone_weights", "mask")
+
+
+def _recorded_config(config: GeneratorTrainConfig, out_dir: Path) -> dict[str, Any]:
+    """``config`` as the checkpoints in ``out_dir`` hold it: its paths relative to ``out_dir``,
+    so the same training under another output root writes the same bytes."""
+    dump = config.model_dump(mode="json")
+    for key in _PATH_FIELDS:
+        if dump[key] is not None:
+            dump[key] = path_in_folder(dump[key], out_dir)
+    return dump
+
+
 def _unwrap(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, DistributedDataParallel) else module
 
@@ -580,10 +594,13 @@ def _fit(
     )
     scaler = make_grad_scaler(device, config.amp)
 
+    recorded_config = _recorded_config(config, out_dir)
     start_epoch = 0
     stats: dict[str, float] = {}
     if resume and last is not None:
-        start_epoch, stats = _restore(last, config, generator, discriminator, opt_g, opt_d, scaler)
+        start_epoch, stats = _restore(
+            last, config, recorded_config, generator, discriminator, opt_g, opt_d, scaler
+        )
         log.info("resuming from %s after epoch %d", last, start_epoch)
     elif resume:
         log.info("no checkpoint in %s; starting from scratch", ckpt_dir)
@@ -595,9 +612,9 @@ def _fit(
         model = DistributedDataParallel(generator, device_ids=ids)
         disc = DistributedDataParallel(discriminator, device_ids=ids)
 
-    metadata = {
-        "data": str(data_path),
-        "mask": config.mask,
+    metadata = {  # stored in the checkpoints: paths relative to out_dir, as in recorded_config
+        "data": path_in_folder(data_path, out_dir),
+        "mask": recorded_config["mask"],
         "samples": len(dataset),
         "world_size": env.world_size,
         "effective_batch_size": effective_batch,
@@ -654,7 +671,7 @@ def _fit(
                     "optimizer_d": opt_d.state_dict(),
                     "scaler": scaler.state_dict(),
                     "epoch": epoch + 1,
-                    "config": config.model_dump(mode="json"),
+                    "config": recorded_config,
                     "metadata": metadata,
                     "stats": stats,
                 },
@@ -682,7 +699,7 @@ def _fit(
             generator,
             final,
             epoch=config.epochs,
-            extra={"config": config.model_dump(mode="json"), "metadata": metadata},
+            extra={"config": recorded_config, "metadata": metadata},
         )
     barrier()
     fingerprint = state_fingerprint(generator)
@@ -731,6 +748,7 @@ def _precision_name(device: torch.device, amp: bool) -> str:
 def _restore(
     path: Path,
     config: GeneratorTrainConfig,
+    recorded_config: dict[str, Any],
     generator: Vec2FaceGenerator,
     discriminator: nn.Module,
     opt_g: torch.optim.Optimizer,
@@ -738,6 +756,9 @@ def _restore(
     scaler: torch.amp.GradScaler,
 ) -> tuple[int, dict[str, float]]:
     """Load a training checkpoint into the models, optimisers and scaler.
+
+    ``recorded_config`` (``config`` as checkpoints hold it) is compared with the saved one,
+    and changed settings are logged.
 
     Returns:
         (epochs completed, that epoch's stats).
@@ -764,9 +785,7 @@ def _restore(
             f"{path}: checkpoint discriminator '{saved['discriminator']}' does not match "
             f"generator.discriminator '{config.discriminator}'"
         )
-    changed = sorted(
-        k for k, v in config.model_dump(mode="json").items() if k in saved and saved[k] != v
-    )
+    changed = sorted(k for k, v in recorded_config.items() if k in saved and saved[k] != v)
     if changed:
         log.warning("resuming %s with changed settings: %s", path, ", ".join(changed))
     generator.load_state_dict(state[CHECKPOINT_KEY])

@@ -7,6 +7,7 @@ and a randomly initialised ``tiny`` IResNet saved to a file as the frozen teache
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -150,6 +151,9 @@ def test_run_writes_official_checkpoint_layout_samples_and_final_generator(strai
         assert key in state, key
     assert state["epoch"] == 2 and state["arch"]["name"] == "tiny"
     assert state["metadata"]["pretrained_lpips_backbone"] is None  # LPIPS off
+    # paths are named from the output folder, so the bytes do not depend on the root
+    assert state["config"]["teacher_checkpoint"] == "../teacher.pth"
+    assert state["metadata"]["data"] == "../train.lmdb"
 
     final, report = load_generator_checkpoint(out / "generator.pt")
     assert report.arch_name == "tiny" and report.epoch == 2
@@ -190,7 +194,7 @@ def test_gan_is_off_before_disc_start_and_on_after(straight_run):
     assert load_checkpoint(out / "checkpoints" / "checkpoint_0002.pt")["optimizer_d"]["state"] != {}
 
 
-def test_killed_run_resumes_to_the_same_weights(world, straight_run):
+def test_killed_run_resumes_to_the_same_weights(world, straight_run, caplog):
     _, straight, _ = straight_run
     out = world["root"] / "killed"
     with pytest.raises(_Killed):
@@ -199,13 +203,29 @@ def test_killed_run_resumes_to_the_same_weights(world, straight_run):
     assert not (out / "generator.pt").exists()
 
     tracker = RecordingTracker()
-    resumed = fit(_config(world), world["data"], out, tracker=tracker, resume=True, progress=False)
+    with caplog.at_level(logging.WARNING, logger="vec2face.generator.train"):
+        resumed = fit(
+            _config(world), world["data"], out, tracker=tracker, resume=True, progress=False
+        )
+    assert "changed settings" not in caplog.text  # the recorded paths compare as the same
     assert resumed["start_epoch"] == 1 and [s for s, _ in tracker.metrics] == [1]
     assert resumed["weights_sha256"] == straight["weights_sha256"]
     a = load_checkpoint(world["root"] / "straight" / "checkpoints" / "last.pt")
     b = load_checkpoint(out / "checkpoints" / "last.pt")
     for k, v in a["model_disc"].items():
         assert torch.equal(v, b["model_disc"][k]), k
+
+
+def test_generator_file_is_the_same_under_any_output_root(world, tmp_path):
+    written = []
+    for root in (tmp_path / "root1", tmp_path / "other" / "deeper"):
+        (root / "inputs").mkdir(parents=True)
+        shutil.copyfile(world["teacher"], root / "inputs" / "teacher.pth")
+        shutil.copyfile(world["data"], root / "inputs" / "train.lmdb")
+        cfg = _config(world, epochs=1, teacher_checkpoint=str(root / "inputs" / "teacher.pth"))
+        fit(cfg, root / "inputs" / "train.lmdb", root / "generator", progress=False)
+        written.append((root / "generator" / "generator.pt").read_bytes())
+    assert written[0] == written[1]
 
 
 def test_non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint(world, straight_run):
