@@ -68,6 +68,13 @@ class GeneratorArch:
     dec_ch: int = 128
     dec_ch_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
     dec_num_res_blocks: int = 2
+    # Factor on the input vectors before ``latent_prior_proj_f``. The official sizes take
+    # the teacher's features as they come (1.0). The tiny model trains on L2-normalised
+    # features, whose components are ~1/sqrt(512): projected at xavier scale they are a
+    # ~0.05 signal beside the position embeddings, and a tiny model trained for minutes
+    # learned to ignore them (one mean face for every input). sqrt(512) gives the
+    # components unit variance.
+    vector_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.decoder_embed_dim != self.embed_dim:
@@ -332,6 +339,8 @@ class Vec2FaceGenerator(nn.Module):
             latent: (N, K, D) encoder output.
             target_tokens: (N, 49, D) unmasked feature tokens, detached.
         """
+        if self.arch.vector_scale != 1.0:
+            vectors = vectors * self.arch.vector_scale
         enc = self.latent_prior_proj_f(vectors)  # (N, D)
         tokens = self.feature_token(enc.unsqueeze(-1)).transpose(1, 2)  # (N, 49, D)
         target_tokens = tokens.detach()
@@ -516,6 +525,7 @@ ARCHS: dict[str, GeneratorArch] = {
         dec_ch=32,
         dec_ch_mult=(1, 1, 2, 2, 4),
         dec_num_res_blocks=1,
+        vector_scale=math.sqrt(512),
     ),
 }
 

@@ -372,3 +372,22 @@ def test_bf16_generation_uses_a_weight_copy_that_follows_weight_updates():
         g.im_decoder.conv_out.bias.add_(0.5)
     moved = g.generate(v, seed=3, autocast_bf16=True)
     assert (moved - bf16).mean() > 0.1  # the copy was rebuilt from the new weights
+
+
+def test_vector_scale_multiplies_the_input_and_travels_with_the_checkpoint(tmp_path):
+    import dataclasses
+
+    torch.manual_seed(0)
+    g = build_generator("tiny").eval()
+    assert g.arch.vector_scale == pytest.approx(math.sqrt(512))
+    assert build_generator("vit_base_patch16").arch.vector_scale == 1.0  # official: raw features
+    from vec2face.models.generator import Vec2FaceGenerator
+
+    plain = Vec2FaceGenerator(dataclasses.replace(g.arch, vector_scale=1.0)).eval()
+    plain.load_state_dict(g.state_dict())
+    v = torch.nn.functional.normalize(torch.randn(3, 512), dim=1)
+    torch.testing.assert_close(g.generate(v, seed=1), plain.generate(v * math.sqrt(512), seed=1))
+    path = tmp_path / "g.pt"
+    save_generator_checkpoint(g, path)
+    loaded, _ = load_generator_checkpoint(path)
+    assert loaded.arch.vector_scale == g.arch.vector_scale
