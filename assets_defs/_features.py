@@ -2,8 +2,8 @@
 
 The generator learns from (image, teacher feature, label) records and the identity
 sampler from teacher identity centers; both are this extraction with the CLI's defaults
-(flip-sum, bf16 autocast on CPU, 128 images a batch), so ``dvc repro`` and Dagster write
-the same files.
+(flip-sum, bf16 autocast on CPU, 128 images a batch), through the same library function,
+so ``dvc repro`` and Dagster write the same files.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vec2face.data import open_dataset
-from vec2face.fr.extract import extract_features, save_features, write_training_lmdb
+from vec2face.fr.extract import write_dataset_features
 from vec2face.fr.profiles import FRModelConfig, load_fr_model
 
 BATCH_SIZE = 128
@@ -29,16 +28,18 @@ def extract(
         data: any dataset ``open_dataset`` reads.
         out: folder for ``features.npy``, ``labels.npy``, ``centers.npy``, ``center_labels.npy``.
         training_lmdb: also write the Vec2Face training-layout LMDB here.
+
+    Returns:
+        What :func:`vec2face.fr.extract.write_dataset_features` returns.
     """
     net = load_fr_model(model, config_key=config_key)
-    with open_dataset(data) as ds:
-        feats = extract_features(net, ds, BATCH_SIZE, flip=True, device="cpu", autocast=True)
-        result: dict[str, Any] = {
-            "images": len(ds),
-            "identities": ds.num_identities,
-            "dim": int(feats.shape[1]),
-            "files": save_features(feats, ds.labels, out),
-        }
-        if training_lmdb is not None:
-            result["training_records"] = write_training_lmdb(ds, feats, training_lmdb)
-    return result
+    return write_dataset_features(
+        net,
+        data,
+        out,
+        batch_size=BATCH_SIZE,
+        flip=True,
+        device="cpu",
+        autocast=True,
+        training_lmdb=training_lmdb,
+    )

@@ -137,7 +137,7 @@ def _generator_counts(summary: Mapping[str, Any]) -> dict[str, float]:
     counts = {
         "epochs": summary["epochs"],
         "train_time_s": summary["train_time_s"],
-        "training_records": summary["training_data"]["training_records"],
+        "training_records": summary["training_data"]["training_lmdb"]["records"],
     }
     counts.update({f"final_{k}": v for k, v in summary["stats"].items()})
     return counts

@@ -175,27 +175,20 @@ def extract(
     model, backbone, role, batch_size, device, amp, params, data, mask, out, flip, training_lmdb
 ) -> None:
     """Extract L2-normalised features and identity centers of DATA."""
-    import torch
-
-    from vec2face.data import open_dataset
-    from vec2face.fr.extract import extract_features, save_features, write_training_lmdb
+    from vec2face.fr.extract import write_dataset_features
 
     net = _model(model, backbone, role, params).to(device)
-    ds = open_dataset(data, mask=mask)
-    dev = torch.device(device)
-    feats = extract_features(net, ds, batch_size, flip, dev, autocast=amp)
-    written = save_features(feats, ds.labels, out)
-    result = {
-        "images": len(ds),
-        "identities": ds.num_identities,
-        "dim": int(feats.shape[1]),
-        "files": written,
-    }
-    if training_lmdb:
-        result["training_lmdb"] = {
-            "path": training_lmdb,
-            "records": write_training_lmdb(ds, feats, training_lmdb),
-        }
+    result = write_dataset_features(
+        net,
+        data,
+        out,
+        mask=mask,
+        batch_size=batch_size,
+        flip=flip,
+        device=device,
+        autocast=amp,
+        training_lmdb=training_lmdb or None,
+    )
     echo_json(result)
 
 

@@ -11,13 +11,14 @@ import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from vec2face.data import decode_image, write_lmdb
-from vec2face.data.base import FaceDataset
+from vec2face.data import decode_image, open_dataset, write_lmdb
+from vec2face.data.base import FaceDataset, MaskLike
 from vec2face.errors import ConfigError
 from vec2face.evaluation.embed import to_model_input
 from vec2face.models import build_backbone
@@ -29,6 +30,7 @@ __all__ = [
     "identity_centers",
     "load_trained_backbone",
     "save_features",
+    "write_dataset_features",
     "write_training_lmdb",
 ]
 
@@ -214,3 +216,53 @@ def write_training_lmdb(dataset: FaceDataset, features: np.ndarray, path: str | 
             yield data, int(label), features[i]
 
     return write_lmdb(records(), path, layout="training")
+
+
+def write_dataset_features(
+    model: nn.Module,
+    data: str | Path,
+    out_dir: str | Path,
+    *,
+    mask: MaskLike = None,
+    batch_size: int = 128,
+    flip: bool = True,
+    device: torch.device | str = "cpu",
+    autocast: bool = False,
+    training_lmdb: str | Path | None = None,
+) -> dict[str, Any]:
+    """Extract the features of a dataset and write them (what ``vec2face fr extract`` does).
+
+    Writes ``features.npy``, ``labels.npy``, ``centers.npy`` and ``center_labels.npy`` into
+    ``out_dir`` (:func:`save_features`) and, with ``training_lmdb``, the Vec2Face
+    training-layout LMDB of the dataset's images with these features
+    (:func:`write_training_lmdb`).
+
+    Args:
+        model: FR backbone on ``device`` (see :func:`extract_features`).
+        data: any dataset :func:`vec2face.data.open_dataset` reads.
+        out_dir: folder for the ``.npy`` files (created).
+        mask: record mask of ``data`` (``.npy`` path or index array).
+        batch_size: images per forward pass.
+        flip: sum the embeddings of each image and its mirror.
+        device: where to run.
+        autocast: bfloat16 autocast.
+        training_lmdb: also write the training-layout LMDB here.
+
+    Returns:
+        ``{"images", "identities", "dim", "files": {name: path}}``, plus
+        ``"training_lmdb": {"path", "records"}`` when one was written.
+    """
+    with open_dataset(data, mask=mask) as ds:
+        feats = extract_features(model, ds, batch_size, flip, torch.device(device), autocast)
+        result: dict[str, Any] = {
+            "images": len(ds),
+            "identities": ds.num_identities,
+            "dim": int(feats.shape[1]),
+            "files": save_features(feats, ds.labels, out_dir),
+        }
+        if training_lmdb is not None:
+            result["training_lmdb"] = {
+                "path": str(training_lmdb),
+                "records": write_training_lmdb(ds, feats, training_lmdb),
+            }
+    return result

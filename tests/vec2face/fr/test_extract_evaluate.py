@@ -16,6 +16,7 @@ from vec2face.fr.extract import (
     extract_features,
     identity_centers,
     load_trained_backbone,
+    write_dataset_features,
     write_training_lmdb,
 )
 from vec2face.fr.profiles import fr_model_config, load_fr_model
@@ -106,6 +107,48 @@ def test_cli_extract_writes_features_centers_and_a_training_lmdb(tmp_path, capsy
         assert sample.label == original[i].label
         np.testing.assert_array_equal(sample.image, original[i].image)
         np.testing.assert_array_equal(sample.feature, feats[i])
+
+
+def test_write_dataset_features_writes_what_the_cli_writes(tmp_path, capsys):
+    data = _faces(tmp_path / "d.lmdb")
+    model = _model()
+    result = write_dataset_features(
+        model, data, tmp_path / "lib", batch_size=5, training_lmdb=tmp_path / "lib.lmdb"
+    )
+    assert result == {
+        "images": 12,
+        "identities": 3,
+        "dim": 16,
+        "files": {n: str(tmp_path / "lib" / f"{n}.npy")
+                  for n in ("features", "labels", "centers", "center_labels")},
+        "training_lmdb": {"path": str(tmp_path / "lib.lmdb"), "records": 12},
+    }
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    args = ["fr", "extract", "--model", str(tmp_path / "w.pt")]
+    (tmp_path / "backbone.json").write_text(
+        json.dumps({"backbone": "tiny", "embedding_size": 16, "overrides": {"input_size": 32}})
+    )
+    args += ["--data", str(data), "--out", str(tmp_path / "cli"), "--no-amp", "--batch-size", "5"]
+    assert main([*args, "--write-training-lmdb", str(tmp_path / "cli.lmdb")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["training_lmdb"] == {"path": str(tmp_path / "cli.lmdb"), "records": 12}
+    for name in ("features", "labels", "centers", "center_labels"):
+        lib = (tmp_path / "lib" / f"{name}.npy").read_bytes()
+        assert lib == (tmp_path / "cli" / f"{name}.npy").read_bytes(), name
+    with open_dataset(tmp_path / "lib.lmdb") as a, open_dataset(tmp_path / "cli.lmdb") as b:
+        assert [a.read_raw(i)[0] for i in range(12)] == [b.read_raw(i)[0] for i in range(12)]
+        np.testing.assert_array_equal(
+            np.stack([a[i].feature for i in range(12)]), np.stack([b[i].feature for i in range(12)])
+        )
+
+
+def test_write_dataset_features_honours_the_mask_and_no_lmdb_by_default(tmp_path):
+    data = _faces(tmp_path / "d.lmdb")
+    np.save(tmp_path / "mask.npy", np.array([0, 1, 4, 5, 6], dtype=np.int64))
+    result = write_dataset_features(_model(), data, tmp_path / "f", mask=tmp_path / "mask.npy")
+    assert result["images"] == 5 and result["identities"] == 2 and "training_lmdb" not in result
+    np.testing.assert_array_equal(np.load(tmp_path / "f" / "labels.npy"), [0, 0, 1, 1, 1])
+    assert np.load(tmp_path / "f" / "centers.npy").shape == (2, 16)
 
 
 def test_write_training_lmdb_refuses_a_feature_count_mismatch(tmp_path):
