@@ -525,7 +525,6 @@ ARCHS: dict[str, GeneratorArch] = {
         dec_ch=32,
         dec_ch_mult=(1, 1, 2, 2, 4),
         dec_num_res_blocks=1,
-        vector_scale=math.sqrt(512),
     ),
 }
 
