@@ -32,25 +32,16 @@ from vec2face.data.verification_bin import read_bin
 from vec2face.fr.extract import load_trained_backbone
 from vec2face.generation.identities import sample_identities
 from vec2face.generation.variation import intra_class_vectors
-from vec2face.generator.quality import embed_images, measure_generator_quality, to_uint8
+from vec2face.generator.data import tensor_to_image
+from vec2face.generator.quality import embed_images, measure_generator_quality
 from vec2face.models import load_generator_checkpoint
+from vec2face.toyfaces.world import preview_grid
 
 TARGETS = {
     "judge_cosine_recon": 0.6,
     "identity_preservation": 0.9,
     "sharpness_ratio": 0.5,
 }
-
-
-def _grid(tiles: np.ndarray, cols: int) -> Image.Image:
-    """uint8 (K, H, W, 3) -> one image, ``cols`` tiles a row, 2-pixel white gutters."""
-    k, h, w, _ = tiles.shape
-    rows = -(-k // cols)
-    canvas = np.full((rows * (h + 2), cols * (w + 2), 3), 255, np.uint8)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, cols)
-        canvas[r * (h + 2) : r * (h + 2) + h, c * (w + 2) : c * (w + 2) + w] = tile
-    return Image.fromarray(canvas)
 
 
 def main() -> None:
@@ -90,7 +81,7 @@ def main() -> None:
     # reconstructions: 8 rows of 4 (original | generated) pairs
     originals = images[0::2][:32]
     pairs = np.stack([originals, generated[:32]], 1).reshape(-1, *originals.shape[1:])
-    _grid(pairs, cols=8).save(out / "reconstructions.png")
+    Image.fromarray(preview_grid(list(pairs), cols=8)).save(out / "reconstructions.png")
 
     # new identities: pca sampler over the teacher's features of this set, with HSFace's
     # intra-class variation (sigma 0.3/0.5/0.7), 6 identities x 8 images
@@ -99,8 +90,8 @@ def main() -> None:
         6, dim=reference.shape[1], threshold=0.3, sampler="pca", reference=reference, seed=0
     )
     vecs = np.concatenate([intra_class_vectors(v, 8, rng=i)[0] for i, v in enumerate(ids)])
-    sampled = to_uint8(generator.generate(torch.from_numpy(vecs), seed=0))
-    _grid(sampled, cols=8).save(out / "sampled.png")
+    sampled = tensor_to_image(generator.generate(torch.from_numpy(vecs), seed=0))
+    Image.fromarray(preview_grid(list(sampled), cols=8)).save(out / "sampled.png")
     print(f"wrote {out / 'reconstructions.png'}, {out / 'sampled.png'}, {out / 'quality.json'}")
 
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from vec2face.evaluation.verification import verification_accuracy
 from vec2face.fr.extract import embed_batch
+from vec2face.generator.data import tensor_to_image
 
 __all__ = [
     "FACE_BOX",
@@ -32,17 +33,10 @@ __all__ = [
     "embed_images",
     "laplacian_variance",
     "measure_generator_quality",
-    "to_uint8",
 ]
 
 #: (top, bottom, left, right) of the face in a 112x112 aligned crop: brows to chin, ear to ear
 FACE_BOX: tuple[int, int, int, int] = (24, 100, 22, 90)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) float in [-1, 1] -> uint8 (N, H, W, 3)."""
-    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round()
-    return x.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def laplacian_variance(images: np.ndarray, box: tuple[int, int, int, int] = FACE_BOX) -> np.ndarray:
@@ -123,7 +117,7 @@ def measure_generator_quality(
         )
     first, second = images[0::2], images[1::2]
     vectors = embed_images(teacher, first, batch_size, amp)
-    generated = to_uint8(
+    generated = tensor_to_image(
         generator.generate(torch.from_numpy(vectors), seed=seed, batch_size=batch_size, autocast_bf16=amp)
     )
     j_first, j_second, j_gen = (embed_images(judge, x, batch_size, amp) for x in (first, second, generated))

@@ -6,12 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from vec2face.generator.quality import (
-    FACE_BOX,
-    laplacian_variance,
-    measure_generator_quality,
-    to_uint8,
-)
+from vec2face.generator.data import tensor_to_image
+from vec2face.generator.quality import FACE_BOX, laplacian_variance, measure_generator_quality
 from vec2face.models import build_backbone, build_generator
 
 
@@ -31,9 +27,9 @@ def test_laplacian_variance_hand_computed():
     assert laplacian_variance(checker)[0] > 1e4 > laplacian_variance(ramp)[0]
 
 
-def test_to_uint8_maps_minus_one_one_to_levels():
+def test_tensor_to_image_maps_minus_one_one_to_levels():
     x = torch.tensor([-1.0, 0.0, 1.0, 3.0]).view(1, 1, 2, 2).repeat(1, 3, 1, 1)
-    out = to_uint8(x)
+    out = tensor_to_image(x)
     assert out.shape == (1, 2, 2, 3) and out.dtype == np.uint8
     assert out[0, :, :, 0].ravel().tolist() == [0, 128, 255, 255]
 
