@@ -19,7 +19,7 @@ import warnings
 import torch
 
 from vec2face.generator.losses import GeneratorLoss, GeneratorLossConfig
-from vec2face.generator.train import GeneratorTrainConfig, nchw_conv_decoder, train_one_epoch
+from vec2face.generator.train import GeneratorTrainConfig, train_one_epoch
 from vec2face.models import build_backbone, build_discriminator, build_generator
 
 
@@ -57,7 +57,6 @@ def time_training(
         loss=loss_cfg,
     )
     model = build_generator("tiny")
-    nchw_conv_decoder(model)  # as fit() does on CPU: GroupNorm's backward is slow channels-last
     disc = build_discriminator("patchgan_tiny")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -74,6 +74,11 @@ class GeneratorTrainConfig(StepConfig):
     model: str = Field(
         "vit_base_patch16", description="registered generator (tiny, vit_base_patch16, ...)"
     )
+    model_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="architecture overrides of the generator (GeneratorArch fields, e.g. "
+        "vector_scale); the checkpoint records the resulting arch",
+    )
     discriminator: str = Field(
         "patchgan", description="registered discriminator (patchgan, patchgan_tiny)"
     )
@@ -566,9 +571,7 @@ def _fit(
 
     # Same seed on every rank: identical initial weights (DDP broadcasts rank 0's anyway).
     torch.manual_seed(derive_seed(config.seed, "generator-init"))
-    generator = build_generator(config.model).to(device)
-    if device.type == "cpu":
-        nchw_conv_decoder(generator)
+    generator = build_generator(config.model, **config.model_args).to(device)
     if generator.arch.rep_dim != dataset.feature_dim:
         raise ConfigError(
             f"generator.model '{config.model}' takes {generator.arch.rep_dim}-d vectors, the data "
@@ -726,17 +729,6 @@ def _fit(
         "weights_sha256": fingerprint,
         "replicas_in_sync": in_sync,
     }
-
-
-def nchw_conv_decoder(generator: Vec2FaceGenerator) -> None:
-    """Train the conv decoder in NCHW on CPU.
-
-    The generator keeps its conv decoder channels-last, which speeds up inference, but on CPU
-    GroupNorm's backward pass is 1.5-6x slower on channels-last tensors: a bf16 training step
-    of the tiny model at batch 16 took 4.1 s channels-last and 2.3 s NCHW (1 thread).
-    """
-    generator.im_decoder.to(memory_format=torch.contiguous_format)
-    generator.im_decoder.register_forward_pre_hook(lambda _module, args: (args[0].contiguous(),))
 
 
 def _precision_name(device: torch.device, amp: bool) -> str:

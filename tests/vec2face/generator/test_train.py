@@ -278,6 +278,16 @@ def test_resume_refuses_another_discriminator(world, straight_run):
         fit(cfg, world["data"], out, resume=True, progress=False)
 
 
+def test_model_args_reach_the_architecture_and_unknown_ones_fail_first(world, tmp_path):
+    cfg = _config(world, epochs=1, sample_grid_size=1, model_args={"vector_scale": 4.0})
+    fit(cfg, world["data"], tmp_path / "ok", progress=False)
+    generator, _ = load_generator_checkpoint(tmp_path / "ok" / "generator.pt")
+    assert generator.arch.vector_scale == 4.0 and generator.arch.embed_dim == 192
+    with pytest.raises(ConfigError, match=r"unknown overrides \['depthh'\]"):
+        fit(_config(world, model_args={"depthh": 3}), world["data"], tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad" / "checkpoints").exists()
+
+
 def test_dataset_without_features_fails_before_training(world, tmp_path):
     fr = tmp_path / "fr.lmdb"
     write_lmdb([(encode_image(np.zeros((112, 112, 3), np.uint8), "png"), 0)] * 4, fr, layout="fr")
