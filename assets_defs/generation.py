@@ -3,10 +3,11 @@ and the no-filter gaussian ablation the dataset reports compare it with."""
 
 import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import dagster as dg
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from assets_defs import _configs
 from assets_defs._features import extract
@@ -21,8 +22,11 @@ from assets_defs._produce import (
 )
 from assets_defs.steps import STEPS
 from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
+from vec2face.attributes.estimators import CONFIG_SECTION as ESTIMATOR_SECTION
+from vec2face.attributes.estimators import AttributeEstimatorConfig, load_attribute_estimator
 from vec2face.config import StepConfig, load_step_config
 from vec2face.errors import ConfigError, DataFormatError
+from vec2face.fr.profiles import load_fr_model
 from vec2face.generation.hsface import (
     SUMMARY_FILE,
     HSFaceConfig,
@@ -38,6 +42,7 @@ GROUP = "generation"
 
 IDENTITIES_FILE = "identities.npy"
 GENERATOR_FILE = "generator.pt"
+ESTIMATOR_FILE = "model.pt"
 
 #: a failed shard is retried alone (a worker lost, a full disk freed): twice, 10 s apart
 SHARD_RETRY = dg.RetryPolicy(max_retries=2, delay=10)
@@ -108,8 +113,47 @@ def shard_keys(params: dict[str, Any]) -> list[str]:
     return [f"{k:05d}" for k in range(hsface_config(params).num_shards)]
 
 
-def _shard_fingerprint(config: HSFaceConfig, key: str, hashes: Mapping[str, str]) -> str:
-    return fingerprint(STEPS["hsface_dataset"], config, {**hashes, "shard": key})
+def generation_settings(
+    params: dict[str, Any], config: HSFaceConfig, inputs: Mapping[str, Path]
+) -> dict[str, BaseModel]:
+    """Everything besides the input files that the images and manifest of ``config`` depend on,
+    read as ``vec2face generate --params`` reads it: the ``hsface`` settings, the
+    ``attribute_estimator`` section on the estimator the chain trained (it fills the manifest's
+    yaw/pitch/age/quality and measures AttrOP's targets), and, only when the settings run
+    AttrOP, the ``fr_teacher`` section on the teacher the chain trained."""
+    settings: dict[str, BaseModel] = {
+        "hsface": config,
+        ESTIMATOR_SECTION: load_step_config(
+            AttributeEstimatorConfig,
+            ESTIMATOR_SECTION,
+            params,
+            {
+                "checkpoint": str(inputs["attribute_estimator"] / ESTIMATOR_FILE),
+                "attributes": list(config.target_attributes),
+            },
+        ),
+    }
+    if config.uses_attrop:
+        settings["fr_teacher"] = _configs.fr_model(params, "teacher", inputs["fr_teacher"])
+    return settings
+
+
+def generation_models(settings: Mapping[str, BaseModel]) -> dict[str, Any]:
+    """``generate_hsface``'s ``estimator`` and ``fr_model`` for :func:`generation_settings`;
+    loaded only when a step generates, so a reused output loads no model."""
+    teacher = settings.get("fr_teacher")
+    return {
+        "estimator": load_attribute_estimator(settings[ESTIMATOR_SECTION]),
+        "fr_model": (
+            load_fr_model(teacher, config_key="fr_teacher.checkpoint") if teacher else None
+        ),
+    }
+
+
+def _shard_fingerprint(
+    settings: Mapping[str, BaseModel], key: str, hashes: Mapping[str, str]
+) -> str:
+    return fingerprint(STEPS["hsface_dataset"], settings, {**hashes, "shard": key})
 
 
 def make_hsface_dataset(params: dict[str, Any]) -> dg.AssetsDefinition:
@@ -129,9 +173,11 @@ def make_hsface_dataset(params: dict[str, Any]) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         """HSFace (DESIGN 3.6), one shard per partition: the generator turns each identity
         vector plus its intra-class variations into images, written as an FR-layout LMDB with
-        the vectors and a manifest. The dataset folder is recorded in DVC once every shard is
-        current."""
-        config = hsface_config(paths.read_params())
+        the vectors and a manifest whose attribute columns the attribute estimator fills (the
+        teacher steers AttrOP when the ``hsface`` section asks for it). The dataset folder is
+        recorded in DVC once every shard is current."""
+        params = paths.read_params()
+        config = hsface_config(params)
         key = context.partition_key
         keys = [f"{k:05d}" for k in range(config.num_shards)]
         if key not in keys:
@@ -141,9 +187,10 @@ def make_hsface_dataset(params: dict[str, Any]) -> dg.AssetsDefinition:
             )
         inputs = step_inputs(step, paths)
         hashes = input_hashes(inputs, dvc)
+        settings = generation_settings(params, config, inputs)
         out = paths.output(step.output)
         shard_dir = out / "shards" / shard_name(int(key))
-        fp = _shard_fingerprint(config, key, hashes)
+        fp = _shard_fingerprint(settings, key, hashes)
         stamp = read_stamp(paths, f"{step.asset}/{key}")
         info = read_shard_info(shard_dir)
         reused = bool(
@@ -178,6 +225,7 @@ def make_hsface_dataset(params: dict[str, Any]) -> dg.AssetsDefinition:
                     shard=int(key),
                     progress=False,
                     tracker=tracker,
+                    **generation_models(settings),
                 )
                 info = read_shard_info(shard_dir)
                 if info is None:
@@ -201,7 +249,7 @@ def make_hsface_dataset(params: dict[str, Any]) -> dg.AssetsDefinition:
             )
         current = [
             read_stamp(paths, f"{step.asset}/{k}").get("fingerprint")
-            == _shard_fingerprint(config, k, hashes)
+            == _shard_fingerprint(settings, k, hashes)
             and read_shard_info(out / "shards" / shard_name(int(k))) is not None
             for k in keys
         ]
@@ -287,24 +335,27 @@ def gaussian_ablation(
 ) -> dg.MaterializeResult:
     """The ablation the reports compare HSFace with: identity vectors drawn without the PCA
     prior and without the distance filter (``gaussian_ablation`` section), generated with the
-    same generator and ``hsface`` settings (``dataset/``) and merged (``merged/``)."""
+    same generator, ``hsface`` settings and models as HSFace (``dataset/``, so its manifest has
+    the same estimated columns) and merged (``merged/``)."""
     step = STEPS["gaussian_ablation"]
     params = paths.read_params()
     ablation = load_step_config(GaussianAblationConfig, "gaussian_ablation", params)
     identities = load_step_config(IdentitiesConfig, "identities", params, ablation.model_dump())
     hsface = hsface_config(params)
-    (generator,) = step_inputs(step, paths).values()
+    inputs = step_inputs(step, paths)
+    settings = generation_settings(params, hsface, inputs)
     out = paths.output(step.output)
 
     def build(tracker):
         ids = make_identities(identities, out / IDENTITIES_FILE)
         generated = generate_hsface(
             hsface,
-            generator / GENERATOR_FILE,
+            inputs["fmae_generator"] / GENERATOR_FILE,
             out / IDENTITIES_FILE,
             out / "dataset",
             progress=False,
             tracker=tracker,
+            **generation_models(settings),
         )
         merged = merge_shards(find_shards(out / "dataset"), out / "merged")
         return {"identities": ids, "generated": generated, "merged": merged}
@@ -312,7 +363,7 @@ def gaussian_ablation(
     return produce(
         context,
         step,
-        {"identities": identities, "hsface": hsface},
+        {"identities": identities, **settings},
         build,
         paths=paths,
         dvc=dvc,

@@ -56,16 +56,21 @@ STEPS: dict[str, Step] = {
             "1",
             ("pca_pool", "fr_teacher"),
         ),
+        # the estimator fills the manifest's attribute columns; the teacher steers AttrOP
         Step(
             "hsface_dataset",
             "hsface_dataset",
             "hsface",
-            "1",
-            ("fmae_generator", "identity_vectors"),
+            "2",
+            ("fmae_generator", "identity_vectors", "attribute_estimator", "fr_teacher"),
         ),
         Step("hsface_merged", "hsface_merged", "hsface_merged", "1", ("hsface_dataset",)),
         Step(
-            "gaussian_ablation", "gaussian_ablation", "gaussian_ablation", "1", ("fmae_generator",)
+            "gaussian_ablation",
+            "gaussian_ablation",
+            "gaussian_ablation",
+            "2",
+            ("fmae_generator", "attribute_estimator", "fr_teacher"),
         ),
         Step(
             "dataset_reports",

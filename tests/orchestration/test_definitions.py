@@ -112,8 +112,14 @@ def test_dvc_stages_read_the_params_sections_of_their_steps():
     assert params["fr_judge"] == {"profile", "fr_judge_train"}
     assert params["fr_model"] == {"profile", "fr_train"}
     assert params["fmae_generator"] == {"profile", "fr_teacher", "generator"}
-    assert params["hsface_dataset"] == {"hsface"}
-    assert params["gaussian_ablation"] == {"identities", "hsface", "gaussian_ablation"}
+    # the generate stages load the teacher from fr_teacher when the hsface settings run AttrOP
+    assert params["hsface_dataset"] == {"hsface", "fr_teacher"}
+    assert params["gaussian_ablation"] == {
+        "identities",
+        "hsface",
+        "fr_teacher",
+        "gaussian_ablation",
+    }
 
 
 def test_weekly_schedule_is_off_by_default_and_requests_the_first_phase():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -133,6 +134,10 @@ def test_every_step_materializes_with_outputs_and_metadata(chain):
         meta = mats[f"hsface_dataset[{shard}]"].metadata
         assert meta["images"].value == 2 * 5 and meta["reused"].value is False
         assert (out / "hsface" / "shards" / f"shard_{shard}" / "train.lmdb").is_file()
+    # both generated datasets carry the trained attribute estimator's estimates
+    for merged in (out / "hsface_merged", out / "gaussian_ablation" / "merged"):
+        manifest = pd.read_parquet(merged / "manifest.parquet")
+        assert manifest[["yaw", "pitch", "age", "quality"]].notna().all().all(), merged
     assert sorted(p.name for p in (out / "dataset_reports").iterdir() if p.is_dir()) == [
         "cache",
         "comparison",
