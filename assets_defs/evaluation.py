@@ -13,6 +13,7 @@ from assets_defs import _configs
 from assets_defs._produce import check_sources, produce, step_asset, step_inputs
 from assets_defs.steps import STEPS
 from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
+from vec2face.attributes.train import MODEL_FILE
 from vec2face.config import load_step_config
 from vec2face.fr.evaluate import evaluate_bins, markdown_table
 from vec2face.fr.extract import load_trained_backbone
@@ -33,7 +34,7 @@ def report_config(params: dict[str, Any], inputs: Mapping[str, Path]) -> ReportC
     """The ``dataset_reports`` section with the judge, teacher and attribute estimator the
     chain trained."""
     estimator = _configs.section(_configs.section(params, CONFIG_SECTION), "attribute_estimator")
-    estimator["checkpoint"] = str(inputs["attribute_estimator"] / "model.pt")
+    estimator["checkpoint"] = str(inputs["attribute_estimator"] / MODEL_FILE)
     return load_step_config(
         ReportConfig,
         CONFIG_SECTION,

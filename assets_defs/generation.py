@@ -24,6 +24,7 @@ from assets_defs.steps import STEPS
 from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
 from vec2face.attributes.estimators import CONFIG_SECTION as ESTIMATOR_SECTION
 from vec2face.attributes.estimators import AttributeEstimatorConfig, load_attribute_estimator
+from vec2face.attributes.train import MODEL_FILE
 from vec2face.config import StepConfig, load_step_config
 from vec2face.errors import ConfigError, DataFormatError
 from vec2face.fr.profiles import load_fr_model
@@ -42,7 +43,6 @@ GROUP = "generation"
 
 IDENTITIES_FILE = "identities.npy"
 GENERATOR_FILE = "generator.pt"
-ESTIMATOR_FILE = "model.pt"
 
 #: a failed shard is retried alone (a worker lost, a full disk freed): twice, 10 s apart
 SHARD_RETRY = dg.RetryPolicy(max_retries=2, delay=10)
@@ -128,7 +128,7 @@ def generation_settings(
             ESTIMATOR_SECTION,
             params,
             {
-                "checkpoint": str(inputs["attribute_estimator"] / ESTIMATOR_FILE),
+                "checkpoint": str(inputs["attribute_estimator"] / MODEL_FILE),
                 "attributes": list(config.target_attributes),
             },
         ),

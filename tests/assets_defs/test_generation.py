@@ -14,7 +14,6 @@ import yaml
 
 from assets_defs import _configs, build_assets
 from assets_defs.generation import (
-    ESTIMATOR_FILE,
     GENERATOR_FILE,
     IDENTITIES_FILE,
     GaussianAblationConfig,
@@ -26,6 +25,7 @@ from orchestration.definitions import make_resources
 from tests.orchestration.conftest import MICRO_PARAMS
 from vec2face.attributes import build_attribute_net
 from vec2face.attributes.estimators import toy_checkpoint_state
+from vec2face.attributes.train import MODEL_FILE
 from vec2face.config import load_step_config, read_params
 from vec2face.errors import ConfigError, DataFormatError
 from vec2face.fr.train import save_backbone
@@ -101,7 +101,7 @@ def _upstream_outputs(repo, refine_steps: int):
     np.save(folder["identity_vectors"] / IDENTITIES_FILE, vectors)
     torch.save(
         toy_checkpoint_state(build_attribute_net().eval(), "attrnet_s"),
-        folder["attribute_estimator"] / ESTIMATOR_FILE,
+        folder["attribute_estimator"] / MODEL_FILE,
     )
     if refine_steps:
         save_backbone(

@@ -51,6 +51,7 @@ from vec2face.utils.paths import path_in_folder
 from vec2face.utils.seeding import derive_seed, rng_for
 
 __all__ = [
+    "MODEL_FILE",
     "AttributesTrainConfig",
     "LabelledImages",
     "attribute_metrics",
@@ -59,6 +60,9 @@ __all__ = [
     "train_attributes",
     "train_one_epoch",
 ]
+
+#: The trained estimator inside a `vec2face attributes train` output folder.
+MODEL_FILE = "model.pt"
 
 _LABEL_COLUMNS = ("yaw", "pitch", "roll", "age", "blur", "noise", "jpeg_quality")
 
@@ -391,13 +395,13 @@ def train_attributes(
         "load_s": round(load_s, 1),
         "torch_threads": torch.get_num_threads(),
         "history": history,
-        "model": str(out / "model.pt"),
+        "model": str(out / MODEL_FILE),
     }
     # the files name paths relative to ``out``: the same output, the same bytes
     heldout = dict(summary["heldout"])
     if heldout_dir is not None:
         heldout["source"] = path_in_folder(heldout_dir, out)
-    recorded = {**summary, "heldout": heldout, "model": path_in_folder(out / "model.pt", out)}
+    recorded = {**summary, "heldout": heldout, "model": path_in_folder(out / MODEL_FILE, out)}
     state = toy_checkpoint_state(
         model,
         config.arch,
@@ -406,9 +410,9 @@ def train_attributes(
             "metrics": json.dumps(recorded["heldout"]),
         },
     )
-    save_torch_atomic(state, out / "model.pt")
+    save_torch_atomic(state, out / MODEL_FILE)
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(recorded, indent=2))
     tracker.log_metrics({f"heldout_{k}": v for k, v in metrics.items()})
-    tracker.log_artifact(out / "model.pt")
+    tracker.log_artifact(out / MODEL_FILE)
     return summary
