@@ -284,7 +284,8 @@ def test_model_args_reach_the_architecture_and_unknown_ones_fail_first(world, tm
     generator, _ = load_generator_checkpoint(tmp_path / "ok" / "generator.pt")
     assert generator.arch.vector_scale == 4.0 and generator.arch.embed_dim == 192
     with pytest.raises(ConfigError, match=r"unknown overrides \['depthh'\]"):
-        fit(_config(world, model_args={"depthh": 3}), world["data"], tmp_path / "bad", progress=False)
+        bad = _config(world, model_args={"depthh": 3})
+        fit(bad, world["data"], tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad" / "checkpoints").exists()
 
 
