@@ -27,8 +27,13 @@ pip_q() { "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 
 pip_q --upgrade "pip>=24"
 pip_q "torch==2.14.1" "torchvision==0.29.1"
 pip_q -e ".[pipeline,dev]"
-# dvc pulls hydra-core, which pins antlr4 4.9 and breaks dagster; 4.13.2 serves both.
-pip_q "antlr4-python3-runtime==4.13.2"
+# dvc pulls hydra-core, which pins antlr4 4.9 and breaks dagster; 4.13.2 serves both. pip
+# then reports hydra-core/omegaconf as conflicting, which is expected here: say so once
+# instead of printing pip's resolver ERROR to a new user.
+pip_q "antlr4-python3-runtime==4.13.2" | grep -v -e "dependency resolver does not currently" \
+  -e "requires antlr4-python3-runtime==4.9" || true
+echo "note: antlr4-python3-runtime 4.13.2 replaces the 4.9 that hydra-core/omegaconf pin (dvc's" \
+  "dependency); both work with it, so 'pip check' reports a known, harmless conflict" >&2
 "$VENV/bin/python" -c "import torch, torchvision, vec2face, dagster, mlflow, dvc, lmdb, pyarrow" \
   || { echo "error: environment check failed in $VENV" >&2; exit 2; }
 echo "$stamp_now" > "$VENV/.vec2face-stamp"

@@ -218,6 +218,63 @@ class IdentityLoss(nn.Module):
         return (1.0 - F.cosine_similarity(feats.float(), vectors.float(), dim=1)).mean()
 
 
+class FRPerceptualLoss(nn.Module):
+    """Perceptual distance on the trunk of a frozen face-recognition model.
+
+    LPIPS-style: at the stem and at every stage of an IResNet, the feature maps of the
+    generated and the real image are unit-normalised along channels and their squared
+    difference is averaged over channels and positions; the stages are summed. Not part of
+    the paper's recipe: it stands in for LPIPS where no ImageNet trunk weights exist (the
+    toy world, a closed network), because a random AlexNet is a weak judge of faces while
+    the teacher's trunk was trained to tell faces apart by their eyes, brows, mouths and
+    head shapes. The teacher is already frozen in the loss (identity term); the judge never
+    is, so evaluation stays independent.
+
+    Args:
+        fr_model: an :class:`~vec2face.models.iresnet.IResNet` (stem ``conv1/bn1/prelu`` and
+            stages ``layer1`` .. ``layer4``); frozen and kept in eval mode.
+    """
+
+    STAGES = ("layer1", "layer2", "layer3", "layer4")
+
+    def __init__(self, fr_model: nn.Module):
+        super().__init__()
+        missing = [m for m in ("conv1", "bn1", "prelu", *self.STAGES) if not hasattr(fr_model, m)]
+        if missing:
+            raise ConfigError(
+                f"fr_perceptual loss needs an IResNet-like FR model; "
+                f"{type(fr_model).__name__} lacks {missing}"
+            )
+        self.fr_model = fr_model.eval()
+        for p in self.fr_model.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> FRPerceptualLoss:
+        """Stays in eval mode (BatchNorm statistics of the FR model must not change)."""
+        return super().train(False)
+
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x: (N, 3, 112, 112) in [-1, 1] -> [stem, layer1 .. layer4] maps, each (N, C, h, w)."""
+        m = self.fr_model
+        h = m.prelu(m.bn1(m.conv1(x)))
+        maps = [h]
+        for name in self.STAGES:
+            h = getattr(m, name)(h)
+            maps.append(h)
+        return maps
+
+    def forward(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """images, targets: (N, 3, H, W) in [-1, 1] -> scalar."""
+        with torch.no_grad():
+            real = self.feature_maps(targets)
+        total = images.new_zeros((), dtype=torch.float32)
+        for f, r in zip(self.feature_maps(images), real):
+            f = F.normalize(f.float(), dim=1, eps=1e-6)
+            r = F.normalize(r.float(), dim=1, eps=1e-6)
+            total = total + ((f - r) ** 2).sum(dim=1).mean()
+        return total
+
+
 # --------------------------------------------------------------------------------------------
 # GAN terms
 # --------------------------------------------------------------------------------------------
@@ -285,6 +342,12 @@ class GeneratorLossConfig(BaseModel):
     identity: float = Field(
         1.0, ge=0, description="mean(1 - cos(FR(image), v)) through the frozen teacher"
     )
+    fr_perceptual: float = Field(
+        0.0,
+        ge=0,
+        description="LPIPS-style distance on the frozen teacher's trunk maps (not in the paper; "
+        "the toy world's stand-in for an ImageNet LPIPS trunk)",
+    )
     gan: float = Field(0.8, ge=0, description="GAN weight from disc_start on (0 before)")
     disc_start: int = Field(80, ge=0, description="epoch at which the GAN terms switch on")
     adaptive_gan_weight: bool = Field(
@@ -323,6 +386,11 @@ class GeneratorLoss(nn.Module):
             raise ConfigError("generator loss: identity weight > 0 needs an FR model (fr_model)")
         self.identity = (
             IdentityLoss(fr_model) if self.config.identity > 0 and fr_model is not None else None
+        )
+        if self.config.fr_perceptual > 0 and fr_model is None:
+            raise ConfigError("generator loss: fr_perceptual weight > 0 needs an FR model (fr_model)")
+        self.fr_perceptual = (
+            FRPerceptualLoss(fr_model) if self.config.fr_perceptual > 0 and fr_model is not None else None
         )
         self._gan_term = (
             ls_generator_loss
@@ -363,7 +431,7 @@ class GeneratorLoss(nn.Module):
 
         Returns:
             (total, terms): ``terms`` holds floats for ``mse``, ``lpips``, ``ssim``, ``token``,
-            ``identity``, ``gan`` (each only when computed), ``gan_weight`` and ``total``.
+            ``identity``, ``fr_perceptual``, ``gan`` (each only when computed), ``gan_weight`` and ``total``.
         """
         cfg = self.config
         terms: dict[str, torch.Tensor] = {}
@@ -377,12 +445,15 @@ class GeneratorLoss(nn.Module):
             terms["token"] = token_loss(tokens, target_tokens)
         if self.identity is not None:
             terms["identity"] = self.identity(images, vectors)
+        if self.fr_perceptual is not None:
+            terms["fr_perceptual"] = self.fr_perceptual(images, targets)
         weights = {
             "mse": cfg.mse,
             "lpips": cfg.lpips,
             "ssim": cfg.ssim,
             "token": cfg.token,
             "identity": cfg.identity,
+            "fr_perceptual": cfg.fr_perceptual,
         }
         rec = sum(
             (weights[k] * v for k, v in terms.items()),

@@ -128,7 +128,7 @@ class GeneratorTrainConfig(StepConfig):
     keep_checkpoints: int = Field(2, ge=1, description="epoch checkpoints kept besides last.pt")
     teacher: str = Field("r100", description="backbone of the frozen FR teacher (identity loss)")
     teacher_checkpoint: str | None = Field(
-        None, description="teacher weights (.pth); required when loss.identity > 0"
+        None, description="teacher weights (.pth); required when loss.identity or loss.fr_perceptual > 0"
     )
     lpips_backbone_weights: str | None = Field(
         None,
@@ -152,11 +152,12 @@ class GeneratorTrainConfig(StepConfig):
 
     @model_validator(mode="after")
     def _teacher_needed(self) -> GeneratorTrainConfig:
-        if self.loss.identity > 0 and not self.teacher_checkpoint:
-            raise ValueError(
-                "teacher_checkpoint is required when loss.identity > 0 "
-                "(the identity loss needs the frozen teacher)"
-            )
+        for term in ("identity", "fr_perceptual"):
+            if getattr(self.loss, term) > 0 and not self.teacher_checkpoint:
+                raise ValueError(
+                    f"teacher_checkpoint is required when loss.{term} > 0 "
+                    f"(the {term} loss needs the frozen teacher)"
+                )
         return self
 
 
@@ -586,7 +587,7 @@ def _fit(
         )
     discriminator = build_discriminator(config.discriminator).to(device)
     teacher = None
-    if config.loss.identity > 0:
+    if config.loss.identity > 0 or config.loss.fr_perceptual > 0:
         teacher = load_trained_backbone(
             config.teacher_checkpoint, config.teacher, config_key="generator.teacher_checkpoint"
         )

@@ -68,6 +68,11 @@ class GeneratorArch:
     dec_ch: int = 128
     dec_ch_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
     dec_num_res_blocks: int = 2
+    # GroupNorm groups of the image decoder. The official 32 puts 4 channels in a group at its
+    # finest (128-channel) level; at 32 channels a level of 32 groups is an instance norm,
+    # which strips every channel of its per-image mean and contrast (an image's overall
+    # tone) at every block.
+    dec_norm_groups: int = 32
     # Factor on the input vectors before ``latent_prior_proj_f``. The official sizes take
     # the teacher's features as they come (1.0). The tiny model trains on L2-normalised
     # features, whose components are ~1/sqrt(512): projected at xavier scale they are a
@@ -92,9 +97,10 @@ class GeneratorArch:
                 )
         if len(self.dec_ch_mult) < 1 or min(self.dec_ch_mult) <= 0:
             raise ConfigError(f"generator arch '{self.name}': dec_ch_mult must be positive ints")
-        if any((self.dec_ch * m) % 32 for m in self.dec_ch_mult):
+        if self.dec_norm_groups <= 0 or any((self.dec_ch * m) % self.dec_norm_groups for m in self.dec_ch_mult):
             raise ConfigError(
-                f"generator arch '{self.name}': dec_ch * dec_ch_mult must be multiples of 32 (GroupNorm 32)"
+                f"generator arch '{self.name}': dec_ch * dec_ch_mult must be multiples of "
+                f"dec_norm_groups {self.dec_norm_groups} (GroupNorm)"
             )
 
     @property
@@ -263,6 +269,7 @@ class Vec2FaceGenerator(nn.Module):
             num_res_blocks=arch.dec_num_res_blocks,
             z_channels=arch.z_channels,
             out_ch=3,
+            norm_groups=arch.dec_norm_groups,
         )
         self.initialize_weights()
         # The image decoder stays in the default (NCHW) memory format: its GroupNorm backward

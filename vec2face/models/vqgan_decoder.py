@@ -20,20 +20,20 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _group_norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(num_groups=32, num_channels=channels, eps=1e-6, affine=True)
+def _group_norm(channels: int, groups: int = 32) -> nn.GroupNorm:
+    return nn.GroupNorm(num_groups=groups, num_channels=channels, eps=1e-6, affine=True)
 
 
 class ResnetBlock(nn.Module):
     """GroupNorm-swish-conv twice, plus the official (quirky) shortcut described above."""
 
-    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0):
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0, norm_groups: int = 32):
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.norm1 = _group_norm(in_channels)
+        self.norm1 = _group_norm(in_channels, norm_groups)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
-        self.norm2 = _group_norm(out_channels)
+        self.norm2 = _group_norm(out_channels, norm_groups)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
         if in_channels != out_channels:
@@ -75,6 +75,8 @@ class Decoder(nn.Module):
         z_channels: channels of the input map.
         out_ch: output channels (3 for RGB).
         dropout: dropout inside residual blocks (0 in the official config).
+        norm_groups: GroupNorm groups (32 in the official config, where the finest level has
+            128 channels: 4 per group).
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class Decoder(nn.Module):
         z_channels: int,
         out_ch: int = 3,
         dropout: float = 0.0,
+        norm_groups: int = 32,
     ):
         super().__init__()
         self.num_resolutions = len(ch_mult)
@@ -93,8 +96,8 @@ class Decoder(nn.Module):
         self.conv_in = nn.Conv2d(z_channels, block_in, 3, padding=1)
 
         self.mid = nn.Module()
-        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout)
-        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout)
+        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout, norm_groups)
+        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout, norm_groups)
 
         # Built coarse-to-fine but stored finest-first (``up[0]`` is the 112x112 level), which
         # is the layout of the official state dict.
@@ -103,7 +106,7 @@ class Decoder(nn.Module):
             block_out = ch * ch_mult[i_level]
             blocks = nn.ModuleList()
             for _ in range(num_res_blocks):
-                blocks.append(ResnetBlock(block_in, block_out, dropout))
+                blocks.append(ResnetBlock(block_in, block_out, dropout, norm_groups))
                 block_in = block_out
             level = nn.Module()
             level.block = blocks
@@ -112,7 +115,7 @@ class Decoder(nn.Module):
             levels.insert(0, level)
         self.up = nn.ModuleList(levels)
 
-        self.norm_out = _group_norm(block_in)
+        self.norm_out = _group_norm(block_in, norm_groups)
         self.conv_out = nn.Conv2d(block_in, out_ch, 3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ from torch import nn
 from vec2face.errors import ConfigError
 from vec2face.generator import losses as L
 from vec2face.generator.losses import (
+    FRPerceptualLoss,
     GeneratorLoss,
     GeneratorLossConfig,
     IdentityLoss,
@@ -253,3 +254,44 @@ def test_lpips_alex_trunk_loads_torchvision_alexnet_and_unknown_net_is_refused(t
         LPIPSLoss(backbone_weights=path, net="vgg")
     with pytest.raises(ConfigError, match="LPIPS net 'resnet' unknown"):
         LPIPSLoss(net="resnet")
+
+
+def test_fr_perceptual_loss_on_iresnet_trunk():
+    from vec2face.models import build_backbone
+
+    torch.manual_seed(0)
+    fr = build_backbone("tiny")
+    loss = FRPerceptualLoss(fr)
+    assert not fr.training and all(not p.requires_grad for p in fr.parameters())
+    targets = torch.rand(2, 3, 112, 112) * 2 - 1
+    assert loss(targets, targets).item() == pytest.approx(0.0, abs=1e-6)
+    # Five maps (stem + four stages): each term is in [0, 4] (unit vectors), and a
+    # channel-wise rescaling of the real image's maps (a brightness change) costs little
+    # against a different image.
+    images = (torch.rand(2, 3, 112, 112) * 2 - 1).requires_grad_(True)
+    far = loss(images, targets)
+    near = loss((targets + 0.05 * torch.randn_like(targets)).clamp(-1, 1), targets)
+    assert 0.0 < near.item() < far.item() <= 5 * 4.0
+    far.backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+    assert all(p.grad is None for p in fr.parameters())
+    loss.train()
+    assert not fr.training
+
+
+def test_fr_perceptual_term_in_generator_loss_and_refused_without_trunk():
+    from vec2face.models import build_backbone
+
+    fr = build_backbone("tiny")
+    cfg = GeneratorLossConfig(lpips=0.0, ssim=0.0, token=0.0, identity=0.0, fr_perceptual=0.5, disc_start=5)
+    loss = GeneratorLoss(cfg, fr_model=fr)
+    images = torch.rand(2, 3, 112, 112) * 2 - 1
+    targets = torch.rand(2, 3, 112, 112) * 2 - 1
+    tokens = torch.zeros(2, 49, 8)
+    _, terms = loss(images, targets, tokens, tokens, torch.randn(2, 512), epoch=0)
+    assert set(terms) == {"mse", "fr_perceptual", "gan_weight", "total"}
+    assert terms["total"] == pytest.approx(terms["mse"] + 0.5 * terms["fr_perceptual"], rel=1e-5)
+    with pytest.raises(ConfigError, match="IResNet-like.*CountingFR"):
+        GeneratorLoss(cfg, fr_model=CountingFR())
+    with pytest.raises(ConfigError, match="fr_perceptual weight > 0 needs an FR model"):
+        GeneratorLoss(cfg, fr_model=None)

@@ -391,3 +391,25 @@ def test_vector_scale_multiplies_the_input_and_travels_with_the_checkpoint(tmp_p
     save_generator_checkpoint(g, path)
     loaded, _ = load_generator_checkpoint(path)
     assert loaded.arch.vector_scale == g.arch.vector_scale
+
+
+def test_decoder_norm_groups_override_builds_and_travels_with_the_checkpoint(tmp_path):
+    from torch import nn
+
+    g = build_generator("tiny", dec_norm_groups=8)
+    norms = [m for m in g.im_decoder.modules() if isinstance(m, nn.GroupNorm)]
+    assert norms and all(m.num_groups == 8 for m in norms)
+    # The official layout keeps 32 groups; a group count that does not divide a level's
+    # width is refused with the field named.
+    assert all(
+        m.num_groups == 32
+        for m in build_generator("tiny").im_decoder.modules()
+        if isinstance(m, nn.GroupNorm)
+    )
+    with pytest.raises(ConfigError, match="dec_norm_groups 7"):
+        build_generator("tiny", dec_norm_groups=7)
+    path = tmp_path / "g.pt"
+    save_generator_checkpoint(g, path)
+    loaded, _ = load_generator_checkpoint(path)
+    assert loaded.arch.dec_norm_groups == 8
+    torch.testing.assert_close(loaded.state_dict(), g.state_dict())
