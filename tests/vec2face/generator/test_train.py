@@ -369,7 +369,7 @@ def test_generator_profiles_stack_defaults_profile_params_overrides():
     )
     # nested loss values merge key by key: profile, params and override all survive
     assert (tiny.loss.lpips_net, tiny.loss.disc_start, tiny.loss.identity, tiny.loss.gan) == (
-        "alex", 1, 2.0, 0.5
+        "alex", 3, 2.0, 0.5
     )
     with pytest.raises(ConfigError, match="unknown generator profile 'huge'"):
         generator_train_config("huge")
