@@ -231,19 +231,16 @@ class FRPerceptualLoss(nn.Module):
     is, so evaluation stays independent.
 
     Args:
-        fr_model: an :class:`~vec2face.models.iresnet.IResNet` (stem ``conv1/bn1/prelu`` and
-            stages ``layer1`` .. ``layer4``); frozen and kept in eval mode.
+        fr_model: an FR model with ``feature_maps(x)`` (an
+            :class:`~vec2face.models.iresnet.IResNet`); frozen and kept in eval mode.
     """
-
-    STAGES = ("layer1", "layer2", "layer3", "layer4")
 
     def __init__(self, fr_model: nn.Module):
         super().__init__()
-        missing = [m for m in ("conv1", "bn1", "prelu", *self.STAGES) if not hasattr(fr_model, m)]
-        if missing:
+        if not callable(getattr(fr_model, "feature_maps", None)):
             raise ConfigError(
                 f"fr_perceptual loss needs an IResNet-like FR model; "
-                f"{type(fr_model).__name__} lacks {missing}"
+                f"{type(fr_model).__name__} lacks ['feature_maps']"
             )
         self.fr_model = fr_model.eval()
         for p in self.fr_model.parameters():
@@ -253,22 +250,12 @@ class FRPerceptualLoss(nn.Module):
         """Stays in eval mode (BatchNorm statistics of the FR model must not change)."""
         return super().train(False)
 
-    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """x: (N, 3, 112, 112) in [-1, 1] -> [stem, layer1 .. layer4] maps, each (N, C, h, w)."""
-        m = self.fr_model
-        h = m.prelu(m.bn1(m.conv1(x)))
-        maps = [h]
-        for name in self.STAGES:
-            h = getattr(m, name)(h)
-            maps.append(h)
-        return maps
-
     def forward(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """images, targets: (N, 3, H, W) in [-1, 1] -> scalar."""
         with torch.no_grad():
-            real = self.feature_maps(targets)
+            real = self.fr_model.feature_maps(targets)
         total = images.new_zeros((), dtype=torch.float32)
-        for f, r in zip(self.feature_maps(images), real):
+        for f, r in zip(self.fr_model.feature_maps(images), real):
             f = F.normalize(f.float(), dim=1, eps=1e-6)
             r = F.normalize(r.float(), dim=1, eps=1e-6)
             total = total + ((f - r) ** 2).sum(dim=1).mean()
@@ -357,6 +344,11 @@ class GeneratorLossConfig(BaseModel):
         "least_squares",
         description="generator GAN term; 'negative_mean' is the official -mean(D(fake))",
     )
+
+    @property
+    def teacher_terms(self) -> tuple[str, ...]:
+        """The switched-on terms that run through the frozen teacher."""
+        return tuple(t for t in ("identity", "fr_perceptual") if getattr(self, t) > 0)
 
 
 class GeneratorLoss(nn.Module):

@@ -152,8 +152,8 @@ class GeneratorTrainConfig(StepConfig):
 
     @model_validator(mode="after")
     def _teacher_needed(self) -> GeneratorTrainConfig:
-        for term in ("identity", "fr_perceptual"):
-            if getattr(self.loss, term) > 0 and not self.teacher_checkpoint:
+        for term in self.loss.teacher_terms:
+            if not self.teacher_checkpoint:
                 raise ValueError(
                     f"teacher_checkpoint is required when loss.{term} > 0 "
                     f"(the {term} loss needs the frozen teacher)"
@@ -592,7 +592,7 @@ def _fit(
         )
     discriminator = build_discriminator(config.discriminator).to(device)
     teacher = None
-    if config.loss.identity > 0 or config.loss.fr_perceptual > 0:
+    if config.loss.teacher_terms:
         teacher = load_trained_backbone(
             config.teacher_checkpoint, config.teacher, config_key="generator.teacher_checkpoint"
         )

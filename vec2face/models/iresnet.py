@@ -196,14 +196,16 @@ class IResNet(nn.Module):
         dtype = torch.float16 if x.device.type == "cuda" else torch.bfloat16
         return torch.autocast(device_type=x.device.type, dtype=dtype)
 
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x: (N, 3, S, S) -> [stem, layer1 .. layer4] maps, each (N, C, h, w)."""
+        maps = [self.prelu(self.bn1(self.conv1(x)))]
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            maps.append(stage(maps[-1]))
+        return maps
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, 3, S, S) -> flattened trunk output (N, C4 * side^2), before ``fc``."""
-        x = self.prelu(self.bn1(self.conv1(x)))
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        x = self.layer4(x)
-        x = self.bn2(x)
+        x = self.bn2(self.feature_maps(x)[-1])
         x = torch.flatten(x, 1)
         return self.dropout(x)
 
