@@ -206,6 +206,12 @@ class ExpectationsConfig(StepConfig):
         description="share of HSFace identity centers closer than "
         "dataset_reports.inter_threshold to another (0: no inter-class noise)",
     )
+    hsface_inter_noise_reference: str | None = Field(
+        None,
+        description="a dataset of dataset_reports (e.g. webface_subset, the real data) whose "
+        "own inter-class noise rate under the same judge raises the bound when higher: a judge "
+        "that confuses real identities at rate r cannot see fewer confusions in synthetic ones",
+    )
 
 
 def identity_tables(
@@ -344,37 +350,75 @@ def noise_table(headline: dict[str, Any]) -> pd.DataFrame:
     )
 
 
+def inter_noise_bound(bounds: ExpectationsConfig, reference: dict[str, Any] | None) -> float:
+    """The inter-class noise rate HSFace may reach: the fixed ceiling, raised to the reference
+    dataset's own rate under the same judge when one is configured and higher."""
+    if bounds.hsface_inter_noise_reference is None:
+        return bounds.hsface_max_inter_noise_rate
+    if reference is None or reference.get("inter_class_noise_rate") is None:
+        raise ValueError(
+            f"expectations.hsface_inter_noise_reference: no inter_class_noise_rate in the "
+            f"{bounds.hsface_inter_noise_reference!r} report"
+        )
+    return max(bounds.hsface_max_inter_noise_rate, float(reference["inter_class_noise_rate"]))
+
+
+def noise_tables(
+    headline: dict[str, Any], bounds: ExpectationsConfig, reference: dict[str, Any] | None = None
+) -> dict[str, tuple[pd.DataFrame, list]]:
+    """HSFace's judge rates with their expectations (see :func:`inter_noise_bound`)."""
+    import great_expectations.expectations as gxe
+
+    return {
+        "hsface_noise": (
+            noise_table(headline),
+            [
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="intra_class_outlier_rate",
+                    min_value=0,
+                    max_value=bounds.hsface_max_intra_outlier_rate,
+                ),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="inter_class_noise_rate",
+                    min_value=0,
+                    max_value=inter_noise_bound(bounds, reference),
+                ),
+            ],
+        )
+    }
+
+
+def _report_headline(folder: Path, name: str) -> dict[str, Any]:
+    path = folder / name / "report.json"
+    try:
+        return json.loads(path.read_text())["headline"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
 @dg.asset_check(asset=STEPS["dataset_reports"].asset, blocking=True)
 def hsface_noise_expectations(paths: PipelinePaths) -> dg.AssetCheckResult:
     """HSFace as the judge sees it: intra-class outlier rate and inter-class noise rate under
-    the ``expectations`` bounds."""
-    import great_expectations.expectations as gxe
-
+    the ``expectations`` bounds (the inter-class one raised to the real data's own rate when
+    ``hsface_inter_noise_reference`` names it)."""
     bounds = load_step_config(ExpectationsConfig, "expectations", paths.read_params())
-    path = paths.output(STEPS["dataset_reports"].output) / HSFACE_REPORT / "report.json"
+    folder = paths.output(STEPS["dataset_reports"].output)
     try:
-        headline = json.loads(path.read_text())["headline"]
-    except (OSError, ValueError, KeyError) as exc:
-        return dg.AssetCheckResult(passed=False, metadata={"error": f"{path}: {exc}"})
-    passed, metadata = validate(
-        {
-            "hsface_noise": (
-                noise_table(headline),
-                [
-                    gxe.ExpectColumnValuesToBeBetween(
-                        column="intra_class_outlier_rate",
-                        min_value=0,
-                        max_value=bounds.hsface_max_intra_outlier_rate,
-                    ),
-                    gxe.ExpectColumnValuesToBeBetween(
-                        column="inter_class_noise_rate",
-                        min_value=0,
-                        max_value=bounds.hsface_max_inter_noise_rate,
-                    ),
-                ],
-            )
-        }
-    )
+        headline = _report_headline(folder, HSFACE_REPORT)
+        reference = (
+            _report_headline(folder, bounds.hsface_inter_noise_reference)
+            if bounds.hsface_inter_noise_reference is not None
+            else None
+        )
+        tables = noise_tables(headline, bounds, reference)
+    except ValueError as exc:
+        return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)})
+    passed, metadata = validate(tables)
+    if reference is not None:
+        metadata["inter_class_noise_bound"] = inter_noise_bound(bounds, reference)
+        metadata[f"{bounds.hsface_inter_noise_reference}_inter_class_noise_rate"] = reference[
+            "inter_class_noise_rate"
+        ]
     return dg.AssetCheckResult(passed=passed, metadata=metadata)
 
 

@@ -12,11 +12,14 @@ import pytest
 import assets_defs.webface as webface_module
 from assets_defs import all_asset_checks, build_assets
 from assets_defs.checks import (
+    ExpectationsConfig,
     accuracy_tables,
     benchmark_table,
     hsface_tables,
     identity_tables,
+    inter_noise_bound,
     noise_table,
+    noise_tables,
     subset_tables,
     validate,
 )
@@ -239,6 +242,39 @@ def test_noise_table_holds_the_report_headline_rates():
     assert table.to_dict("records") == [
         {"intra_class_outlier_rate": 0.1, "inter_class_noise_rate": 0.0}
     ]
+
+
+def test_noise_bound_rises_to_the_reference_datasets_own_rate():
+    bounds = ExpectationsConfig(
+        hsface_max_intra_outlier_rate=0.5,
+        hsface_max_inter_noise_rate=0.05,
+        hsface_inter_noise_reference="webface_subset",
+    )
+    hsface = {"intra_class_outlier_rate": 0.1, "inter_class_noise_rate": 0.08}
+    real = {"inter_class_noise_rate": 0.096}
+    assert inter_noise_bound(bounds, real) == 0.096
+    passed, meta = validate(noise_tables(hsface, bounds, real))
+    assert passed, meta
+    # cleaner real data: the fixed ceiling holds, and HSFace at 0.08 now fails
+    passed, meta = validate(noise_tables(hsface, bounds, {"inter_class_noise_rate": 0.01}))
+    assert not passed
+    assert meta["failed_expectations"] == (
+        "hsface_noise.expect_column_values_to_be_between[inter_class_noise_rate]"
+    )
+    # without a reference the ceiling alone applies
+    plain = bounds.model_copy(update={"hsface_inter_noise_reference": None})
+    assert inter_noise_bound(plain, None) == 0.05
+    with pytest.raises(ValueError, match="hsface_inter_noise_reference.*webface_subset"):
+        inter_noise_bound(bounds, {"eer": 0.1})
+
+
+def test_collapsed_generator_fails_the_noise_check_whatever_the_reference():
+    bounds = ExpectationsConfig(
+        hsface_max_inter_noise_rate=0.05, hsface_inter_noise_reference="webface_subset"
+    )
+    collapsed = {"intra_class_outlier_rate": 0.0, "inter_class_noise_rate": 1.0}
+    passed, _ = validate(noise_tables(collapsed, bounds, {"inter_class_noise_rate": 0.096}))
+    assert not passed
 
 
 def _write_results(out, model, sets):
