@@ -185,6 +185,7 @@ def fmae_generator(
             inputs["webface_subset"],
             out / "training_data",
             training_lmdb=out / "training_data" / "train.lmdb",
+            flip=False,  # the generator must see which way a head turns (see _features)
         )
         summary = fit_generator(
             config, out / "training_data" / "train.lmdb", out, tracker=tracker, progress=False

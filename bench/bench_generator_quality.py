@@ -85,7 +85,9 @@ def main() -> None:
 
     # new identities: pca sampler over the teacher's features of this set, with HSFace's
     # intra-class variation (sigma 0.3/0.5/0.7), 6 identities x 8 images
-    reference = embed_images(teacher, images[: min(len(images), 1000)], 64, not args.no_amp)
+    reference = embed_images(
+        teacher, images[: min(len(images), 1000)], 64, not args.no_amp, flip=False
+    )
     ids = sample_identities(
         6, dim=reference.shape[1], threshold=0.3, sampler="pca", reference=reference, seed=0
     )

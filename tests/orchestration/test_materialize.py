@@ -25,6 +25,7 @@ from orchestration.sensors import make_evaluate_after_shards
 from tests.orchestration.conftest import make_micro_project
 from vec2face.config import read_params
 from vec2face.data import open_dataset
+from vec2face.fr.extract import extract_features, load_trained_backbone
 
 pytestmark = pytest.mark.slow  # about a minute on 2 loaded cores; part of the normal suite
 
@@ -127,6 +128,14 @@ def test_every_step_materializes_with_outputs_and_metadata(chain):
             data.has_features
             and len(data) == mats["webface_subset"].metadata["images_written"].value
         )
+        # the generator is conditioned on each image's own teacher feature, not a flip-sum
+        # (which is the same for a face and its mirror)
+        teacher = load_trained_backbone(out / "fr_teacher")
+        kept = np.stack([data[i].feature for i in range(len(data))])
+        alone = extract_features(teacher, data, batch_size=8, flip=False, autocast=True)
+        summed = extract_features(teacher, data, batch_size=8, flip=True, autocast=True)
+        np.testing.assert_allclose(kept, alone, atol=2e-3)
+        assert np.abs(kept - summed).max() > 1e-2
     assert (out / "fmae_generator" / "generator.pt").is_file()
     assert np.load(out / "identity_vectors" / "identities.npy").shape == (4, 512)
     assert np.load(out / "identity_vectors" / "reference" / "centers.npy").shape == (8, 512)

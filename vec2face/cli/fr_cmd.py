@@ -163,7 +163,13 @@ def _with_model_options(fn):
     type=click.Path(file_okay=False),
     help="folder for features.npy, labels.npy, centers.npy, center_labels.npy",
 )
-@click.option("--flip/--no-flip", default=True, show_default=True, help="flip-sum embeddings")
+@click.option(
+    "--flip/--no-flip",
+    default=True,
+    show_default=True,
+    help="flip-sum embeddings (use --no-flip for a generator's training features: a "
+    "flip-summed feature cannot tell a face from its mirror)",
+)
 @click.option(
     "--write-training-lmdb",
     "training_lmdb",

@@ -77,11 +77,14 @@ class GeneratorQuality:
         return asdict(self)
 
 
-def embed_images(model: nn.Module, images: np.ndarray, batch: int = 64, amp: bool = True) -> np.ndarray:
-    """uint8 (N, H, W, 3) -> flip-summed, L2-normalised float32 (N, D) features."""
+def embed_images(
+    model: nn.Module, images: np.ndarray, batch: int = 64, amp: bool = True, flip: bool = True
+) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> L2-normalised float32 (N, D) features, flip-summed when ``flip``
+    (the verification protocol) or of the image alone (what the generator consumes)."""
     device = torch.device("cpu")
     return np.concatenate(
-        [embed_batch(model, images[i : i + batch], True, device, amp) for i in range(0, len(images), batch)]
+        [embed_batch(model, images[i : i + batch], flip, device, amp) for i in range(0, len(images), batch)]
     )
 
 
@@ -99,7 +102,8 @@ def measure_generator_quality(
 
     Args:
         generator: a :class:`~vec2face.models.generator.Vec2FaceGenerator`.
-        teacher: FR model whose (flip-summed, normalised) features the generator consumes.
+        teacher: FR model whose features (of the image alone, normalised) the generator
+            consumes; the judge's are flip-summed, as in the verification protocol.
         judge: independent FR model that scores the results.
         images: uint8 (2P, 112, 112, 3), pairs interleaved as in a ``.bin`` file.
         issame: P booleans; P must split into the protocol's 10 folds.
@@ -116,12 +120,14 @@ def measure_generator_quality(
             f"images must be (2 * {len(issame)}, H, W, 3) for {len(issame)} pairs, got {images.shape}"
         )
     first, second = images[0::2], images[1::2]
-    vectors = embed_images(teacher, first, batch_size, amp)
+    # The generator's input and its identity loss see the image alone: a flip-summed feature
+    # is mirror-invariant and would hide which way the head turns.
+    vectors = embed_images(teacher, first, batch_size, amp, flip=False)
     generated = tensor_to_image(
         generator.generate(torch.from_numpy(vectors), seed=seed, batch_size=batch_size, autocast_bf16=amp)
     )
     j_first, j_second, j_gen = (embed_images(judge, x, batch_size, amp) for x in (first, second, generated))
-    t_gen = embed_images(teacher, generated, batch_size, amp)
+    t_gen = embed_images(teacher, generated, batch_size, amp, flip=False)
 
     def interleave(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out = np.empty((2 * len(a), a.shape[1]), dtype=np.float32)

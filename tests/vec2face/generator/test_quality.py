@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from vec2face.generator.data import tensor_to_image
-from vec2face.generator.quality import FACE_BOX, laplacian_variance, measure_generator_quality
+from vec2face.generator.quality import (
+    FACE_BOX,
+    embed_images,
+    laplacian_variance,
+    measure_generator_quality,
+)
 from vec2face.models import build_backbone, build_generator
 
 
@@ -57,3 +62,19 @@ def test_measure_generator_quality_shapes_and_ranges():
     assert again == figures
     with pytest.raises(ValueError, match="for 20 pairs"):
         measure_generator_quality(gen, teacher, judge, images[:10], issame, amp=False)
+
+
+def test_embed_images_flip_sum_is_mirror_invariant_and_single_pass_is_not():
+    torch.manual_seed(0)
+    model = build_backbone("tiny").eval()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
+    mirrored = images[:, :, ::-1].copy()
+    summed = embed_images(model, images, amp=False)
+    np.testing.assert_allclose(summed, embed_images(model, mirrored, amp=False), atol=1e-5)
+    alone = embed_images(model, images, amp=False, flip=False)
+    with torch.no_grad():
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+        expected = torch.nn.functional.normalize(model(x), dim=1).numpy()
+    np.testing.assert_allclose(alone, expected, atol=1e-4)
+    assert np.abs(alone - embed_images(model, mirrored, amp=False, flip=False)).max() > 1e-3
