@@ -1,12 +1,19 @@
 """Intra-class variation (DESIGN 3.4): the vectors one identity's images are generated from.
 
-Each image's vector is ``v + N(0, sigma^2 I)`` rescaled to the norm of ``v``, with
-sigma 0.3 for 40% of an identity's images, 0.5 for 40% and 0.7 for 20%, in shuffled
-order. As in the official generation script (``sample_nearby_vectors`` in
-``image_generation.py``), the noise is added to the raw, unnormalised identity vector
-(the AttrOP-refined feature), so sigma is in feature units: for a 512-d vector of
-norm ~22.6 (a typical FR feature, or a standard normal sample) sigma 0.3 moves it by
-a noise vector of norm ~6.8, a cosine of about 0.96 to ``v``.
+Each image's vector is ``v + N(0, (sigma * rms(v))^2 I)`` rescaled to the norm of ``v``,
+with sigma 0.3 for 40% of an identity's images, 0.5 for 40% and 0.7 for 20%, in shuffled
+order; ``rms(v) = |v| / sqrt(dim)`` is the root-mean-square component of ``v``.
+
+The official generation script (``sample_nearby_vectors`` in ``image_generation.py``)
+adds ``N(0, sigma^2 I)`` to raw ArcFace features, whose components have unit variance
+(its training loader notes mean 0.0046, std 0.967 on WebFace: a norm of about 22): there,
+sigma 0.3 moves a vector by a noise vector of norm ~6.8, a cosine of about 0.96 to ``v``
+(0.5: ~0.89, 0.7: ~0.81). Our features are L2-normalised (norm 1), so sigma is taken in
+units of the vector's own rms component, which gives those same cosines at any scale.
+Added unscaled to a unit vector, sigma 0.3 would be a noise of norm 6.8 against 1 (a
+cosine of ~0.15 to ``v``): every image of an identity would be a different random
+person, and the judge measured exactly that on the toy HSFace (inter-class noise rate
+1.0, against 0.12 with the noise scaled, same generator and identities).
 
 The official script takes ``int(n * p)`` images per sigma, which can fall short of
 ``n``; here counts are rounded by largest remainder so they always sum to ``n``
@@ -73,7 +80,7 @@ def _check_identities(x: np.ndarray, name: str) -> np.ndarray:
 
 
 def _perturb(v: np.ndarray, sigma: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """``v`` plus scaled noise, rescaled to ``|v|``.
+    """``v`` plus noise of ``sigma`` rms components of ``v``, rescaled to ``|v|``.
 
     Args:
         v: (..., 1, d) identity vectors; sigma: (..., m) per-image sigmas;
@@ -82,8 +89,9 @@ def _perturb(v: np.ndarray, sigma: np.ndarray, noise: np.ndarray) -> np.ndarray:
     Returns:
         float32 (..., m, d).
     """
-    x = v + sigma[..., None] * noise
-    x *= np.linalg.norm(v, axis=-1, keepdims=True) / np.linalg.norm(x, axis=-1, keepdims=True)
+    norm = np.linalg.norm(v, axis=-1, keepdims=True)
+    x = v + sigma[..., None] * (norm / np.sqrt(v.shape[-1])) * noise
+    x *= norm / np.linalg.norm(x, axis=-1, keepdims=True)
     return x.astype(np.float32)
 
 

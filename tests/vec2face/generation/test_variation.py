@@ -31,19 +31,30 @@ def test_vectors_keep_the_norm_and_the_sigma_shares():
     assert not np.array_equal(sigma, np.sort(sigma))  # shuffled
 
 
-def test_noise_is_added_to_the_raw_vector():
-    # v + N(0, s^2 I) with |v|^2 = d: expected cosine to v is about 1/sqrt(1 + s^2)
+def test_noise_is_in_rms_units_of_the_vector():
+    # at the official feature scale (|v|^2 = d: unit-variance components) the noise is the
+    # official N(0, s^2 I): expected cosine to v about 1/sqrt(1 + s^2)
     rng = np.random.default_rng(2)
     v = rng.standard_normal(512)
     v *= np.sqrt(512) / np.linalg.norm(v)
-    vec, sigma = intra_class_vectors(v, n_images=600, rng=rng)
+    vec, sigma = intra_class_vectors(v, n_images=600, rng=np.random.default_rng(3))
     cos = vec.astype(np.float64) @ v / (np.linalg.norm(vec, axis=1) * np.linalg.norm(v))
     for s in (0.3, 0.5, 0.7):
         assert cos[sigma == s].mean() == pytest.approx(1 / np.sqrt(1 + s * s), abs=0.01)
-    # the same direction at a larger norm is perturbed less: noise is not scaled to |v|
-    big, _ = intra_class_vectors(10 * v, n_images=600, rng=np.random.default_rng(2))
-    big_cos = big.astype(np.float64) @ v / (np.linalg.norm(big, axis=1) * np.linalg.norm(v))
-    assert big_cos.mean() > 0.99
+    # exactly v + s * N(0, I) there, rescaled to |v|
+    draw = np.random.default_rng(5)
+    one, s1 = intra_class_vectors(v, n_images=5, rng=np.random.default_rng(5))
+    s_draw = np.repeat([0.3, 0.5, 0.7], [2, 2, 1])
+    draw.shuffle(s_draw)
+    manual = v + s_draw[:, None] * draw.standard_normal((5, 512))
+    manual *= np.linalg.norm(v) / np.linalg.norm(manual, axis=1, keepdims=True)
+    np.testing.assert_array_equal(s1, s_draw)
+    np.testing.assert_allclose(one, manual, rtol=1e-5, atol=1e-5)
+    # the same direction as an L2-normalised feature (norm 1) is perturbed as much: the
+    # cosines do not depend on the scale (unscaled noise would leave a cosine of ~0.15)
+    unit, _ = intra_class_vectors(v / np.sqrt(512), n_images=600, rng=np.random.default_rng(3))
+    unit_cos = unit.astype(np.float64) @ v / (np.linalg.norm(unit, axis=1) * np.linalg.norm(v))
+    np.testing.assert_allclose(unit_cos, cos, atol=1e-5)
 
 
 def test_same_rng_seed_same_bytes():
