@@ -61,7 +61,7 @@ STEPS: dict[str, Step] = {
             "hsface_dataset",
             "hsface_dataset",
             "hsface",
-            "3",
+            "4",
             ("fmae_generator", "identity_vectors", "attribute_estimator", "fr_teacher"),
         ),
         Step("hsface_merged", "hsface_merged", "hsface_merged", "1", ("hsface_dataset",)),
@@ -69,7 +69,7 @@ STEPS: dict[str, Step] = {
             "gaussian_ablation",
             "gaussian_ablation",
             "gaussian_ablation",
-            "3",
+            "4",
             ("fmae_generator", "attribute_estimator", "fr_teacher"),
         ),
         Step(

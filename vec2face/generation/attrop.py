@@ -12,6 +12,15 @@ with Adam (lr 0.1), where ``v`` is the identity vector the image must keep. An i
 stops when ``1 - cos < 0.3``, the quality hinge ``< 1`` and the yaw error ``< 5``
 degrees, or when the step budget is spent.
 
+Adam's steps have an absolute size (about ``lr`` per component at first), so lr 0.1 is
+tied to the scale of the official inputs: raw ArcFace features, whose components have
+unit variance (norm ~22). Ours are L2-normalised (components ~0.044), where a step of
+0.1 would replace the vector by the sign pattern of its gradient at once. Adam therefore
+runs on ``u = x / rms(x0)`` (``rms(x0) = |x0| / sqrt(dim)``, the starting vector's
+root-mean-square component): exactly the official arithmetic for inputs at the official
+scale, and the same relative steps for ours (as the intra-class sigma, see
+:mod:`vec2face.generation.variation`).
+
 The stopping test follows the official ``gen_image``: its threshold 0.3 is on the
 *unweighted* distance ``1 - cos`` (cosine above 0.7); the 100x weight only scales the
 gradient against the attribute terms. Unlike the official code, which stops when the
@@ -69,7 +78,7 @@ class AttrOPSettings:
 
     Attributes:
         max_steps: hard budget of Adam steps per item (>= 1).
-        lr: Adam learning rate.
+        lr: Adam learning rate, in units of the starting vector's rms component.
         id_weight: weight of ``1 - cos`` in the loss.
         id_threshold: an item passes when ``1 - cos < id_threshold``.
         quality_target: hinge target on the estimator's quality (MagFace scale; 27 in the
@@ -314,22 +323,24 @@ def _run_chunk(
 ) -> AttrOPResult:
     """AttrOP on one chunk; all tensors already on the model's device."""
     n = x0.shape[0]
-    x = x0.clone()
-    exp_avg = torch.zeros_like(x)
-    exp_avg_sq = torch.zeros_like(x)
-    steps = torch.zeros(n, dtype=torch.long, device=x.device)
-    final = {k: torch.full((n,), float("nan"), device=x.device) for k in _TERMS}
-    converged = torch.zeros(n, dtype=torch.bool, device=x.device)
-    active = torch.arange(n, device=x.device)
+    # Adam runs on u = x / rms(x0); the generator sees x = u * rms
+    rms = x0.norm(dim=1, keepdim=True) / math.sqrt(x0.shape[1])
+    u = x0 / rms
+    exp_avg = torch.zeros_like(u)
+    exp_avg_sq = torch.zeros_like(u)
+    steps = torch.zeros(n, dtype=torch.long, device=u.device)
+    final = {k: torch.full((n,), float("nan"), device=u.device) for k in _TERMS}
+    converged = torch.zeros(n, dtype=torch.bool, device=u.device)
+    active = torch.arange(n, device=u.device)
     history = (
         {k: np.full((s.max_steps + 1, n), np.nan, np.float32) for k in _TERMS}
         if record_history
         else None
     )
     for step in range(s.max_steps + 1):
-        xa = x[active].requires_grad_(True)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=s.bf16):
-            images = _render(model, xa, keep[active], mask[active])
+        ua = u[active].requires_grad_(True)
+        with torch.autocast(u.device.type, dtype=torch.bfloat16, enabled=s.bf16):
+            images = _render(model, ua * rms[active], keep[active], mask[active])
             terms = _score(images, identity[active], fr_model, estimator, s)
         if not bool(torch.isfinite(terms["loss"]).all()):
             bad = active[~torch.isfinite(terms["loss"])][:5].tolist()
@@ -342,7 +353,7 @@ def _run_chunk(
         converged[active[passed]] = True
         if step == s.max_steps or bool(passed.all()):
             break
-        (grad,) = torch.autograd.grad(terms["loss"].sum(), xa)
+        (grad,) = torch.autograd.grad(terms["loss"].sum(), ua)
         # Adam, with torch.optim.Adam's arithmetic, on the rows still running. Their moments
         # are their own; their step count is this loop's, since a row that is still running
         # has been updated at every step so far.
@@ -353,11 +364,11 @@ def _run_chunk(
         m = exp_avg[go].lerp_(g, 1 - _BETA1)
         v = exp_avg_sq[go].mul_(_BETA2).addcmul_(g, g, value=1 - _BETA2)
         denom = (v.sqrt() / math.sqrt(1 - _BETA2**t)).add_(_EPS)
-        x[go] = x[go].addcdiv_(m, denom, value=-s.lr / (1 - _BETA1**t))
+        u[go] = u[go].addcdiv_(m, denom, value=-s.lr / (1 - _BETA1**t))
         exp_avg[go], exp_avg_sq[go] = m, v
         active = go
     return AttrOPResult(
-        vectors=x.detach().float().cpu().numpy(),
+        vectors=(u * rms).detach().float().cpu().numpy(),
         steps=steps.cpu().numpy(),
         id_loss=final["id_loss"].float().cpu().numpy(),
         quality=final["quality"].float().cpu().numpy(),

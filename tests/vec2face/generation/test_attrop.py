@@ -78,13 +78,16 @@ def test_budget_spent_lowers_the_id_loss_and_reports_the_shortfall(unreachable, 
 
 
 def test_the_update_is_adam(nets, vectors, unreachable):
-    """With nothing converging, the trajectory is torch.optim.Adam(lr=0.1) on the summed loss."""
+    """With nothing converging, the trajectory is torch.optim.Adam(lr=0.1) on the summed loss,
+    over the vectors in units of their starting rms component."""
     g, fr = nets
     masks = g.draw_masks(N, g.gen_masking, torch.Generator().manual_seed(3))
-    x = torch.tensor(vectors, requires_grad=True)
-    opt = torch.optim.Adam([x], lr=0.1)
+    rms = torch.tensor(vectors).norm(dim=1, keepdim=True) / np.sqrt(512)
+    u = (torch.tensor(vectors) / rms).requires_grad_(True)
+    opt = torch.optim.Adam([u], lr=0.1)
     target = torch.tensor(vectors)
     for _ in range(8):
+        x = u * rms
         latent, _ = g.forward_encoder(x, *masks)
         _, z = g.forward_decoder(latent, *masks)
         feats = fr(g.im_decoder(z).clamp(-1, 1))
@@ -92,7 +95,20 @@ def test_the_update_is_adam(nets, vectors, unreachable):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    np.testing.assert_allclose(unreachable.vectors, x.detach().numpy(), atol=2e-5)
+    np.testing.assert_allclose(unreachable.vectors, (u * rms).detach().numpy(), atol=2e-5)
+
+
+def test_steps_are_relative_to_the_vector_scale(nets, vectors):
+    """Adam's first step is about lr per component of u: at the official scale (unit-rms
+    components) that is 0.1, for an L2-normalised vector 0.1 / sqrt(512) (not 0.1, which
+    would be twice its components)."""
+    g, fr = nets
+    settings = AttrOPSettings(max_steps=1, id_threshold=1e-9, **ID_ONLY)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for x0, rms in ((unit, 1 / np.sqrt(512)), (unit * np.sqrt(512), 1.0)):
+        moved = np.abs(attrop(g, x0, fr, settings=settings, seed=3).vectors - x0)
+        np.testing.assert_allclose(np.median(moved), 0.1 * rms, rtol=0.05)
+        assert moved.max() <= 0.1 * rms * 1.001
 
 
 def test_items_stop_when_they_pass_and_stay_frozen(nets, vectors, unreachable):
