@@ -73,12 +73,14 @@ class GeneratorArch:
     # which strips every channel of its per-image mean and contrast (an image's overall
     # tone) at every block.
     dec_norm_groups: int = 32
-    # Factor on the input vectors before ``latent_prior_proj_f``. The official sizes take
-    # the teacher's features as they come (1.0). The tiny model trains on L2-normalised
-    # features, whose components are ~1/sqrt(512): projected at xavier scale they are a
-    # ~0.05 signal beside the position embeddings, and a tiny model trained for minutes
-    # learned to ignore them (one mean face for every input). sqrt(512) gives the
-    # components unit variance.
+    # Factor on the input vectors before ``latent_prior_proj_f``. Our features are
+    # L2-normalised (components ~1/sqrt(512)); the official model takes raw ArcFace
+    # features, whose components have unit variance (its training loader notes mean 0.0046,
+    # std 0.967 on WebFace: a norm of ~22) and never normalises them. sqrt(512) maps ours to
+    # that scale, so the paper sizes (and the official checkpoint) see the inputs they were
+    # trained on; the tiny profile sets it too (at 1.0 a tiny model trained for minutes
+    # learned to ignore a ~0.05 signal beside the position embeddings). 1.0 is for callers
+    # that pass raw, unnormalised features.
     vector_scale: float = 1.0
 
     def __post_init__(self) -> None:
@@ -501,9 +503,14 @@ class Vec2FaceGenerator(nn.Module):
 # --------------------------------------------------------------------------------------------
 # Registry
 # --------------------------------------------------------------------------------------------
+#: factor from our L2-normalised 512-d features to the official raw-feature scale (see
+#: GeneratorArch.vector_scale)
+RAW_FEATURE_SCALE = math.sqrt(512)
+
 ARCHS: dict[str, GeneratorArch] = {
     "vit_base_patch16": GeneratorArch(
         name="vit_base_patch16",
+        vector_scale=RAW_FEATURE_SCALE,
         embed_dim=768,
         depth=12,
         num_heads=12,
@@ -513,6 +520,7 @@ ARCHS: dict[str, GeneratorArch] = {
     ),
     "vit_large_patch16": GeneratorArch(
         name="vit_large_patch16",
+        vector_scale=RAW_FEATURE_SCALE,
         embed_dim=1024,
         depth=24,
         num_heads=16,

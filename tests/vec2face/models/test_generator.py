@@ -380,7 +380,8 @@ def test_vector_scale_multiplies_the_input_and_travels_with_the_checkpoint(tmp_p
     torch.manual_seed(0)
     g = build_generator("tiny", vector_scale=math.sqrt(512)).eval()
     assert g.arch.vector_scale == pytest.approx(math.sqrt(512))
-    assert build_generator("vit_base_patch16").arch.vector_scale == 1.0  # official: raw features
+    # the paper sizes take our unit-norm features to the official raw-feature scale (norm ~22)
+    assert build_generator("vit_base_patch16").arch.vector_scale == pytest.approx(math.sqrt(512))
     from vec2face.models.generator import Vec2FaceGenerator
 
     plain = Vec2FaceGenerator(dataclasses.replace(g.arch, vector_scale=1.0)).eval()
