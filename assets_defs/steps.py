@@ -46,7 +46,7 @@ STEPS: dict[str, Step] = {
             "fmae_generator",
             "fmae_generator",
             "fmae_generator",
-            "3",
+            "4",
             ("webface_subset", "fr_teacher"),
         ),
         Step(
