@@ -25,6 +25,7 @@ from vec2face.fr.evaluate import BENCHMARK_SETS
 from vec2face.generation.hsface import HSFaceConfig
 from vec2face.generation.identities import IdentitiesConfig, max_pairwise_cosine
 from vec2face.generation.variation import sigma_counts
+from vec2face.reports.dataset_report import read_headline
 from vec2face.toyfaces.benchmarks import BenchmarksConfig
 
 #: the image size every FR dataset of the pipeline holds (DESIGN 3.1)
@@ -388,14 +389,6 @@ def noise_tables(
     }
 
 
-def _report_headline(folder: Path, name: str) -> dict[str, Any]:
-    path = folder / name / "report.json"
-    try:
-        return json.loads(path.read_text())["headline"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(f"{path}: {exc}") from exc
-
-
 @dg.asset_check(asset=STEPS["dataset_reports"].asset, blocking=True)
 def hsface_noise_expectations(paths: PipelinePaths) -> dg.AssetCheckResult:
     """HSFace as the judge sees it: intra-class outlier rate and inter-class noise rate under
@@ -404,9 +397,9 @@ def hsface_noise_expectations(paths: PipelinePaths) -> dg.AssetCheckResult:
     bounds = load_step_config(ExpectationsConfig, "expectations", paths.read_params())
     folder = paths.output(STEPS["dataset_reports"].output)
     try:
-        headline = _report_headline(folder, HSFACE_REPORT)
+        headline = read_headline(folder, HSFACE_REPORT)
         reference = (
-            _report_headline(folder, bounds.hsface_inter_noise_reference)
+            read_headline(folder, bounds.hsface_inter_noise_reference)
             if bounds.hsface_inter_noise_reference is not None
             else None
         )

@@ -11,7 +11,6 @@ figures and where everything is.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -98,12 +97,13 @@ def benchmark_lines(out: Path) -> list[str]:
 def report_lines(out: Path) -> list[str]:
     """The judge's headline figures of every reported dataset."""
     from assets_defs.evaluation import REPORTED
+    from vec2face.reports.dataset_report import REPORT_FILE, read_headline
 
     lines = []
+    folder = out / STEPS["dataset_reports"].output
     for name in REPORTED:
-        report = out / STEPS["dataset_reports"].output / name / "report.json"
-        if report.is_file():
-            head = json.loads(report.read_text())["headline"]
+        if (folder / name / REPORT_FILE).is_file():
+            head = read_headline(folder, name)
             figures = ", ".join(f"{k} {v:.4f}" for k, v in head.items() if isinstance(v, float))
             lines.append(f"{name:<18} {figures}")
     return lines

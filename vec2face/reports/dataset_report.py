@@ -73,6 +73,7 @@ __all__ = [
     "ModelFigures",
     "ReportConfig",
     "analyze_dataset",
+    "read_headline",
     "write_report",
 ]
 
@@ -733,15 +734,32 @@ def _dataset_plots(name: str, report: DatasetReport, folder: Path) -> dict[str, 
     return figs
 
 
+#: the JSON of every figure in a dataset's report folder
+REPORT_FILE = "report.json"
+
+
+def read_headline(out_dir: str | os.PathLike, name: str) -> dict[str, Any]:
+    """The judge's headline figures of dataset ``name`` in a :func:`write_report` folder.
+
+    Raises:
+        ValueError: a missing or unreadable ``<out_dir>/<name>/report.json`` (naming it).
+    """
+    path = Path(out_dir) / name / REPORT_FILE
+    try:
+        return json.loads(path.read_text())["headline"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: {exc.__class__.__name__}: {exc}") from exc
+
+
 def _write_dataset(name: str, report: DatasetReport, out_dir: Path) -> Path:
     shown = report.relative_to(out_dir / name)
     with atomic_dir(out_dir / name) as folder:
         summary = shown.summary()
-        write_bytes_atomic(folder / "report.json", _dumps(summary))
+        write_bytes_atomic(folder / REPORT_FILE, _dumps(summary))
         _write_parquet(shown.image_table(), folder / "images.parquet")
         _write_parquet(shown.identity_table(), folder / "identities.parquet")
         figures = _dataset_plots(name, report, folder)
-        files = ["report.json", "images.parquet", "identities.parquet"]
+        files = [REPORT_FILE, "images.parquet", "identities.parquet"]
         files += [p.name for p in figures.values()]
         page = html_pages.dataset_page(name, summary, figures, files)
         write_bytes_atomic(folder / "report.html", page.encode())

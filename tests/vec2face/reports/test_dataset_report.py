@@ -285,3 +285,13 @@ def test_cli_prints_headlines_and_reads_the_params_section(world, tmp_path, caps
     rc = main(["report", str(world / "real"), "--out", str(tmp_path / "p")])
     assert rc == 2
     assert "dataset_reports.judge" in capsys.readouterr().err
+
+
+def test_read_headline_reads_the_report_and_names_a_missing_one(tmp_path):
+    from vec2face.reports.dataset_report import read_headline
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "report.json").write_text('{"headline": {"eer": 0.02}}')
+    assert read_headline(tmp_path, "real") == {"eer": 0.02}
+    with pytest.raises(ValueError, match=r"synthetic[/\\]report\.json"):
+        read_headline(tmp_path, "synthetic")
