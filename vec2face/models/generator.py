@@ -276,7 +276,7 @@ class Vec2FaceGenerator(nn.Module):
         self.initialize_weights()
         # The image decoder stays in the default (NCHW) memory format: its GroupNorm backward
         # on channels-last tensors took two thirds of a tiny CPU training step (2.1x slower
-        # steps), and paper-size generation on CPU is no faster channels-last (bench/).
+        # steps). Generation on CPU feeds it channels-last maps instead (see ``generate``).
 
     def initialize_weights(self) -> None:
         """Official init: xavier-uniform linears with zero bias, N(0, 0.02) position embeddings."""
@@ -454,6 +454,11 @@ class Vec2FaceGenerator(nn.Module):
                     mask = mask_all[s : s + batch_size].to(device, non_blocking=True)
                     latent, _ = net.forward_encoder(v, keep, mask)
                     _, z = net.forward_decoder(latent, keep, mask)
+                    if device.type == "cpu":
+                        # oneDNN convolutions run natively on NHWC; NCHW maps are reordered
+                        # at every layer (the paper-size decoder ran ~20% faster so in fp32,
+                        # ~15% in bf16: bench/bench_generator.py)
+                        z = z.contiguous(memory_format=torch.channels_last)
                     out.append(net.im_decoder(z).float().clamp_(-1.0, 1.0))
         finally:
             self.train(was_training)
@@ -463,13 +468,15 @@ class Vec2FaceGenerator(nn.Module):
         """An eval-mode bf16 copy of this model, rebuilt whenever a weight has changed.
 
         Tensor ``_version`` counters move with every in-place update (optimiser steps,
-        ``load_state_dict``), so a stale copy is never used.
+        ``load_state_dict``), so a stale copy is never used. Its image decoder's weights are
+        channels-last, like the maps ``generate`` feeds it on CPU.
         """
         stamp = tuple((p.data_ptr(), p._version) for p in self.state_dict().values())
         cached = self.__dict__.get("_bf16_cache")
         if cached is None or cached[0] != stamp:
             self.__dict__.pop("_bf16_cache", None)  # free the old copy before making one
             twin = copy.deepcopy(self).to(torch.bfloat16).eval()
+            twin.im_decoder.to(memory_format=torch.channels_last)
             for p in twin.parameters():
                 p.requires_grad_(False)
             # kept outside _modules: the copy is not part of this model's state dict
