@@ -111,10 +111,16 @@ def report_lines(out: Path) -> list[str]:
 
 def summary_lines(result: ChainResult, out: Path, params: Path, repo_dir: Path) -> list[str]:
     """Materialized assets, checks, the benchmark table and report figures, and the UIs."""
-    lines = [f"{'asset':<22} {'dvc md5':<40} path"]
+    lines = [f"{'asset':<22} {'version (dvc md5)':<40} path"]
     for mat in result.materializations():
         meta = mat.metadata
-        md5 = meta["dvc_md5"].value if "dvc_md5" in meta else "-"
+        # An HSFace shard is versioned by its own LMDB's sha256 (its data version); DVC
+        # records the whole dataset, on the materialization that completes its last shard.
+        md5 = (
+            meta["dvc_md5"].value
+            if "dvc_md5" in meta
+            else "sha256 " + mat.tags.get("dagster/data_version", "-")[:33]
+        )
         path = meta["path"].value if "path" in meta else "-"
         name = mat.asset_key.to_user_string() + (f"[{mat.partition}]" if mat.partition else "")
         lines.append(f"{name:<22} {md5:<40} {path}")

@@ -292,6 +292,16 @@ def test_main_job_rerun_reuses_every_output(chain):
     assert all(c.passed for c in second.check_evaluations())
     lines = summary_lines(second, chain["out"], chain["repo"] / "params.yaml", chain["repo"])
     assert any(line.startswith("| teacher |") for line in lines)
+    # every shard row shows a version: the dataset's DVC md5 where its materialization
+    # recorded it, else the shard's own hash
+    shard_rows = [line.split() for line in lines if line.startswith("hsface_dataset[")]
+    assert sorted(row[0] for row in shard_rows) == ["hsface_dataset[00000]", "hsface_dataset[00001]"]
+    for row in shard_rows:
+        mat = after[row[0]]
+        if "dvc_md5" in mat.metadata:
+            assert row[1] == mat.metadata["dvc_md5"].value
+        else:
+            assert row[1:3] == ["sha256", mat.tags["dagster/data_version"][:33]]
     assert any(line.startswith("hsface ") and "intra_class_outlier_rate" in line for line in lines)
     assert any("dagster dev -m orchestration.definitions -h 127.0.0.1" in line for line in lines)
 
