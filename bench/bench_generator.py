@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -37,11 +38,11 @@ OFFICIAL_REFERENCE = {("fp32", 8): 5.2, ("bf16", 8): 24.5}
 def cpu_name() -> str:
     """The CPU's model name and its bf16 matrix extensions (AMX / AVX-512 BF16), from /proc."""
     try:
-        info = open("/proc/cpuinfo", encoding="utf-8").read()
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
     except OSError:
         return "unknown CPU"
-    name = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")), "?")
-    flags = next((l.split(":", 1)[1].split() for l in info.splitlines() if l.startswith("flags")), [])
+    fields = {k.strip(): v.strip() for k, _, v in (l.partition(":") for l in lines) if v}
+    name, flags = fields.get("model name", "?"), fields.get("flags", "").split()
     ext = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
     return f"{name} ({', '.join(ext) or 'no bf16 matrix extension'})"
 
