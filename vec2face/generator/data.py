@@ -72,6 +72,28 @@ class GeneratorTrainingData(Dataset):
     def __len__(self) -> int:
         return len(self.faces)
 
+    def features(self, max_records: int | None = None) -> np.ndarray:
+        """Teacher features of evenly spaced records, without decoding images.
+
+        Args:
+            max_records: at most this many (evenly spaced, so deterministic); None: all.
+
+        Returns:
+            (n, feature_dim) float32.
+        """
+        n = len(self)
+        take = n if max_records is None else max(1, min(n, int(max_records)))
+        rows = np.linspace(0, n - 1, take).round().astype(np.int64)
+        out = np.empty((take, self.feature_dim), np.float32)
+        for j, i in enumerate(rows):
+            feature = self.faces.read_raw(int(i))[2]
+            if feature is None or feature.shape != (self.feature_dim,):
+                raise DataFormatError(
+                    f"{self.faces.location(int(i))}: record has no {self.feature_dim}-d teacher feature"
+                )
+            out[j] = feature
+        return out
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Sample ``i``: image (3, 112, 112) float32 in [-1, 1], feature (D,) float32, label."""
         sample = self.faces[i]

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 GRID = 7
 NUM_TOKENS = GRID * GRID  # feature tokens; the class token makes 50
+#: eigenvalues below this fraction of the largest count as directions the data does not span
+RANK_TOLERANCE = 1e-7
 CPU_DECODE_CHUNK = 4  # images per image-decoder call when generating on CPU (see generate)
 CHECKPOINT_KEY = "model_vec2face"
 # Official modules that exist in the released state dict but never enter its forward.
@@ -294,6 +296,65 @@ class Vec2FaceGenerator(nn.Module):
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+    @torch.no_grad()
+    def init_input_whitening(self, features: torch.Tensor, eps: float = 1e-5) -> dict[str, float]:
+        """Data-dependent init of ``latent_prior_proj_f``: PCA-whiten the input vectors.
+
+        Sets the projection so that, on ``features``, its outputs are the training vectors'
+        leading principal coordinates, each with unit variance and zero mean:
+        ``W = diag(lambda_k + eps * mean(lambda)) ** -1/2 U_k^T``, ``b = -W m`` over the
+        ``min(D, rep_dim)`` largest eigenpairs of the covariance of ``vector_scale * features``
+        (fewer if the features span fewer directions); the other rows (wider models) keep
+        their initialisation. The forward pass,
+        the module and its shapes are unchanged: this is an initialisation only.
+
+        Why: after the vector projection every token is a scaled copy of one vector, so the
+        encoder sees the input only through LayerNorms of that vector. A small FR teacher's
+        features are far from isotropic (the toy teacher's covariance eigenvalues run from 32
+        down to 3e-4 with a median of 0.0045, ten directions holding half the variance); under
+        the default initialisation the directions that carry the details reach the network
+        ~100x weaker than the leading ones and are learned that much more slowly (Adam
+        training a linear feature-to-pixel map: test MSE 0.137 after 1,000 steps on the raw
+        vectors, 0.095 on whitened ones; the closed-form ridge optimum is 0.083).
+
+        Args:
+            features: (N, rep_dim) training vectors as the model receives them (before
+                ``vector_scale``), N > rep_dim preferably.
+            eps: eigenvalue floor, relative to the mean eigenvalue.
+
+        Returns:
+            Spectrum figures: ``top10_share`` (variance share of the 10 leading directions),
+            ``condition`` (largest / smallest kept eigenvalue), ``kept`` (directions set).
+        """
+        if features.ndim != 2 or features.shape[1] != self.arch.rep_dim:
+            raise ConfigError(
+                f"init_input_whitening: features must be (N, {self.arch.rep_dim}), got "
+                f"{tuple(features.shape)}"
+            )
+        if features.shape[0] < 2 or not torch.isfinite(features).all():
+            raise ConfigError(
+                "init_input_whitening: need at least 2 finite feature vectors, got "
+                f"{features.shape[0]}"
+            )
+        x = features.double() * self.arch.vector_scale
+        mean = x.mean(0)
+        cov = torch.cov((x - mean).T)
+        evals, evecs = torch.linalg.eigh(cov)  # ascending
+        evals, evecs = evals.flip(0).clamp_min(0.0), evecs.flip(1)
+        # Only directions the data actually spans (fewer than rep_dim when N <= rep_dim).
+        spanned = int((evals > RANK_TOLERANCE * evals[0]).sum())
+        kept = min(self.arch.embed_dim, self.arch.rep_dim, spanned)
+        floor = eps * float(evals.mean())
+        weight = (evecs[:, :kept] / (evals[:kept] + floor).sqrt()).T  # (kept, rep_dim)
+        proj = self.latent_prior_proj_f
+        proj.weight[:kept] = weight.to(proj.weight.dtype)
+        proj.bias[:kept] = (-weight @ mean).to(proj.bias.dtype)
+        return {
+            "top10_share": float(evals[:10].sum() / evals.sum()),
+            "condition": float((evals[0] + floor) / (evals[kept - 1] + floor)),
+            "kept": float(kept),
+        }
 
     def last_layer(self) -> torch.Tensor:
         """The image decoder's output conv weight (where the adaptive GAN weight is measured)."""

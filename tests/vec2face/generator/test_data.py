@@ -52,6 +52,15 @@ def test_items_are_normalised_tensors_matching_the_records(training_lmdb):
     assert np.array_equal(tensor_to_image(img[None])[0], images[4])
 
 
+def test_features_reads_evenly_spaced_records_without_images(training_lmdb):
+    path, _, features = training_lmdb
+    ds = GeneratorTrainingData(path)
+    assert np.array_equal(ds.features(), features)
+    rows = np.linspace(0, N - 1, 3).round().astype(int)
+    assert np.array_equal(ds.features(3), features[rows])
+    assert ds.features(10 * N).shape == (N, 512) and ds.features(3).dtype == np.float32
+
+
 def test_image_tensor_roundtrip_extremes():
     img = np.array([[[0, 128, 255]]], dtype=np.uint8)
     t = image_to_tensor(img)

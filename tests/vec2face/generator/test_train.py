@@ -216,6 +216,24 @@ def test_killed_run_resumes_to_the_same_weights(world, straight_run, caplog):
         assert torch.equal(v, b["model_disc"][k]), k
 
 
+def test_whitening_init_is_recorded_and_survives_a_resume(world, tmp_path):
+    cfg = _config(world, whiten_input_init=True, epochs=2)
+    straight_tracker = RecordingTracker()
+    straight = fit(cfg, world["data"], tmp_path / "straight", tracker=straight_tracker, progress=False)
+    # N records span N - 1 directions: the init whitens those, tracked as a parameter.
+    assert straight_tracker.params["whitening_kept"] == N - 1
+    plain = fit(_config(world, epochs=2), world["data"], tmp_path / "plain", progress=False)
+    assert plain["weights_sha256"] != straight["weights_sha256"]
+
+    out = tmp_path / "killed"
+    with pytest.raises(_Killed):
+        fit(cfg, world["data"], out, tracker=KilledAfterFirstEpoch(), progress=False)
+    resumed = fit(cfg, world["data"], out, resume=True, progress=False)
+    assert resumed["weights_sha256"] == straight["weights_sha256"]
+    meta = load_checkpoint(out / "checkpoints" / "last.pt")["metadata"]
+    assert meta["whitening_kept"] == N - 1 and 0 < meta["whitening_top10_share"] < 1
+
+
 def test_generator_file_is_the_same_under_any_output_root(world, tmp_path):
     written = []
     for root in (tmp_path / "root1", tmp_path / "other" / "deeper"):

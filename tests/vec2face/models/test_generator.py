@@ -414,3 +414,52 @@ def test_decoder_norm_groups_override_builds_and_travels_with_the_checkpoint(tmp
     loaded, _ = load_generator_checkpoint(path)
     assert loaded.arch.dec_norm_groups == 8
     torch.testing.assert_close(loaded.state_dict(), g.state_dict())
+
+
+def test_input_whitening_init_decorrelates_the_projected_vectors():
+    # Anisotropic features, like a small teacher's: eigenvalues spread over four decades.
+    g = torch.Generator().manual_seed(3)
+    basis, _ = torch.linalg.qr(torch.randn(512, 512, generator=g, dtype=torch.float64))
+    scales = torch.logspace(0, -2, 512, dtype=torch.float64)
+    feats = (torch.randn(4000, 512, generator=g, dtype=torch.float64) * scales) @ basis.T + 0.3
+    feats = torch.nn.functional.normalize(feats, dim=1).float()
+
+    model = build_generator("tiny", vector_scale=math.sqrt(512))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    stats = model.init_input_whitening(feats)
+    assert stats["kept"] == 192 and 0.0 < stats["top10_share"] < 1.0 and stats["condition"] > 10
+
+    with torch.no_grad():
+        proj = model.latent_prior_proj_f(feats * model.arch.vector_scale).double()
+    assert proj.mean(0).abs().max() < 1e-3
+    cov = torch.cov(proj.T)
+    torch.testing.assert_close(cov, torch.eye(192, dtype=torch.float64), atol=2e-3, rtol=0)
+    # The projection holds the leading principal directions, largest first.
+    lead = torch.linalg.eigh(torch.cov(feats.double().T))[1][:, -1]
+    row0 = torch.nn.functional.normalize(model.latent_prior_proj_f.weight[0].detach().double(), dim=0)
+    assert abs(float(row0 @ lead)) > 0.999
+    # Nothing but the projection changed.
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"latent_prior_proj_f.weight", "latent_prior_proj_f.bias"}
+
+
+def test_input_whitening_init_keeps_extra_rows_and_rejects_bad_features():
+    model = build_generator("tiny", embed_dim=768, decoder_embed_dim=768, num_heads=12, decoder_num_heads=12)
+    rows_before = model.latent_prior_proj_f.weight[512:].clone()
+    feats = torch.nn.functional.normalize(torch.randn(2000, 512), dim=1)
+    assert model.init_input_whitening(feats)["kept"] == 512
+    assert torch.equal(model.latent_prior_proj_f.weight[512:], rows_before)
+    with pytest.raises(ConfigError, match=r"\(N, 512\)"):
+        model.init_input_whitening(torch.randn(10, 256))
+    with pytest.raises(ConfigError, match="finite"):
+        model.init_input_whitening(torch.full((10, 512), float("nan")))
+
+
+def test_input_whitening_init_whitens_only_the_directions_the_data_spans():
+    model = build_generator("tiny")
+    feats = torch.nn.functional.normalize(torch.randn(50, 512), dim=1)  # spans 49 directions
+    stats = model.init_input_whitening(feats)
+    assert stats["kept"] == 49
+    with torch.no_grad():
+        proj = model.latent_prior_proj_f(feats).double()[:, :49]
+    torch.testing.assert_close(torch.cov(proj.T), torch.eye(49, dtype=torch.float64), atol=1e-3, rtol=0)
