@@ -86,24 +86,24 @@ class GeneratorTrainingData(Dataset):
         rows = np.linspace(0, n - 1, take).round().astype(np.int64)
         out = np.empty((take, self.feature_dim), np.float32)
         for j, i in enumerate(rows):
-            feature = self.faces.read_raw(int(i))[2]
-            if feature is None or feature.shape != (self.feature_dim,):
-                raise DataFormatError(
-                    f"{self.faces.location(int(i))}: record has no {self.feature_dim}-d teacher feature"
-                )
-            out[j] = feature
+            out[j] = self._checked_feature(int(i), self.faces.read_raw(int(i))[2])
         return out
+
+    def _checked_feature(self, i: int, feature: np.ndarray | None) -> np.ndarray:
+        """Record ``i``'s feature, or a DataFormatError naming the record."""
+        if feature is None:
+            raise DataFormatError(f"{self.faces.location(i)}: record has no teacher feature")
+        if feature.shape != (self.feature_dim,):
+            raise DataFormatError(
+                f"{self.faces.location(i)}: feature has shape {feature.shape}, "
+                f"the generator needs ({self.feature_dim},)"
+            )
+        return feature
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Sample ``i``: image (3, 112, 112) float32 in [-1, 1], feature (D,) float32, label."""
         sample = self.faces[i]
-        if sample.feature is None:
-            raise DataFormatError(f"{self.faces.location(i)}: record has no teacher feature")
-        if sample.feature.shape != (self.feature_dim,):
-            raise DataFormatError(
-                f"{self.faces.location(i)}: feature has shape {sample.feature.shape}, "
-                f"the generator needs ({self.feature_dim},)"
-            )
+        feature = self._checked_feature(i, sample.feature)
         if sample.image.shape != (IMAGE_SIZE, IMAGE_SIZE, 3):
             raise DataFormatError(
                 f"{self.faces.location(i)}: image is "
@@ -112,7 +112,7 @@ class GeneratorTrainingData(Dataset):
             )
         return (
             image_to_tensor(sample.image),
-            torch.from_numpy(sample.feature.copy()),
+            torch.from_numpy(feature.copy()),
             int(sample.label),
         )
 

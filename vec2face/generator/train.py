@@ -603,7 +603,7 @@ def _fit(
         )
     whitening: dict[str, float] = {}
     if config.whiten_input_init and not (resume and last is not None):
-        # Every record's feature (no image decoding): deterministic, no RNG drawn.
+        # Features only (no image decoding), evenly spaced records: deterministic, no RNG.
         whitening = generator.init_input_whitening(torch.from_numpy(dataset.features(WHITEN_RECORDS)))
         log.info("vector projection initialised to whiten the features: %s", whitening)
     discriminator = build_discriminator(config.discriminator).to(device)

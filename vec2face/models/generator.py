@@ -306,8 +306,8 @@ class Vec2FaceGenerator(nn.Module):
         ``W = diag(lambda_k + eps * mean(lambda)) ** -1/2 U_k^T``, ``b = -W m`` over the
         ``min(D, rep_dim)`` largest eigenpairs of the covariance of ``vector_scale * features``
         (fewer if the features span fewer directions); the other rows (wider models) keep
-        their initialisation. The forward pass,
-        the module and its shapes are unchanged: this is an initialisation only.
+        their initialisation. The forward pass, the module and its shapes are unchanged: this
+        is an initialisation only.
 
         Why: after the vector projection every token is a scaled copy of one vector, so the
         encoder sees the input only through LayerNorms of that vector. A small FR teacher's
@@ -339,7 +339,7 @@ class Vec2FaceGenerator(nn.Module):
             )
         x = features.double() * self.arch.vector_scale
         mean = x.mean(0)
-        cov = torch.cov((x - mean).T)
+        cov = torch.cov(x.T)  # centres the data itself
         evals, evecs = torch.linalg.eigh(cov)  # ascending
         evals, evecs = evals.flip(0).clamp_min(0.0), evecs.flip(1)
         # Only directions the data actually spans (fewer than rep_dim when N <= rep_dim).
