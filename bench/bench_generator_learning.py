@@ -1,0 +1,169 @@
+"""How fast the tiny generator learns the feature-to-pixel map: held-out MSE against steps.
+
+Trains a generator on pixel MSE alone (AdamW, bf16 autocast, constant lr after a short
+warmup) on the first records of a training LMDB (image + teacher feature) and prints the
+MSE on the last ``--heldout`` records (other identities: records are stored identity by
+identity) every ``--eval-every`` steps, beside two reference points computed on the same
+split: the mean training image and the closed-form ridge map from feature to pixels.
+
+It isolates the question "does this architecture / initialisation / masking learn the
+image layout quickly?" from the other loss terms. Usage:
+
+    python bench/bench_generator_learning.py --data TRAIN_LMDB --steps 600 \
+        [--whiten] [--pos-std 0.5] [--train-mask 0.5,0.75] [--set dec_norm_groups=8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vec2face.generator.data import GeneratorTrainingData
+from vec2face.models import build_generator
+from vec2face.models.generator import MaskingConfig
+
+
+def load_records(path: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` records: images (n, 3, 112, 112) uint8, features (n, D) float32."""
+    data = GeneratorTrainingData(path)
+    n = min(n, len(data))
+    images = torch.empty(n, 3, 112, 112, dtype=torch.uint8)
+    feats = torch.empty(n, data.feature_dim)
+    for i in range(n):
+        img, f, _ = data[i]
+        images[i] = ((img + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        feats[i] = f
+    return images, feats
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    return images.float() / 127.5 - 1.0
+
+
+def ridge_mse(train_x, train_y, test_x, test_y, lam: float = 0.01) -> float:
+    """Held-out MSE of the closed-form ridge map from (centred) features to pixels."""
+    mx, my = train_x.mean(0), train_y.mean(0)
+    x, y = (train_x - mx).double(), (train_y - my).double()
+    a = x.T @ x + lam * torch.eye(x.shape[1], dtype=torch.float64)
+    w = torch.linalg.solve(a, x.T @ y)
+    pred = ((test_x - mx).double() @ w + my.double()).float()
+    return float(F.mse_loss(pred, test_y))
+
+
+class DecoderOnly(nn.Module):
+    """The generator's convolutional image decoder fed by one learned linear map of the
+    (whitened) vector to its 7x7 input map: the transformer path taken out of the question.
+
+    forward(vectors (N, D)) -> object with ``images`` (N, 3, 112, 112).
+    """
+
+    def __init__(self, generator: nn.Module, train_features: torch.Tensor):
+        super().__init__()
+        self.im_decoder = generator.im_decoder
+        self.z_channels = generator.arch.z_channels
+        x = train_features.double()
+        evals, evecs = torch.linalg.eigh(torch.cov(x.T))
+        white = evecs / (evals.clamp_min(0) + 1e-5 * evals.mean()).sqrt()  # (D, D)
+        self.register_buffer("white", white.float())
+        self.register_buffer("centre", x.mean(0).float())
+        self.to_map = nn.Linear(x.shape[1], 49 * self.z_channels)
+
+    def forward(self, vectors: torch.Tensor, generator: torch.Generator | None = None):
+        z = self.to_map((vectors - self.centre) @ self.white)
+        z = z.reshape(-1, 7, 7, self.z_channels).permute(0, 3, 1, 2).contiguous()
+        return argparse.Namespace(images=self.im_decoder(z))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="training LMDB with teacher features")
+    ap.add_argument("--records", type=int, default=6256, help="records read (train + held out)")
+    ap.add_argument("--heldout", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--eval-every", type=int, default=150)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1.6e-3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--whiten", action="store_true", help="init_input_whitening on the train split")
+    ap.add_argument("--pos-std", type=float, default=None, help="re-init both position embeddings")
+    ap.add_argument("--train-mask", default=None, help="ratio_min,ratio_mu of the training masking")
+    ap.add_argument("--set", action="append", default=[], help="arch override KEY=VALUE (JSON value)")
+    ap.add_argument("--decoder-only", action="store_true", help="see DecoderOnly")
+    ap.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    ap.add_argument("--no-ridge", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+    t0 = time.time()
+    images, feats = load_records(args.data, args.records)
+    n_train = len(images) - args.heldout
+    test_img = to_float(images[n_train:])
+    test_f = feats[n_train:]
+    mean_img = to_float(images[:n_train]).mean(0, keepdim=True)
+    print(f"records: {n_train} train, {args.heldout} held out ({time.time() - t0:.0f} s to read)")
+    print(f"mean-image MSE: {float(F.mse_loss(mean_img.expand_as(test_img), test_img)):.4f}")
+    if not args.no_ridge:
+        train_pixels = to_float(images[:n_train]).flatten(1)
+        print(f"ridge MSE:      {ridge_mse(feats[:n_train], train_pixels, test_f, test_img.flatten(1)):.4f}")
+        del train_pixels
+
+    overrides = {"vector_scale": math.sqrt(feats.shape[1])}
+    for kv in args.set:
+        key, value = kv.split("=", 1)
+        overrides[key] = json.loads(value)
+    if args.train_mask:
+        lo, mu = (float(v) for v in args.train_mask.split(","))
+        overrides["train_masking"] = MaskingConfig(ratio_min=lo, ratio_mu=mu)
+    model = build_generator("tiny", **overrides)
+    if args.whiten:
+        print("whitening:", model.init_input_whitening(feats[:n_train]))
+    if args.pos_std is not None:
+        with torch.no_grad():
+            torch.nn.init.normal_(model.token_emb.position_embeddings.weight, std=args.pos_std)
+            torch.nn.init.normal_(model.decoder_pos_embed_learned, std=args.pos_std)
+    if args.decoder_only:
+        model = DecoderOnly(model, feats[:n_train])
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
+    warmup = max(1, args.steps // 20)
+    g = torch.Generator().manual_seed(args.seed)
+
+    def evaluate() -> float:
+        model.eval()
+        with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=not args.fp32):
+            errs = [
+                F.mse_loss(model(test_f[s : s + 64]).images.float(), test_img[s : s + 64], reduction="sum")
+                for s in range(0, len(test_f), 64)
+            ]
+        model.train()
+        return float(sum(errs)) / test_img.numel()
+
+    t0 = time.time()
+    for step in range(1, args.steps + 1):
+        for group in opt.param_groups:
+            group["lr"] = args.lr * min(1.0, step / warmup)
+        idx = torch.randint(0, n_train, (args.batch,), generator=g)
+        with torch.autocast("cpu", torch.bfloat16, enabled=not args.fp32):
+            out = model(feats[idx], generator=g)
+            loss = F.mse_loss(out.images.float(), to_float(images[idx]))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 3.0)
+        opt.step()
+        if step % args.eval_every == 0 or step == args.steps:
+            print(
+                f"step {step:5d}  train {loss.item():.4f}  held-out {evaluate():.4f}  "
+                f"({time.time() - t0:.0f} s)",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
