@@ -7,10 +7,16 @@ identity) every ``--eval-every`` steps, beside two reference points computed on 
 split: the mean training image and the closed-form ridge map from feature to pixels.
 
 It isolates the question "does this architecture / initialisation / masking learn the
-image layout quickly?" from the other loss terms. Usage:
+image layout quickly?" from the other loss terms; ``--texture W`` adds the TextureLoss term
+(the printed train loss is then the sum), and every evaluation also prints the sharpness
+ratio of the held-out reconstructions (face-box Laplacian variance, generated / real, as
+bench_generator_quality.py measures it). ``--npz`` trains on any images and vectors instead,
+e.g. the toy renderer's own parameters: what a decoder learns in N steps when the input
+tells it everything. Usage:
 
     python bench/bench_generator_learning.py --data TRAIN_LMDB --steps 600 \
-        [--whiten] [--pos-std 0.5] [--train-mask 0.5,0.75] [--set dec_norm_groups=8]
+        [--whiten] [--pos-std 0.5] [--train-mask 0.5,0.75] [--set dec_norm_groups=8] \
+        [--decoder-only] [--texture 0.3 --trunk TEACHER_DIR] [--grid recon.png]
 """
 
 from __future__ import annotations
@@ -20,12 +26,17 @@ import json
 import math
 import time
 
+import numpy as np
 import torch
+from PIL import Image
 import torch.nn.functional as F
 from torch import nn
 
 from vec2face.generator.data import GeneratorTrainingData
-from vec2face.models import build_generator
+from vec2face.generator.quality import laplacian_variance
+from vec2face.fr.extract import load_trained_backbone
+from vec2face.generator.losses import TextureLoss
+from vec2face.models import build_backbone, build_generator
 from vec2face.models.generator import MaskingConfig
 
 
@@ -81,7 +92,14 @@ class DecoderOnly(nn.Module):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="training LMDB with teacher features")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="training LMDB with teacher features")
+    src.add_argument(
+        "--npz",
+        help="instead of --data: an .npz with 'images' (N, 3, 112, 112) uint8 and 'features' "
+        "(N, D) float32, e.g. the toy renderer's own parameters (an upper bound on what "
+        "any feature can tell the decoder)",
+    )
     ap.add_argument("--records", type=int, default=6256, help="records read (train + held out)")
     ap.add_argument("--heldout", type=int, default=256)
     ap.add_argument("--steps", type=int, default=600)
@@ -96,13 +114,32 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="arch override KEY=VALUE (JSON value)")
     ap.add_argument("--decoder-only", action="store_true", help="see DecoderOnly")
     ap.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    ap.add_argument("--save", default=None, help="save the trained model's state dict here")
     ap.add_argument("--no-ridge", action="store_true")
+    ap.add_argument("--texture", type=float, default=0.0, help="weight of the TextureLoss term")
+    ap.add_argument("--texture-patch", type=int, default=16)
+    ap.add_argument(
+        "--trunk",
+        default="random",
+        help="FR trunk of the texture term: a `vec2face fr train` output, or 'random' (a "
+        "randomly initialised tiny IResNet)",
+    )
+    ap.add_argument(
+        "--grid",
+        default=None,
+        help="after training, save a PNG of 8 held-out originals over their reconstructions",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
     t0 = time.time()
-    images, feats = load_records(args.data, args.records)
+    if args.npz:
+        with np.load(args.npz) as z:
+            images = torch.from_numpy(z["images"][: args.records])
+            feats = torch.from_numpy(z["features"][: args.records]).float()
+    else:
+        images, feats = load_records(args.data, args.records)
     n_train = len(images) - args.heldout
     test_img = to_float(images[n_train:])
     test_f = feats[n_train:]
@@ -114,7 +151,7 @@ def main() -> None:
         print(f"ridge MSE:      {ridge_mse(feats[:n_train], train_pixels, test_f, test_img.flatten(1)):.4f}")
         del train_pixels
 
-    overrides = {"vector_scale": math.sqrt(feats.shape[1])}
+    overrides = {"vector_scale": math.sqrt(feats.shape[1]), "rep_dim": feats.shape[1]}
     for kv in args.set:
         key, value = kv.split("=", 1)
         overrides[key] = json.loads(value)
@@ -130,19 +167,31 @@ def main() -> None:
             torch.nn.init.normal_(model.decoder_pos_embed_learned, std=args.pos_std)
     if args.decoder_only:
         model = DecoderOnly(model)
+    texture = None
+    if args.texture > 0:
+        if args.trunk == "random":
+            trunk = build_backbone("tiny")
+        else:
+            trunk = load_trained_backbone(args.trunk)
+        texture = TextureLoss(trunk, args.texture_patch)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
     warmup = max(1, args.steps // 20)
     g = torch.Generator().manual_seed(args.seed)
 
-    def evaluate() -> float:
+    def predict() -> torch.Tensor:
+        """Held-out reconstructions, (heldout, 3, 112, 112) float32."""
         model.eval()
         with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=not args.fp32):
-            errs = [
-                F.mse_loss(model(test_f[s : s + 64]).images.float(), test_img[s : s + 64], reduction="sum")
-                for s in range(0, len(test_f), 64)
-            ]
+            out = torch.cat([model(test_f[s : s + 64]).images.float() for s in range(0, len(test_f), 64)])
         model.train()
-        return float(sum(errs)) / test_img.numel()
+        return out
+
+    def evaluate() -> tuple[float, float]:
+        """Held-out MSE and sharpness ratio (face-box Laplacian variance, generated / real)."""
+        pred = predict()
+        as_u8 = lambda x: ((x.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).numpy()
+        sharp = laplacian_variance(as_u8(pred)).mean() / laplacian_variance(as_u8(test_img)).mean()
+        return float(F.mse_loss(pred, test_img)), float(sharp)
 
     t0 = time.time()
     for step in range(1, args.steps + 1):
@@ -151,17 +200,29 @@ def main() -> None:
         idx = torch.randint(0, n_train, (args.batch,), generator=g)
         with torch.autocast("cpu", torch.bfloat16, enabled=not args.fp32):
             out = model(feats[idx], generator=g)
-            loss = F.mse_loss(out.images.float(), to_float(images[idx]))
+            target = to_float(images[idx])
+            loss = F.mse_loss(out.images.float(), target)
+            if texture is not None:
+                loss = loss + args.texture * texture(out.images, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 3.0)
         opt.step()
         if step % args.eval_every == 0 or step == args.steps:
+            mse, sharp = evaluate()
             print(
-                f"step {step:5d}  train {loss.item():.4f}  held-out {evaluate():.4f}  "
-                f"({time.time() - t0:.0f} s)",
+                f"step {step:5d}  train {loss.item():.4f}  held-out {mse:.4f}  "
+                f"sharpness {sharp:.3f}  ({time.time() - t0:.0f} s)",
                 flush=True,
             )
+    if args.save:
+        torch.save(model.state_dict(), args.save)
+    if args.grid:
+        pred = predict()[:8].clamp(-1, 1)
+        rows = torch.cat([torch.cat(list(test_img[:8]), 2), torch.cat(list(pred), 2)], 1)
+        image = ((rows + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        Image.fromarray(image).save(args.grid)
+        print(f"grid: {args.grid}")
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ class GeneratorTrainConfig(StepConfig):
     keep_checkpoints: int = Field(2, ge=1, description="epoch checkpoints kept besides last.pt")
     teacher: str = Field("r100", description="backbone of the frozen FR teacher (identity loss)")
     teacher_checkpoint: str | None = Field(
-        None, description="teacher weights (.pth); required when loss.identity or loss.fr_perceptual > 0"
+        None, description="teacher weights (.pth); required when loss.identity, loss.fr_perceptual or loss.texture > 0"
     )
     lpips_backbone_weights: str | None = Field(
         None,

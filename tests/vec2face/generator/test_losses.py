@@ -15,8 +15,10 @@ from vec2face.generator.losses import (
     IdentityLoss,
     LPIPSLoss,
     SSIMLoss,
+    TextureLoss,
     adaptive_gan_weight,
     gan_weight_at,
+    local_gram,
     ls_discriminator_loss,
     ls_generator_loss,
     pixel_mse,
@@ -279,19 +281,64 @@ def test_fr_perceptual_loss_on_iresnet_trunk():
     assert not fr.training
 
 
-def test_fr_perceptual_term_in_generator_loss_and_refused_without_trunk():
+@pytest.mark.parametrize("term", ["fr_perceptual", "texture"])
+def test_teacher_feature_term_in_generator_loss_and_refused_without_trunk(term):
     from vec2face.models import build_backbone
 
     fr = build_backbone("tiny")
-    cfg = GeneratorLossConfig(lpips=0.0, ssim=0.0, token=0.0, identity=0.0, fr_perceptual=0.5, disc_start=5)
+    cfg = GeneratorLossConfig(lpips=0.0, ssim=0.0, token=0.0, identity=0.0, disc_start=5, **{term: 0.3})
+    assert cfg.teacher_terms == (term,)
     loss = GeneratorLoss(cfg, fr_model=fr)
     images = torch.rand(2, 3, 112, 112) * 2 - 1
     targets = torch.rand(2, 3, 112, 112) * 2 - 1
     tokens = torch.zeros(2, 49, 8)
     _, terms = loss(images, targets, tokens, tokens, torch.randn(2, 512), epoch=0)
-    assert set(terms) == {"mse", "fr_perceptual", "gan_weight", "total"}
-    assert terms["total"] == pytest.approx(terms["mse"] + 0.5 * terms["fr_perceptual"], rel=1e-5)
+    assert set(terms) == {"mse", term, "gan_weight", "total"}
+    assert terms["total"] == pytest.approx(terms["mse"] + 0.3 * terms[term], rel=1e-5)
     with pytest.raises(ConfigError, match="IResNet-like.*CountingFR"):
         GeneratorLoss(cfg, fr_model=CountingFR())
-    with pytest.raises(ConfigError, match="fr_perceptual weight > 0 needs an FR model"):
+    with pytest.raises(ConfigError, match=f"{term} weight > 0 needs an FR model"):
         GeneratorLoss(cfg, fr_model=None)
+
+
+def test_local_gram_by_hand_and_blind_to_position_inside_a_window():
+    # One 2x4 map of 2 channels, windows of 2: two windows, each G = F F^T / 4.
+    maps = torch.tensor([[[[1.0, 2.0, 0.0, 0.0], [3.0, 4.0, 0.0, 2.0]], [[1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]]])
+    g = local_gram(maps, 2)
+    assert g.shape == (1, 2, 2, 2)
+    assert torch.allclose(g[0, 0], torch.tensor([[30.0, 1.0], [1.0, 1.0]]) / 4)
+    assert torch.allclose(g[0, 1], torch.tensor([[4.0, 2.0], [2.0, 4.0]]) / 4)
+    # Moving a detail inside its window changes the pixels, not the window's Gram matrix.
+    moved = maps.clone()
+    moved[..., :2] = maps[..., :2].flip(-1)
+    assert not torch.equal(moved, maps) and torch.allclose(local_gram(moved, 2), g)
+    # Rows/columns beyond a multiple of the window are cropped; an oversized window is refused.
+    assert local_gram(torch.ones(1, 3, 5, 7), 2).shape == (1, 6, 3, 3)
+    with pytest.raises(ConfigError, match="patch 3 must be in"):
+        local_gram(maps, 3)
+
+
+def test_texture_loss_asks_for_detail_a_blur_lacks():
+    from vec2face.models import build_backbone
+
+    torch.manual_seed(0)
+    fr = build_backbone("tiny")
+    loss = TextureLoss(fr, patch=16)
+    assert not fr.training and all(not p.requires_grad for p in fr.parameters())
+    targets = (torch.rand(2, 3, 112, 112) * 2 - 1)
+    assert loss(targets, targets).item() == pytest.approx(0.0, abs=1e-6)
+    # Fine noise texture: the same texture shifted by 4 pixels, a quarter window (pixel MSE
+    # large), is closer in texture than its 5x5 box blur (pixel MSE smaller): the term asks
+    # for the detail, not for its exact position. (4: a whole pixel of the stride-4 stage.)
+    shifted = targets.roll(4, dims=-1)
+    blurred = torch.nn.functional.avg_pool2d(targets, 5, stride=1, padding=2, count_include_pad=False)
+    assert pixel_mse(shifted, targets) > pixel_mse(blurred, targets)
+    assert loss(shifted, targets).item() < 0.5 * loss(blurred, targets).item()
+    images = blurred.clone().requires_grad_(True)
+    loss(images, targets).backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+    assert all(p.grad is None for p in fr.parameters())
+    loss.train()
+    assert not fr.training
+    with pytest.raises(ConfigError, match="IResNet-like.*CountingFR"):
+        TextureLoss(CountingFR())
