@@ -60,7 +60,7 @@ def step_asset(name: str, group: str, kinds: set[str], **kwargs: Any) -> Any:
     step = STEPS[name]
     return dg.asset(
         name=step.asset,
-        deps=list(step.inputs),
+        deps=list(step.upstream),
         group_name=group,
         code_version=step.code_version,
         kinds=kinds,

@@ -19,6 +19,16 @@ class Step:
     output: str  # output folder, relative to the profile's root
     code_version: str  # bump when the library step's output changes for the same config
     inputs: tuple[str, ...] = ()  # upstream assets whose outputs the step reads
+    # Upstream assets the step only waits for: their blocking checks must pass before it runs
+    # (a dataset that fails its judge report is not trained on). Their outputs are not read,
+    # so they stay out of the step's fingerprint; dvc.yaml lists them as deps all the same,
+    # DVC having no ordering-only dependency.
+    after: tuple[str, ...] = ()
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        """Every asset the step depends on in the graph: its inputs, then ``after``."""
+        return (*self.inputs, *self.after)
 
 
 #: toy world pools that train or feed models (the benchmark pools live in benchmark_sets)
@@ -92,6 +102,7 @@ STEPS: dict[str, Step] = {
             "fr_model",
             "1",
             ("webface_subset", "hsface_merged", "benchmark_sets"),
+            after=("dataset_reports",),
         ),
         Step(
             "benchmark_accuracies",

@@ -8,6 +8,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 import assets_defs.webface as webface_module
 from assets_defs import all_asset_checks, build_assets
@@ -300,3 +301,58 @@ def test_accuracy_tables_expect_every_set_of_every_model_in_range(tmp_path):
         meta["failed_expectations"]
         == "benchmark_accuracies.expect_column_distinct_values_to_equal_set[key]"
     )
+
+
+def test_noisy_hsface_report_fails_its_check_and_the_fr_models_are_not_trained(
+    tmp_path, monkeypatch
+):
+    """fr_model waits for dataset_reports (``Step.after``): HSFace whose judge report shows
+    inter-class noise above the bound is not trained on."""
+    import assets_defs._produce as produce_module
+    import assets_defs.evaluation as evaluation_module
+    from assets_defs.steps import STEPS
+
+    repo = make_micro_project(tmp_path / "project")
+    params = read_params(repo / "params.yaml")  # the micro bounds accept anything: tighten
+    params["expectations"].update(hsface_max_inter_noise_rate=0.05)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    out = repo / "outputs" / "tiny"
+    for name in STEPS["dataset_reports"].inputs:  # stand-in upstream outputs: only read by
+        folder = out / STEPS[name].output  # the report, which is replaced below
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "stand_in.txt").write_text(name)
+    rates = {"webface_subset": 0.10, "hsface": 0.40, "gaussian_ablation": 0.90}
+
+    def noisy_report(datasets, config, report_dir):
+        assert set(datasets) == set(rates)
+        headlines = {}
+        for name, rate in rates.items():
+            headlines[name] = {"intra_class_outlier_rate": 0.0, "inter_class_noise_rate": rate}
+            (report_dir / name).mkdir(parents=True, exist_ok=True)
+            (report_dir / name / "report.json").write_text(
+                json.dumps({"headline": headlines[name]})
+            )
+        return {"datasets": headlines}
+
+    monkeypatch.setattr(evaluation_module, "write_report", noisy_report)
+    # The stand-ins have no upstream of their own for DVC to commit their stages with.
+    monkeypatch.setattr(
+        produce_module, "input_hashes", lambda inputs, dvc: {k: "stand-in" for k in inputs}
+    )
+    result = dg.materialize(
+        [*build_assets(read_params(repo / "params.yaml")), *all_asset_checks],
+        selection=["dataset_reports", "fr_model"],
+        resources=make_resources(str(out), str(repo / "params.yaml"), str(repo)),
+        raise_on_error=False,
+    )
+    (check,) = [
+        c for c in result.get_asset_check_evaluations() if c.check_name == "hsface_noise_expectations"
+    ]
+    assert not check.passed  # 0.40 > max(0.05, the WebFace subset's own 0.10)
+    assert check.metadata["inter_class_noise_bound"].value == pytest.approx(0.10)
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"dataset_reports"}
+    started = {e.step_key for e in result.all_events if e.is_step_start}
+    assert "fr_model" not in started  # skipped, not failed on the stand-in inputs
+    assert not (out / STEPS["fr_model"].output).exists()
+    assert not result.success

@@ -28,7 +28,7 @@ def test_definitions_load_with_every_step_resource_and_blocking_check():
     for name, step in STEPS.items():
         node = graph.get(dg.AssetKey(name))
         assert node.code_version == step.code_version
-        assert {k.to_user_string() for k in node.parent_keys} == set(step.inputs), name
+        assert {k.to_user_string() for k in node.parent_keys} == set(step.upstream), name
     checks = {k.name: k.asset_key.to_user_string() for k in graph.asset_check_keys}
     assert checks == {
         "webface_subset_expectations": "webface_subset",
