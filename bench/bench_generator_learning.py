@@ -16,7 +16,8 @@ tells it everything. Usage:
 
     python bench/bench_generator_learning.py --data TRAIN_LMDB --steps 600 \
         [--whiten] [--pos-std 0.5] [--train-mask 0.5,0.75] [--set dec_norm_groups=8] \
-        [--decoder-only] [--texture 0.3 --trunk TEACHER_DIR] [--grid recon.png]
+        [--decoder-only] [--texture 0.3 --trunk TEACHER_DIR] [--grid recon.png] \
+        [--per-identity 12]
 """
 
 from __future__ import annotations
@@ -40,17 +41,38 @@ from vec2face.models import build_backbone, build_generator
 from vec2face.models.generator import MaskingConfig
 
 
-def load_records(path: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` records: images (n, 3, 112, 112) uint8, features (n, D) float32."""
+def load_records(
+    path: str, n: int, heldout: int = 0, per_identity: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` records: images (n, 3, 112, 112) uint8, features (n, D) float32.
+
+    With ``per_identity`` K: the last ``heldout`` records of the file (whole identities when
+    the file holds them identity by identity, as the subset does), preceded by ``n - heldout``
+    training records made of the first K images of as many identities as that takes: the
+    same number of training images spread over more identities.
+    """
     data = GeneratorTrainingData(path)
-    n = min(n, len(data))
+    if per_identity is None:
+        chosen = np.arange(min(n, len(data)))
+    else:
+        labels = data.faces.labels
+        test = np.arange(len(data) - heldout, len(data))
+        seen: dict[int, int] = {}
+        train = []
+        for i, label in enumerate(labels[: len(data) - heldout]):
+            if seen.get(int(label), 0) < per_identity and len(train) < n - heldout:
+                seen[int(label)] = seen.get(int(label), 0) + 1
+                train.append(i)
+        print(f"training on {len(train)} images of {len(seen)} identities")
+        chosen = np.concatenate([np.asarray(train, dtype=np.int64), test])
+    n = len(chosen)
     images = torch.empty(n, 3, 112, 112, dtype=torch.uint8)
     feats = torch.empty(n, data.feature_dim)
-    for i in range(n):
+    for row, i in enumerate(chosen.tolist()):
         # The stored uint8 image, not the [-1, 1] tensor of data[i]: 4x less memory held.
         sample = data.faces[i]
-        images[i] = torch.from_numpy(sample.image).permute(2, 0, 1)
-        feats[i] = torch.from_numpy(sample.feature)
+        images[row] = torch.from_numpy(sample.image).permute(2, 0, 1)
+        feats[row] = torch.from_numpy(sample.feature)
     return images, feats
 
 
@@ -102,6 +124,12 @@ def main() -> None:
     )
     ap.add_argument("--records", type=int, default=6256, help="records read (train + held out)")
     ap.add_argument("--heldout", type=int, default=256)
+    ap.add_argument(
+        "--per-identity",
+        type=int,
+        default=None,
+        help="train on the first K images of each identity (held out: the file's last records)",
+    )
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--eval-every", type=int, default=150)
     ap.add_argument("--batch", type=int, default=32)
@@ -139,7 +167,7 @@ def main() -> None:
             images = torch.from_numpy(z["images"][: args.records])
             feats = torch.from_numpy(z["features"][: args.records]).float()
     else:
-        images, feats = load_records(args.data, args.records)
+        images, feats = load_records(args.data, args.records, args.heldout, args.per_identity)
     n_train = len(images) - args.heldout
     test_img = to_float(images[n_train:])
     test_f = feats[n_train:]
