@@ -55,14 +55,19 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-amp", action="store_true", help="fp32 throughout")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (CUDA when available)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     generator, _ = load_generator_checkpoint(args.generator)
     teacher = load_trained_backbone(args.teacher)
     judge = load_trained_backbone(args.judge)
+    generator, teacher, judge = (m.to(device) for m in (generator, teacher, judge))
     blobs, issame = read_bin(Path(args.bins) / f"{args.set}.bin")
     n = min(args.pairs, len(issame)) // 10 * 10
     images = np.stack([decode_image(b) for b in blobs[: 2 * n]])

@@ -81,8 +81,9 @@ def embed_images(
     model: nn.Module, images: np.ndarray, batch: int = 64, amp: bool = True, flip: bool = True
 ) -> np.ndarray:
     """uint8 (N, H, W, 3) -> L2-normalised float32 (N, D) features, flip-summed when ``flip``
-    (the verification protocol) or of the image alone (what the generator consumes)."""
-    device = torch.device("cpu")
+    (the verification protocol) or of the image alone (what the generator consumes). Runs on
+    the model's device."""
+    device = next(model.parameters()).device
     return np.concatenate(
         [embed_batch(model, images[i : i + batch], flip, device, amp) for i in range(0, len(images), batch)]
     )

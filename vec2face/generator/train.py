@@ -45,6 +45,7 @@ from vec2face.models.generator import CHECKPOINT_KEY, Vec2FaceGenerator, save_ge
 from vec2face.tracking import NullTracker, Tracker, flatten
 from vec2face.training import (
     DistEnv,
+    amp_dtype,
     autocast_for,
     barrier,
     check_finite,
@@ -124,6 +125,11 @@ class GeneratorTrainConfig(StepConfig):
     amp: bool = Field(
         True,
         description="mixed precision: fp16 autocast + grad scaler on CUDA, bf16 autocast on CPU",
+    )
+    amp_cuda_dtype: Literal["float16", "bfloat16"] = Field(
+        "float16",
+        description="autocast dtype on CUDA: float16 with the grad scaler (the paper's), or "
+        "bfloat16 (Ampere and later; no loss scaling, no fp16 overflow)",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available")
     seed: int = Field(0, description="seed of initialisation, data order, masks and dropout")
@@ -383,7 +389,7 @@ def train_one_epoch(
                 stack.enter_context(model.no_sync())
                 if gan_on:
                     stack.enter_context(disc.no_sync())
-            with autocast_for(device, config.amp):
+            with autocast_for(device, config.amp, config.amp_cuda_dtype):
                 out = model(features)
                 total, terms = loss_fn(
                     out.images,
@@ -398,7 +404,7 @@ def train_one_epoch(
             losses = [total]
             if gan_on:
                 dsc.requires_grad_(True)
-                with autocast_for(device, config.amp):
+                with autocast_for(device, config.amp, config.amp_cuda_dtype):
                     # One pass over real and fake together: DDP allows one forward per backward,
                     # and GroupNorm makes the result identical to two separate passes.
                     logits = disc(torch.cat([images, out.images.detach()]))
@@ -624,7 +630,7 @@ def _fit(
     opt_d = torch.optim.AdamW(
         discriminator.parameters(), lr=base_lr, betas=config.betas, weight_decay=config.weight_decay
     )
-    scaler = make_grad_scaler(device, config.amp)
+    scaler = make_grad_scaler(device, config.amp, config.amp_cuda_dtype)
 
     recorded_config = _recorded_config(config, out_dir)
     start_epoch = 0
@@ -669,7 +675,7 @@ def _fit(
                     **config.model_dump(mode="json"),
                     **{k: v for k, v in metadata.items() if k not in ("data", "mask")},
                     "device": str(device),
-                    "precision": _precision_name(device, config.amp),
+                    "precision": _precision_name(device, config.amp, config.amp_cuda_dtype),
                     "generator_params": sum(p.numel() for p in generator.parameters()),
                     "discriminator_params": sum(p.numel() for p in discriminator.parameters()),
                 }
@@ -767,10 +773,12 @@ def _fit(
     }
 
 
-def _precision_name(device: torch.device, amp: bool) -> str:
+def _precision_name(device: torch.device, amp: bool, cuda_dtype: str = "float16") -> str:
     if not amp:
         return "fp32"
-    return "fp16-autocast+grad-scaler" if device.type == "cuda" else "bf16-autocast"
+    if amp_dtype(device, cuda_dtype) == torch.float16:
+        return "fp16-autocast+grad-scaler"
+    return "bf16-autocast"
 
 
 def _restore(

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from vec2face.training import (NonFiniteLossError, autocast_for, check_finite, init_distributed,
+from vec2face.training import (NonFiniteLossError, amp_dtype, autocast_for, check_finite, init_distributed,
                                latest_checkpoint, load_checkpoint, make_grad_scaler, multistep_lr,
                                save_checkpoint, warmup_cosine_lr)
 from vec2face.errors import ConfigError
@@ -50,3 +50,12 @@ def test_single_process_env_and_cpu_precision():
         y = torch.nn.Linear(4, 4)(torch.randn(2, 4))
     assert y.dtype == torch.bfloat16
     assert not make_grad_scaler(env.device, True).is_enabled()
+
+
+def test_amp_dtype_per_device_and_choice():
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert amp_dtype(cuda) == torch.float16  # the paper's fp16 + loss scaling
+    assert amp_dtype(cuda, "bfloat16") == torch.bfloat16
+    assert amp_dtype(cpu, "float16") == torch.bfloat16  # CPU autocast is bf16 whatever the choice
+    with pytest.raises(ValueError, match="cuda_dtype"):
+        amp_dtype(cuda, "int8")
