@@ -1,6 +1,7 @@
 """End-to-end HSFace writing throughput against the bare generator (issue 5's speed target).
 
-For the ``tiny`` generator (random weights) at batch 32 and 64, prints images/s of
+For a generator with random weights (``--arch``: ``tiny`` by default, ``vit_base_patch16``
+for the paper's size) at batch 32 and 64, prints images/s of
 
 * ``bare``: ``model.generate`` on the same image vectors (no encoding, no writing);
 * ``end-to-end``: :func:`vec2face.generation.hsface.generate_shard` (variation vectors,
@@ -9,7 +10,8 @@ For the ``tiny`` generator (random weights) at batch 32 and 64, prints images/s 
 
 and their ratio (target >= 0.8). Best of ``--repeats`` runs after a warm-up.
 
-Usage: ``python bench/bench_generate.py [--identities 8] [--images 50] [--threads 2]``.
+Usage: ``python bench/bench_generate.py [--arch tiny] [--identities 8] [--images 50]
+[--threads 2] [--bf16]``.
 Speeds on a shared machine are approximate.
 """
 
@@ -38,6 +40,7 @@ def best_rate(fn, images: int, repeats: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", default="tiny", help="generator arch (see vec2face.models)")
     ap.add_argument("--identities", type=int, default=8)
     ap.add_argument("--images", type=int, default=50, help="images per identity")
     ap.add_argument("--threads", type=int, default=2)
@@ -47,11 +50,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = build_generator("tiny").to(args.device).eval()
+    model = build_generator(args.arch).to(args.device).eval()
     ids = np.random.default_rng(0).standard_normal((args.identities, 512)).astype(np.float32)
     n = args.identities * args.images
     print(
-        f"tiny generator, {args.device}, {args.threads} threads, {n} images "
+        f"{args.arch} generator, {args.device}, {args.threads} threads, {n} images "
         f"({args.identities} ids x {args.images}), bf16={args.bf16}"
     )
     for batch in (32, 64):

@@ -521,7 +521,6 @@ def shard_masks(
     return torch.cat([k for k, _ in masks]), torch.cat([mk for _, mk in masks])
 
 
-@torch.inference_mode()
 def _generate_into(
     writer: _ShardWriter,
     model: Vec2FaceGenerator,
@@ -530,27 +529,20 @@ def _generate_into(
     config: HSFaceConfig,
     bar: tqdm | None,
 ) -> None:
-    """Run the generator over the shard's vectors in batches, feeding ``writer``."""
+    """Run the generator over the shard's vectors in batches, feeding ``writer``.
+
+    Uses the generator's own inference path (:meth:`Vec2FaceGenerator.iter_generate`: on
+    CPU a cached bf16 weight copy and channels-last decoding), with the per-identity masks
+    drawn by :func:`shard_masks`.
+    """
     keep_all, mask_all = masks
-    device = model.latent_prior_proj_f.weight.device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
-            for s in range(0, len(vectors), config.batch_size):
-                e = min(s + config.batch_size, len(vectors))
-                v = torch.from_numpy(vectors[s:e]).to(device, non_blocking=True)
-                keep = keep_all[s:e].to(device, non_blocking=True)
-                mask = mask_all[s:e].to(device, non_blocking=True)
-                # the body of Vec2FaceGenerator.generate, with per-identity masks drawn above
-                latent, _ = model.forward_encoder(v, keep, mask)
-                _, z = model.forward_decoder(latent, keep, mask)
-                images = model.im_decoder(z).float().clamp_(-1.0, 1.0)
-                writer.put(s, tensor_to_image(images))
-                if bar is not None:
-                    bar.update(e - s)
-    finally:
-        model.train(was_training)
+    batches = model.iter_generate(
+        torch.from_numpy(vectors), keep_all, mask_all, config.batch_size, config.bf16
+    )
+    for start, images in batches:
+        writer.put(start, tensor_to_image(images))
+        if bar is not None:
+            bar.update(len(images))
 
 
 def _export_imagefolder(shard_dir: Path) -> int:

@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -490,12 +491,46 @@ class Vec2FaceGenerator(nn.Module):
             Vec2FaceError: empty batch, wrong vector dimension, NaN/inf values, batch_size < 1.
         """
         vectors = self._check_vectors(vectors)
-        if batch_size < 1:
-            raise Vec2FaceError(f"generate: batch_size must be >= 1, got {batch_size}")
         masking = masking or self.gen_masking
-        device = self.latent_prior_proj_f.weight.device
         g = torch.Generator(device="cpu").manual_seed(int(seed))
         keep_all, mask_all = self.draw_masks(vectors.shape[0], masking, g, "cpu")
+        out = [
+            images
+            for _, images in self.iter_generate(
+                vectors, keep_all, mask_all, batch_size, autocast_bf16
+            )
+        ]
+        return torch.cat(out).contiguous()
+
+    def iter_generate(
+        self,
+        vectors: torch.Tensor,
+        keep_all: torch.Tensor,
+        mask_all: torch.Tensor,
+        batch_size: int = 64,
+        autocast_bf16: bool = False,
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        """Images for ``vectors`` under given token masks, a batch at a time.
+
+        The fast inference path behind :meth:`generate`, for callers that draw their own
+        masks (the HSFace writer draws them per identity) or consume images as they come.
+
+        Args:
+            vectors: (N, rep_dim) float32 feature vectors (already checked).
+            keep_all: (N, K) long, mask_all: (N, 49) bool (see :meth:`draw_masks`), any device.
+            batch_size: vectors per forward pass.
+            autocast_bf16: run in bfloat16 (output still float32).
+
+        Yields:
+            (start, images): the batch's first row and its (B, 3, 112, 112) float32 images
+            in [-1, 1] on the model's device.
+
+        Raises:
+            Vec2FaceError: batch_size < 1.
+        """
+        if batch_size < 1:
+            raise Vec2FaceError(f"generate: batch_size must be >= 1, got {batch_size}")
+        device = self.latent_prior_proj_f.weight.device
         was_training = self.training
         self.eval()
         # On CPU, bf16 runs on a cached bf16 copy of the weights rather than under autocast:
@@ -504,13 +539,14 @@ class Vec2FaceGenerator(nn.Module):
         net, dtype, amp = self, torch.float32, autocast_bf16
         if autocast_bf16 and device.type == "cpu":
             net, dtype, amp = self._bf16_twin(), torch.bfloat16, False
-        out = []
         try:
-            with (
-                torch.inference_mode(),
-                torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp),
-            ):
-                for s in range(0, vectors.shape[0], batch_size):
+            for s in range(0, vectors.shape[0], batch_size):
+                # the context is re-entered per batch: a consumer's own work between batches
+                # (JPEG encoding, writing) must not run under inference mode or autocast
+                with (
+                    torch.inference_mode(),
+                    torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp),
+                ):
                     v = vectors[s : s + batch_size].to(device, dtype, non_blocking=True)
                     keep = keep_all[s : s + batch_size].to(device, non_blocking=True)
                     mask = mask_all[s : s + batch_size].to(device, non_blocking=True)
@@ -526,10 +562,12 @@ class Vec2FaceGenerator(nn.Module):
                         chunks = z.contiguous(memory_format=torch.channels_last).split(
                             CPU_DECODE_CHUNK
                         )
-                    out += [net.im_decoder(zc).float().clamp_(-1.0, 1.0) for zc in chunks]
+                    images = torch.cat(
+                        [net.im_decoder(zc).float().clamp_(-1.0, 1.0) for zc in chunks]
+                    )
+                yield s, images.contiguous()
         finally:
             self.train(was_training)
-        return torch.cat(out).contiguous()
 
     def _bf16_twin(self) -> Vec2FaceGenerator:
         """An eval-mode bf16 copy of this model, rebuilt whenever a weight has changed.
