@@ -11,3 +11,7 @@ class DataFormatError(Vec2FaceError):
 
 class ConfigError(Vec2FaceError):
     """A configuration key or value is invalid or names a file that does not exist."""
+
+
+class OutputWriteError(Vec2FaceError):
+    """An output could not be written (a full disk, a read-only folder); names the path."""

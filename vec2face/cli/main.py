@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     except (Vec2FaceError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
         click.echo(f"error: {exc}", err=True)
         return 2
+    except OSError as exc:
+        # a full disk or a read-only folder: the message names the errno and the path
+        click.echo(f"error: {exc}", err=True)
+        return 2
     return 0
 
 

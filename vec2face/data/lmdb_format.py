@@ -25,7 +25,7 @@ import msgpack
 import numpy as np
 
 from vec2face.data.base import FaceDataset, MaskLike, split_record
-from vec2face.errors import DataFormatError
+from vec2face.errors import DataFormatError, OutputWriteError
 from vec2face.utils.io import atomic_path
 
 LAYOUTS = ("fr", "training")
@@ -233,6 +233,8 @@ def write_lmdb(records: Iterable[tuple], path: str | Path, layout: str = "fr") -
     Raises:
         ValueError: on an unknown layout.
         DataFormatError: a record is malformed or lacks the feature the layout needs.
+        OutputWriteError: LMDB could not write (e.g. the disk is full); nothing is left at
+            ``path`` or its temporary name.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown LMDB layout {layout!r}; known: {', '.join(LAYOUTS)}")
@@ -269,6 +271,9 @@ def write_lmdb(records: Iterable[tuple], path: str | Path, layout: str = "fr") -
             ]
             _put_all(env, pending + header)
             env.sync(True)
+        except lmdb.Error as exc:
+            # a full disk surfaces here as lmdb.DiskError (ENOSPC) from a put, commit or sync
+            raise OutputWriteError(f"{path}: cannot write the LMDB: {exc}") from exc
         finally:
             env.close()
             if lock_file.exists():

@@ -14,7 +14,8 @@ import pytest
 
 from vec2face.cli.main import main
 from vec2face.data import decode_image, open_dataset
-from vec2face.errors import ConfigError
+from vec2face.data import lmdb_format
+from vec2face.errors import ConfigError, OutputWriteError, Vec2FaceError
 from vec2face.generation import hsface
 from vec2face.generation.hsface import HSFaceConfig, generate_hsface, shard_name
 from vec2face.utils.paths import resolve_recorded
@@ -173,6 +174,65 @@ def test_killed_run_resumes_to_identical_bytes(inputs, reference, tmp_path, monk
     assert shard_bytes(out) == shard_bytes(reference)
     again = generate_hsface(HSFaceConfig(**CFG), *inputs, out, progress=False)
     assert again["generated_shards"] == [] and again["skipped_shards"] == [0, 1]
+
+
+def test_full_disk_mid_shard_fails_cleanly_and_resumes(
+    inputs, reference, tmp_path, monkeypatch, capsys
+):
+    out = tmp_path / "full"
+    real = lmdb_format._put_all
+    calls = {"n": 0}
+
+    def full_disk(env, items):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second shard's first commit
+            raise lmdb.DiskError("mdb_txn_commit: No space left on device")
+        return real(env, items)
+
+    monkeypatch.setattr(lmdb_format, "_put_all", full_disk)
+    with pytest.raises(OutputWriteError, match=r"shard_00001\.tmp/train\.lmdb: cannot write the"):
+        generate_hsface(HSFaceConfig(**CFG), *inputs, out, progress=False)
+    names = sorted(p.name for p in (out / "shards").iterdir())
+    assert names == [".shard_00001.tmp", "shard_00000"]  # no half-written shard is visible
+    assert not any((out / "shards" / ".shard_00001.tmp").glob("train.lmdb*"))
+    assert not (out / "hsface.json").exists()
+
+    # through the CLI the same fault is one line naming the file, exit status 2
+    calls["n"] = 1
+    shutil.rmtree(out / "shards" / "shard_00000")
+    argv = ["generate", "--generator", str(inputs[0]), "--identities", str(inputs[1])]
+    argv += ["--out", str(out), "--num-identities", str(N_IDS), "--images-per-identity", str(M)]
+    argv += ["--shard-identities", "4", "--batch-size", "8", "--device", "cpu", "--quiet"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.lmdb: cannot write the LMDB" in err[0], err
+    assert "No space left on device" in err[0]
+    # only temporary names (the first attempt's shard 1 too): redone by the next run
+    assert sorted(p.name for p in (out / "shards").iterdir()) == [
+        ".shard_00000.tmp",
+        ".shard_00001.tmp",
+    ]
+    monkeypatch.setattr(lmdb_format, "_put_all", real)
+    summary = generate_hsface(HSFaceConfig(**CFG), *inputs, out, progress=False)
+    assert summary["complete"] and summary["generated_shards"] == [0, 1]
+    assert shard_bytes(out) == shard_bytes(reference)
+
+
+def test_a_checkpoint_that_does_not_load_is_one_error_naming_it(inputs, tmp_path, capsys):
+    _, ids = inputs
+    bad = tmp_path / "broken.pth"
+    bad.write_bytes(b"not a torch checkpoint")
+    out = tmp_path / "o"
+    with pytest.raises(Vec2FaceError, match=r"broken\.pth: cannot read generator checkpoint"):
+        generate_hsface(HSFaceConfig(**CFG), bad, ids, out, progress=False)
+    assert not out.exists()
+    argv = ["generate", "--generator", str(bad), "--identities", str(ids), "--out", str(out)]
+    argv += ["--num-identities", str(N_IDS), "--images-per-identity", str(M), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "broken.pth: cannot read generator checkpoint" in err[0]
+    assert not out.exists()
 
 
 def test_rerun_with_other_settings_is_refused(inputs, reference, tmp_path):
