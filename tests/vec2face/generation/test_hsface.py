@@ -13,8 +13,7 @@ import pandas as pd
 import pytest
 
 from vec2face.cli.main import main
-from vec2face.data import decode_image, open_dataset
-from vec2face.data import lmdb_format
+from vec2face.data import decode_image, lmdb_format, open_dataset
 from vec2face.errors import ConfigError, OutputWriteError, Vec2FaceError
 from vec2face.generation import hsface
 from vec2face.generation.hsface import HSFaceConfig, generate_hsface, shard_name
