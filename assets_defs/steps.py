@@ -71,7 +71,7 @@ STEPS: dict[str, Step] = {
             "hsface_dataset",
             "hsface_dataset",
             "hsface",
-            "4",
+            "5",  # 5: images through the generator's bf16 weight copy on CPU
             ("fmae_generator", "identity_vectors", "attribute_estimator", "fr_teacher"),
         ),
         Step("hsface_merged", "hsface_merged", "hsface_merged", "1", ("hsface_dataset",)),
@@ -79,7 +79,7 @@ STEPS: dict[str, Step] = {
             "gaussian_ablation",
             "gaussian_ablation",
             "gaussian_ablation",
-            "4",
+            "5",
             ("fmae_generator", "attribute_estimator", "fr_teacher"),
         ),
         Step(
