@@ -25,6 +25,7 @@ _COMMANDS: dict[str, str] = {
     "attributes": "vec2face.cli.attributes_cmd:attributes",
     "report": "vec2face.cli.report_cmd:report",
     "generate": "vec2face.cli.generate_cmd:generate",
+    "analyze": "vec2face.cli.analyze_cmd:analyze",
 }
 
 
