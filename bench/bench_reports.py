@@ -29,6 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
 import numpy as np
+from tqdm import tqdm
 
 from vec2face.reports import identity_leakage, identity_leakage_stream, inter_class_noise
 
@@ -75,7 +76,9 @@ def clustered_vectors(
 
 
 def _chunks(total: int, chunk: int, seed: int) -> Iterator[np.ndarray]:
-    for s in range(0, total, chunk):
+    # A chunk a tick: the 5M case runs for over an hour on 2 cores.
+    starts = range(0, total, chunk)
+    for s in tqdm(starts, desc="query chunks", unit="chunk", mininterval=5.0):
         yield clustered_vectors(min(chunk, total - s), seed, start=s)
 
 
