@@ -479,7 +479,7 @@ def analyze_generator(
         if histograms:
             plot_distributions(
                 histograms, tmp / "reconstruction_similarity.png",
-                "Open-set reconstruction (appendix A.1): judge cosine, original vs generated",
+                "Open-set reconstruction (A.1): judge cosine, original vs generated",
                 "cosine similarity", bins=50, value_range=(-0.2, 1.0),
             )
         (tmp / "analysis.json").write_text(json.dumps(summary, indent=2) + "\n")
