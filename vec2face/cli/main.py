@@ -26,6 +26,7 @@ _COMMANDS: dict[str, str] = {
     "report": "vec2face.cli.report_cmd:report",
     "generate": "vec2face.cli.generate_cmd:generate",
     "analyze": "vec2face.cli.analyze_cmd:analyze",
+    "zoo": "vec2face.cli.zoo_cmd:zoo",
 }
 
 

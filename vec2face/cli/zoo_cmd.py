@@ -1,0 +1,92 @@
+"""``vec2face zoo``: list, verify and build the toy world's off-the-shelf models."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import click
+
+from vec2face.cli._common import echo_json
+
+
+@click.group()
+def zoo() -> None:
+    """The toy zoo: pretrained teacher, judge, attribute estimator and generator."""
+
+
+@zoo.command(name="list")
+@click.option("--zoo-dir", type=click.Path(file_okay=False), default=None,
+              help="zoo folder (default: $VEC2FACE_ZOO, else the package's)")
+@click.option("--json", "as_json", is_flag=True, help="print the manifests as JSON")
+def list_cmd(zoo_dir, as_json) -> None:
+    """Show each zoo model: version, architecture, size, dtype and held-out figures."""
+    from vec2face import zoo as z
+
+    names = z.available(zoo_dir)
+    if as_json:
+        echo_json({n: z.manifest(n, zoo_dir) for n in names})
+        return
+    click.echo(f"zoo: {z.zoo_root(zoo_dir)}")
+    for name in z.ZOO_NAMES:
+        if name not in names:
+            click.echo(f"  {name:<11} (not built: vec2face zoo build {name})")
+            continue
+        m = z.manifest(name, zoo_dir)
+        arch = m["architecture"].get("name", "?")
+        params = sum(m["parameters"].values())
+        figs = ", ".join(f"{k} {v:.4g}" for k, v in m["figures"].items())
+        click.echo(f"  {name:<11} v{m['version']} {arch} {params / 1e6:.2f}M params "
+                   f"{m['dtype']} {m['bytes'] / 2**20:.1f} MiB  {figs}")
+
+
+@zoo.command()
+@click.argument("names", nargs=-1)
+@click.option("--zoo-dir", type=click.Path(file_okay=False), default=None,
+              help="zoo folder (default: $VEC2FACE_ZOO, else the package's)")
+@click.option("--work", type=click.Path(file_okay=False), default="outputs/zoo", show_default=True,
+              help="folder for the rendered held-out data (reused)")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+def verify(names, zoo_dir, work, quiet) -> None:
+    """Check sha256 and re-measure the recorded figures of NAMES (default: all built).
+
+    Exits 1 when a figure moved beyond its tolerance.
+    """
+    from vec2face import zoo as z
+    from vec2face.zoo.verify import verify as run_verify
+
+    failed = []
+    for name in names or z.available(zoo_dir):
+        result = run_verify(name, work, zoo_dir, progress=not quiet)
+        for fig, (rec, got, tol) in result.moved.items():
+            click.echo(f"{name}: {fig} recorded {rec:.4f}, measured {got:.4f} "
+                       f"(tolerance {tol})", err=True)
+        click.echo(f"{name}: {'ok' if result.ok else 'FAILED'} "
+                   f"({len(result.recorded)} figures re-measured)")
+        if not result.ok:
+            failed.append(name)
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@zoo.command()
+@click.argument("name")
+@click.option("--params", "params", type=click.Path(dir_okay=False), default="params.yaml",
+              show_default=True, help="params.yaml whose sections hold the recipes")
+@click.option("--work", type=click.Path(file_okay=False), default="outputs/zoo", show_default=True,
+              help="folder for rendered pools and training runs (reused: a build resumes)")
+@click.option("--zoo-dir", type=click.Path(file_okay=False), default=None,
+              help="zoo folder to write (default: $VEC2FACE_ZOO, else the package's)")
+@click.option("--force", is_flag=True, help="replace the entry even if its figures do not improve")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+def build(name, params, work, zoo_dir, force, quiet) -> None:
+    """Train zoo model NAME from the toy world with fixed seeds and export it."""
+    from vec2face.config import read_params
+    from vec2face.zoo.build import build as run_build
+
+    argv = sys.argv[sys.argv.index("build"):] if "build" in sys.argv else ["build", name]
+    command = "vec2face zoo " + " ".join(shlex.quote(a) for a in argv)
+    result = run_build(name, read_params(params), work, zoo_dir, command=command, force=force,
+                       progress=not quiet)
+    echo_json({"written": result.written, "reason": result.reason,
+               "previous_figures": result.previous, **result.manifest})

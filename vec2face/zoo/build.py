@@ -1,0 +1,342 @@
+"""Building a zoo entry: train a model of the toy world with fixed seeds, measure it, export it.
+
+``build(name, ...)`` renders what the model learns from (toy pools, benchmark sets) into a
+work folder, trains it with the project's own trainer and the ``params.yaml`` section that
+names its recipe, measures its held-out figures in float32 and with its weights rounded
+to float16, and writes the entry (float16 when every figure stays within its tolerance of
+the float32 one). An entry already in the zoo is replaced only when the new model's
+headline figure is better (:func:`vec2face.zoo.figures.improves`), or when forced.
+
+Every step resumes: rendered pools and finished training runs in the work folder are
+reused, so a build interrupted anywhere continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vec2face.config import load_step_config
+from vec2face.errors import ConfigError
+from vec2face.zoo import figures as zf
+from vec2face.zoo.store import ZOO_NAMES, ZooError, manifest, write_entry, zoo_root
+
+__all__ = ["BuildResult", "build"]
+
+#: the params.yaml section that holds each FR model's training recipe
+FR_SECTIONS = {"teacher": "fr_teacher_train", "judge": "fr_judge_train"}
+
+#: the pool the attribute estimator is measured on (identities it never saw)
+ATTRIBUTE_HELDOUT_POOL = "pca"
+#: the pool it learns from (the labelled judge pool, as in the main job)
+ATTRIBUTE_TRAIN_POOL = "judge"
+
+#: generator figures: toy-LFW pairs rebuilt and scored by the judge
+GENERATOR_PAIRS = 200
+
+
+@dataclass
+class _Trained:
+    """What a recipe hands back: the trained parts and how to measure them."""
+
+    kind: str
+    parts: dict[str, nn.Module]
+    architecture: dict[str, Any]
+    sections: dict[str, Any]
+    data: dict[str, Any]
+    measure: Callable[[dict[str, nn.Module]], dict[str, float]]
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BuildResult:
+    """Outcome of :func:`build`.
+
+    Attributes:
+        manifest: the new entry's manifest (written or not).
+        written: whether the zoo entry was (re)written.
+        reason: why it was or was not written.
+        previous: the replaced (or kept) entry's figures, if there was one.
+    """
+
+    manifest: dict[str, Any]
+    written: bool
+    reason: str
+    previous: dict[str, float] | None = None
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _world_seed(params: dict[str, Any]) -> int:
+    return int((params.get("world") or {}).get("seed", 0))
+
+
+def _pool(params: dict[str, Any], pool: str, work: Path, progress: bool) -> tuple[Path, dict]:
+    """Render (or reuse) a pool of the toy world as ``world.pools.<pool>`` sizes it."""
+    from vec2face.toyfaces.world import ToyfacesConfig, make_toyfaces
+
+    sizes = ((params.get("world") or {}).get("pools") or {}).get(pool)
+    if not isinstance(sizes, dict):
+        raise ConfigError(f"params key world.pools.{pool} is missing: the zoo renders that pool")
+    config = ToyfacesConfig(pool=pool, seed=_world_seed(params), **sizes)
+    out = work / "world" / pool
+    make_toyfaces(config, out, progress=progress)
+    return out, {"pool": pool, "seed": config.seed, "identities": config.identities,
+                 "images_per_identity": config.images}
+
+
+def _benchmarks(params: dict[str, Any], work: Path, progress: bool) -> tuple[Path, dict]:
+    from vec2face.toyfaces.benchmarks import BenchmarksConfig, make_benchmarks
+
+    config = load_step_config(BenchmarksConfig, "benchmarks", params)
+    out = work / "benchmarks"
+    make_benchmarks(config, out, progress=progress)
+    return out, config.model_dump(mode="json", exclude={"workers"})
+
+
+# ----------------------------------------------------------------------------- recipes
+
+
+def _fr(name: str, params: dict[str, Any], work: Path, progress: bool) -> _Trained:
+    from vec2face.fr.extract import load_trained_backbone
+    from vec2face.fr.profiles import fr_train_config
+    from vec2face.fr.train import fit, train_paths
+
+    section = FR_SECTIONS[name]
+    pool_dir, pool = _pool(params, name, work, progress)
+    bins, bench = _benchmarks(params, work, progress)
+    config = fr_train_config(params.get("profile"), params, section=section)
+    out = work / name
+    summary = fit(config, train_paths([pool_dir], out, bins), resume=True)
+    model = load_trained_backbone(out)
+    return _Trained(
+        kind="fr",
+        parts={"model": model},
+        architecture={"name": config.backbone, "embedding_size": config.embedding_size,
+                      "overrides": dict(config.backbone_overrides)},
+        sections={"profile": params.get("profile"), section: params.get(section) or {},
+                  "world.seed": _world_seed(params),
+                  f"world.pools.{name}": params["world"]["pools"][name],
+                  "benchmarks": params.get("benchmarks") or {}},
+        data={"train": [pool], "heldout": {"benchmarks": bench}},
+        measure=lambda parts: zf.fr_figures(parts["model"], bins),
+        training={"recipe": config.model_dump(mode="json"), "epochs": summary["epochs"],
+                  "images": summary["num_images"], "identities": summary["num_classes"]},
+    )
+
+
+def _attributes(params: dict[str, Any], work: Path, progress: bool) -> _Trained:
+    from vec2face.attributes.estimators import load_toy_estimator
+    from vec2face.attributes.train import AttributesTrainConfig, train_attributes
+
+    train_dir, train_pool = _pool(params, ATTRIBUTE_TRAIN_POOL, work, progress)
+    heldout_dir, heldout_pool = _pool(params, ATTRIBUTE_HELDOUT_POOL, work, progress)
+    pools = params["world"]["pools"]
+    config = load_step_config(AttributesTrainConfig, "attributes_train", params)
+    out = work / "attributes"
+    done = out / "model.pt"
+    summary = None
+    if not done.is_file():
+        summary = train_attributes(config, train_dir, out, heldout_dir=heldout_dir, resume=True)
+    model = load_toy_estimator(done)
+    cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(model.cfg).items()}
+    return _Trained(
+        kind="attributes",
+        parts={"model": model},
+        architecture={"name": config.arch, "config": cfg},
+        sections={"attributes_train": params.get("attributes_train") or {},
+                  "world.seed": _world_seed(params),
+                  f"world.pools.{ATTRIBUTE_TRAIN_POOL}": pools[ATTRIBUTE_TRAIN_POOL],
+                  f"world.pools.{ATTRIBUTE_HELDOUT_POOL}": pools[ATTRIBUTE_HELDOUT_POOL]},
+        data={"train": [train_pool], "heldout": heldout_pool},
+        measure=lambda parts: zf.attribute_figures(parts["model"], heldout_dir),
+        training={"recipe": config.model_dump(mode="json"),
+                  **({"train_wall_s": summary["train_wall_s"]} if summary else {})},
+    )
+
+
+def _generator(
+    params: dict[str, Any], work: Path, root: Path, progress: bool
+) -> _Trained:
+    from vec2face.data.subset import SubsetConfig, make_subset
+    from vec2face.fr.extract import write_dataset_features
+    from vec2face.generator.train import fit, generator_train_config
+    from vec2face.models.generator import load_generator_checkpoint
+    from vec2face.zoo.models import export, load
+
+    pool_dir, pool = _pool(params, "webface", work, progress)
+    bins, bench = _benchmarks(params, work, progress)
+    subset_cfg = load_step_config(SubsetConfig, "subset", params)
+    subset_dir = work / "generator_data" / "webface_subset"
+    if not (subset_dir / "subset_report.json").is_file():
+        make_subset(pool_dir, subset_dir, subset_cfg)
+    # the generator learns from the zoo's own teacher: the one every user of the zoo has
+    teacher_dir = work / "generator_data" / "teacher"
+    export("teacher", teacher_dir, root)
+    teacher, judge = load("teacher", root), load("judge", root)
+    lmdb = work / "generator_data" / "train.lmdb"
+    if not lmdb.exists():
+        # per-image features (no flip-sum): the generator must see which way a head turns
+        write_dataset_features(teacher, subset_dir, work / "generator_data" / "features",
+                               flip=False, autocast=True, training_lmdb=lmdb)
+    teacher_meta = manifest("teacher", root)
+    config = generator_train_config(
+        params.get("profile"), params,
+        {"teacher": teacher_meta["architecture"]["name"], "teacher_checkpoint": str(teacher_dir)},
+    )
+    out = work / "generator"
+    if not (out / "generator.pt").is_file():
+        fit(config, lmdb, out, resume=True, progress=progress)
+    generator, _ = load_generator_checkpoint(out / "generator.pt")
+    from vec2face.models import build_discriminator
+
+    disc = build_discriminator(config.discriminator)
+    last = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    disc.load_state_dict(last["model_disc"])
+    lfw = bins / "lfw.bin"
+    return _Trained(
+        kind="generator",
+        parts={"generator": generator, "discriminator": disc.eval()},
+        architecture={
+            "name": config.model,
+            "arch": generator.arch.to_dict(),
+            "masking": {"train": asdict(generator.train_masking),
+                        "generation": asdict(generator.gen_masking)},
+            "discriminator": config.discriminator,
+        },
+        sections={"profile": params.get("profile"), "generator": params.get("generator") or {},
+                  "subset": params.get("subset") or {}, "world.seed": _world_seed(params),
+                  "world.pools.webface": params["world"]["pools"]["webface"]},
+        data={"train": [pool], "subset": subset_cfg.model_dump(mode="json"),
+              "features": f"zoo teacher v{teacher_meta['version']} ({teacher_meta['sha256'][:12]})",
+              "heldout": {"benchmark": "lfw", "pairs": GENERATOR_PAIRS, "benchmarks": bench,
+                          "judge": f"zoo judge v{manifest('judge', root)['version']}"}},
+        measure=lambda parts: zf.generator_figures(
+            parts["generator"], teacher, judge, lfw, GENERATOR_PAIRS)[0],
+        training={"recipe": config.model_dump(mode="json"), "epochs": config.epochs},
+    )
+
+
+# ----------------------------------------------------------------------------- build
+
+
+def code_commit() -> str:
+    """The source tree's git commit (``+dirty`` with uncommitted changes), or ``unknown``."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", "."],
+                               check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def _rounded_to_half(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose floating tensors went through float16 (what the zoo file
+    would hold), computing in float32."""
+    import copy
+
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for t in [*twin.parameters(), *twin.buffers()]:
+            if t.is_floating_point():
+                t.copy_(t.half().float())
+    return twin.eval()
+
+
+def build(
+    name: str,
+    params: dict[str, Any],
+    work: str | os.PathLike,
+    into: str | os.PathLike | None = None,
+    *,
+    command: str,
+    force: bool = False,
+    progress: bool = True,
+) -> BuildResult:
+    """Train, measure and (if better) export zoo model ``name``.
+
+    Args:
+        name: one of :data:`~vec2face.zoo.store.ZOO_NAMES`.
+        params: the parsed ``params.yaml``.
+        work: folder for rendered pools and training runs (reused when present).
+        into: the zoo folder to write (default: ``$VEC2FACE_ZOO``, else the package's).
+        command: the command line that runs this build, recorded in the manifest.
+        force: write even when the entry's headline figure does not improve.
+        progress: progress bars.
+
+    Returns:
+        The :class:`BuildResult`.
+    """
+    if name not in ZOO_NAMES:
+        raise ConfigError(f"unknown zoo model '{name}'; known: {', '.join(ZOO_NAMES)}")
+    root = zoo_root(into)
+    work = Path(work)
+    start = time.perf_counter()
+    if name in FR_SECTIONS:
+        trained = _fr(name, params, work, progress)
+    elif name == "attributes":
+        trained = _attributes(params, work, progress)
+    else:
+        trained = _generator(params, work, root, progress)
+    for model in trained.parts.values():
+        model.eval()
+
+    full = trained.measure(trained.parts)
+    half_parts = {k: _rounded_to_half(m) for k, m in trained.parts.items()}
+    half = trained.measure(half_parts)
+    moved = zf.out_of_tolerance(trained.kind, full, half)
+    use_half = not moved
+    try:
+        previous = manifest(name, root)
+    except ZooError:
+        previous = None
+    fields = {
+        "version": (previous["version"] + 1) if previous else 1,
+        "kind": trained.kind,
+        "architecture": trained.architecture,
+        "parameters": {part: int(sum(p.numel() for p in m.parameters()))
+                       for part, m in trained.parts.items()},
+        "command": command,
+        "params": trained.sections,
+        "code_commit": code_commit(),
+        "data": trained.data,
+        "training": trained.training,
+        "figures": half if use_half else full,
+        "figures_float32": full,
+        "float16_check": "within tolerance" if use_half else
+            {k: list(v) for k, v in moved.items()},
+        "tolerances": {k: zf.tolerance(trained.kind, k) for k in full},
+        "headline": list(zf.HEADLINE[trained.kind]),
+        "built": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+        "build_seconds": round(time.perf_counter() - start, 1),
+        "torch": torch.__version__,
+    }
+    old_figures = previous["figures"] if previous else None
+    if previous and not force and not zf.improves(trained.kind, fields["figures"], old_figures):
+        head = zf.HEADLINE[trained.kind][0]
+        reason = (f"kept the shipped '{name}' v{previous['version']}: {head} "
+                  f"{fields['figures'][head]:.4f} does not improve on {old_figures[head]:.4f}")
+        return BuildResult({**fields, "name": name}, False, reason, old_figures)
+    states = {part: m.state_dict() for part, m in trained.parts.items()}
+    record = write_entry(name, states, fields, root, half=use_half)
+    reason = "forced" if force and previous else ("improved" if previous else "new entry")
+    return BuildResult(record, True, reason, old_figures)
+
+
+def figure_summary(figs: dict[str, float]) -> str:
+    """One line of figures, for logs."""
+    return ", ".join(f"{k} {v:.4g}" for k, v in figs.items() if np.isfinite(v))

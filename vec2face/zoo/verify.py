@@ -1,0 +1,94 @@
+"""Re-measuring a zoo entry's recorded figures on data rendered from its own manifest.
+
+The manifest records the ``params.yaml`` sections its held-out data came from, so
+verification renders the same benchmark sets or pool (seeded, hence identical) into a
+work folder, loads the entry through the verified loader and measures it as the build
+did. A figure that moved beyond its tolerance fails the entry.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vec2face.zoo import figures as zf
+from vec2face.zoo.models import load
+from vec2face.zoo.store import manifest
+
+__all__ = ["VerifyResult", "measure_entry", "verify"]
+
+
+@dataclass
+class VerifyResult:
+    """Outcome of :func:`verify` for one entry.
+
+    Attributes:
+        name: the entry.
+        recorded: the manifest's figures.
+        measured: the figures measured now.
+        moved: ``{figure: (recorded, measured, tolerance)}`` beyond tolerance.
+    """
+
+    name: str
+    recorded: dict[str, float]
+    measured: dict[str, float]
+    moved: dict[str, tuple[float, float, float]]
+
+    @property
+    def ok(self) -> bool:
+        return not self.moved
+
+
+def _sections_as_params(meta: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's recorded sections, back in ``params.yaml`` shape."""
+    params: dict[str, Any] = {}
+    for key, value in meta["params"].items():
+        if key == "world.seed":
+            params.setdefault("world", {})["seed"] = value
+        elif key.startswith("world.pools."):
+            params.setdefault("world", {}).setdefault("pools", {})[
+                key.removeprefix("world.pools.")] = value
+        else:
+            params[key] = value
+    heldout = meta["data"].get("heldout") or {}
+    if isinstance(heldout, dict) and "benchmarks" in heldout:
+        # the benchmark config as the build resolved it (defaults included)
+        params["benchmarks"] = heldout["benchmarks"]
+    return params
+
+
+def measure_entry(
+    name: str, work: str | os.PathLike, root: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> dict[str, float]:
+    """The figures of zoo entry ``name`` measured now, as its build measured them."""
+    from vec2face.zoo.build import ATTRIBUTE_HELDOUT_POOL, GENERATOR_PAIRS, _benchmarks, _pool
+
+    meta = manifest(name, root)
+    params = _sections_as_params(meta)
+    work = Path(work)
+    kind = meta["kind"]
+    if kind == "fr":
+        bins, _ = _benchmarks(params, work, progress)
+        return zf.fr_figures(load(name, root), bins)
+    if kind == "attributes":
+        pool_dir, _ = _pool(params, ATTRIBUTE_HELDOUT_POOL, work, progress)
+        return zf.attribute_figures(load(name, root), pool_dir)
+    bins, _ = _benchmarks(params, work, progress)
+    pairs = (meta["data"].get("heldout") or {}).get("pairs", GENERATOR_PAIRS)
+    return zf.generator_figures(
+        load(name, root), load("teacher", root), load("judge", root), bins / "lfw.bin", pairs
+    )[0]
+
+
+def verify(
+    name: str, work: str | os.PathLike, root: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> VerifyResult:
+    """Load ``name`` (checking size and sha256) and re-measure its recorded figures."""
+    meta = manifest(name, root)
+    measured = measure_entry(name, work, root, progress)
+    return VerifyResult(name, dict(meta["figures"]), measured,
+                        zf.out_of_tolerance(meta["kind"], meta["figures"], measured))
