@@ -232,12 +232,15 @@ def _generator(
 
 
 def code_commit() -> str:
-    """The source tree's git commit (``+dirty`` with uncommitted changes), or ``unknown``."""
-    here = Path(__file__).resolve().parent
+    """The library's git commit (``+dirty`` with uncommitted changes in ``vec2face/``), or
+    ``unknown`` outside a git checkout."""
+    package = Path(__file__).resolve().parents[1]
+    # the zoo's own weight files change with every build: they do not make the code dirty
+    spec = [".", ":(exclude)zoo/weights"]
     try:
-        head = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], check=True,
+        head = subprocess.run(["git", "-C", str(package), "rev-parse", "HEAD"], check=True,
                               capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", "."],
+        dirty = subprocess.run(["git", "-C", str(package), "status", "--porcelain", "--", *spec],
                                check=True, capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
