@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 
@@ -14,6 +14,8 @@ from vec2face.data.images import decode_image
 from vec2face.errors import DataFormatError
 
 MaskLike = str | Path | np.ndarray | None
+# labels are held as int64 (``FaceDataset.labels``)
+MAX_LABEL = int(np.iinfo(np.int64).max)
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,8 +191,11 @@ def split_record(record: tuple, index: int, dest: Path) -> tuple[bytes, int, np.
         data = bytes(data)
     if not isinstance(data, bytes) or not data:
         raise DataFormatError(f"{dest}: record {index} image must be non-empty encoded bytes")
-    if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)) or label < 0:
-        raise DataFormatError(f"{dest}: record {index} label must be an int >= 0, got {label!r}")
+    if (isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer))
+            or not 0 <= label <= MAX_LABEL):
+        raise DataFormatError(
+            f"{dest}: record {index} label must be an int in 0..{MAX_LABEL}, got {label!r}"
+        )
     if feature is not None:
         feature = np.asarray(feature, dtype=np.float32)
         if feature.ndim != 1:
@@ -198,3 +203,36 @@ def split_record(record: tuple, index: int, dest: Path) -> tuple[bytes, int, np.
                 f"{dest}: record {index} feature must be 1-D, got shape {feature.shape}"
             )
     return data, int(label), feature
+
+
+@dataclass
+class SkipLog:
+    """Records that were not copied, with the reason (one line each)."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, source_index: int, location: str, reason: str) -> None:
+        self.entries.append({"source_index": int(source_index), "location": location,
+                             "reason": reason})
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def readable_records(
+    ds: FaceDataset, positions: Iterable[int], skips: SkipLog
+) -> Iterator[tuple]:
+    """Yield ``(bytes, label[, feature])`` of the given positions whose image decodes.
+
+    Records that cannot be read or decoded are added to ``skips`` and not yielded.
+    """
+    for i in positions:
+        i = int(i)
+        where = ds.location(i)
+        try:
+            data, label, feature = ds.read_raw(i)
+            decode_image(data, where)
+        except DataFormatError as exc:
+            skips.add(ds.record_index(i), where, str(exc))
+            continue
+        yield (data, label) if feature is None else (data, label, feature)

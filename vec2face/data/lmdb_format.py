@@ -24,7 +24,7 @@ import lmdb
 import msgpack
 import numpy as np
 
-from vec2face.data.base import FaceDataset, MaskLike, split_record
+from vec2face.data.base import MAX_LABEL, FaceDataset, MaskLike, split_record
 from vec2face.errors import DataFormatError, OutputWriteError
 from vec2face.utils.io import atomic_path
 
@@ -70,14 +70,52 @@ def _parse_record(value: Any, where: str) -> tuple[bytes, bytes | None, int]:
         raise DataFormatError(f"{where}: image field is {type(image).__name__}, expected bytes")
     if feature is not None and not isinstance(feature, bytes):
         raise DataFormatError(f"{where}: feature field is {type(feature).__name__}, expected bytes")
-    if isinstance(label, bool) or not isinstance(label, int) or label < 0:
-        raise DataFormatError(f"{where}: label must be an int >= 0, got {label!r}")
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label <= MAX_LABEL:
+        raise DataFormatError(f"{where}: label must be an int in 0..{MAX_LABEL}, got {label!r}")
     return image, feature, label
 
 
 # py-lmdb refuses to open one environment twice in a process, yet several datasets
 # (or an unpickled copy) may read the same file: share one handle per (process, file).
 _SHARED_ENVS: dict[tuple[int, str], list[Any]] = {}
+
+
+def _check_complete(env: lmdb.Environment, data_file: Path) -> None:
+    """Refuse an environment whose file is shorter than its last used page.
+
+    Reading a page past the end of a memory-mapped file kills the process with SIGBUS,
+    so a truncated file (a copy cut short, a full disk) must be caught from the meta
+    page alone, before any other page is read.
+    """
+    page_size = env.stat()["psize"]
+    needed = (env.info()["last_pgno"] + 1) * page_size
+    size = data_file.stat().st_size
+    if size < needed:
+        raise DataFormatError(
+            f"{data_file}: truncated LMDB ({size} bytes; its last page ends at byte {needed}); "
+            "the file is incomplete, copy or write it again"
+        )
+
+
+def open_lmdb_readonly(path: Path, subdir: bool, **kwargs: Any) -> lmdb.Environment:
+    """Open an LMDB environment read-only, checked for truncation before any page is read.
+
+    Raises:
+        DataFormatError: naming the file, when it cannot be opened or is truncated.
+    """
+    data_file = path / "data.mdb" if subdir else path
+    try:
+        env = lmdb.open(str(path), subdir=subdir, readonly=True, lock=False, readahead=False,
+                        **kwargs)
+    except lmdb.Error as exc:
+        reason = str(exc).removeprefix(f"{path}: ")  # py-lmdb puts the path first
+        raise DataFormatError(f"{path}: cannot open LMDB ({reason})") from None
+    try:
+        _check_complete(env, data_file)
+    except BaseException:
+        env.close()
+        raise
+    return env
 
 
 def _acquire_env(path: Path, subdir: bool) -> lmdb.Environment:
@@ -89,11 +127,7 @@ def _acquire_env(path: Path, subdir: bool) -> lmdb.Environment:
     key = (pid, str(path.resolve()))
     entry = _SHARED_ENVS.get(key)
     if entry is None:
-        try:
-            env = lmdb.open(str(path), subdir=subdir, readonly=True, lock=False,
-                            readahead=False, meminit=False, max_readers=1024)
-        except lmdb.Error as exc:
-            raise DataFormatError(f"{path}: cannot open LMDB ({exc})") from None
+        env = open_lmdb_readonly(path, subdir, max_readers=1024)
         entry = _SHARED_ENVS[key] = [env, 0]
     entry[1] += 1
     return entry[0]
@@ -243,8 +277,10 @@ def write_lmdb(records: Iterable[tuple], path: str | Path, layout: str = "fr") -
     max_label = -1
     with atomic_path(path) as tmp:
         lock_file = Path(f"{tmp}-lock")
+        # meminit=True: LMDB zeroes the pages it allocates, so no leftover heap bytes
+        # reach the file and equal records give equal files (DVC hashes, data versions)
         env = lmdb.open(str(tmp), subdir=False, map_size=_INITIAL_MAP_SIZE, lock=False,
-                        meminit=False, map_async=False)
+                        meminit=True, map_async=False)
         try:
             pending: list[tuple[bytes, bytes]] = []
             for index, record in enumerate(records):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -167,3 +168,81 @@ def test_forked_workers_reopen(tmp_path: Path, records: list[tuple]) -> None:
 
 def _first_bytes(ds) -> bytes:
     return ds.read_raw(0)[0]
+
+
+def _truncated(path: Path, records: list[tuple], keep: float) -> Path:
+    """An LMDB cut short as a full disk or an interrupted copy leaves it."""
+    write_lmdb(records * 20, path)  # a dozen pages of records
+    size = path.stat().st_size
+    os.truncate(path, int(size * keep) // 4096 * 4096 or 100)
+    return path
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.0])
+def test_truncated_lmdb_is_an_error_naming_the_file(
+    tmp_path: Path, records: list[tuple], keep: float
+) -> None:
+    from vec2face.data import convert_dataset, inspect_dataset
+    from vec2face.data.subset import SubsetConfig, make_subset
+
+    path = _truncated(tmp_path / "cut.lmdb", records, keep)
+    # reading a page past the end of the mapped file would kill the process (SIGBUS)
+    message = r"cut\.lmdb: (truncated LMDB|cannot open LMDB)"
+    with pytest.raises(DataFormatError, match=message):
+        open_dataset(path)
+    with pytest.raises(DataFormatError, match=message):
+        inspect_dataset(path)
+    with pytest.raises(DataFormatError, match=message):
+        convert_dataset(path, tmp_path / "out", to="recordio")
+    with pytest.raises(DataFormatError, match=message):
+        make_subset(path, tmp_path / "sub", SubsetConfig(identities=1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.lmdb"]  # nothing written
+
+
+def test_truncated_lmdb_directory_environment(tmp_path: Path, records: list[tuple]) -> None:
+    env_dir = tmp_path / "envdir"
+    env_dir.mkdir()
+    _truncated(env_dir / "data.mdb", records, 0.5)
+    with pytest.raises(DataFormatError, match=r"envdir/data\.mdb: truncated LMDB \(\d+ bytes"):
+        open_dataset(env_dir)
+
+
+def test_cli_on_a_truncated_lmdb_prints_one_line_and_exits_2(
+    tmp_path: Path, records: list[tuple]
+) -> None:
+    import subprocess
+    import sys
+
+    path = _truncated(tmp_path / "cut.lmdb", records, 0.5)
+    # a separate process: a regression would end it with SIGBUS (exit -7), not this test run
+    for argv in (["data", "inspect", str(path)],
+                 ["data", "convert", str(path), str(tmp_path / "o"), "--to", "lmdb"],
+                 ["subset", str(path), "--out", str(tmp_path / "s"), "--identities", "1"]):
+        proc = subprocess.run([sys.executable, "-m", "vec2face.cli.main", *argv],
+                              capture_output=True, text=True, timeout=120)
+        err = proc.stderr.strip()
+        assert proc.returncode == 2, (argv, proc.returncode, err)
+        assert err.count("\n") == 0 and err.startswith(f"error: {path}: truncated LMDB"), err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "s").exists()
+
+
+def test_label_beyond_int64_is_an_error_naming_the_record(
+    tmp_path: Path, records: list[tuple], capsys
+) -> None:
+    from vec2face.cli.main import main
+
+    path = tmp_path / "huge.lmdb"
+    write_lmdb(records[:2], path)
+    env = lmdb.open(str(path), subdir=False, lock=False)
+    with env.begin(write=True) as txn:
+        txn.put(b"1", msgpack.packb([records[1][0], 2**64 - 1]))
+    env.close()
+    with pytest.raises(DataFormatError, match=r"huge\.lmdb record 1: label must be an int in"):
+        open_dataset(path).labels  # noqa: B018 - reading the labels is the test
+    assert main(["data", "inspect", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "huge.lmdb record 1: label must be an int in 0.." in err
+    assert "18446744073709551615" in err
+    with pytest.raises(DataFormatError, match=r"record 0 label must be an int in 0\.\."):
+        write_lmdb([(records[0][0], 2**63)], tmp_path / "w.lmdb")
+    assert not (tmp_path / "w.lmdb").exists()

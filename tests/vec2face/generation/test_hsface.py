@@ -11,6 +11,7 @@ import msgpack
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from vec2face.cli.main import main
 from vec2face.data import decode_image, lmdb_format, open_dataset
@@ -124,6 +125,33 @@ def test_same_seed_same_bytes_other_seed_differs(inputs, reference, tmp_path):
         shard_bytes(tmp_path / "c")["shard_00000/records"]
         != shard_bytes(reference)["shard_00000/records"]
     )
+
+
+def test_another_process_writes_byte_identical_shards(inputs, tmp_path):
+    """Every file of the dataset (each LMDB too, not only its records) is the same when
+    a separate process (another heap, another import order) writes it."""
+    import os
+    import subprocess
+    import sys
+
+    gen, ids = inputs
+    cfg = dict(CFG, identities=3, shard_identities=2, export_imagefolder=True)
+    generate_hsface(HSFaceConfig(**cfg), gen, ids, tmp_path / "a" / "ds", progress=False)
+    argv = [sys.executable, "-m", "vec2face.cli.main", "generate", "--generator", str(gen)]
+    argv += ["--identities", str(ids), "--out", str(tmp_path / "b" / "ds")]
+    argv += ["--num-identities", "3", "--images-per-identity", str(M), "--shard-identities", "2"]
+    argv += ["--batch-size", "8", "--device", "cpu", "--export-imagefolder", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    trees = [
+        {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+         if p.is_file()}
+        for out in (tmp_path / "a" / "ds", tmp_path / "b" / "ds")
+    ]
+    assert sorted(trees[0]) == sorted(trees[1])
+    assert {"hsface.json", "shards/shard_00001/train.lmdb"} <= set(trees[0])
+    assert [name for name in trees[0] if trees[0][name] != trees[1][name]] == []
 
 
 def test_summaries_are_the_same_under_any_output_root(inputs, tmp_path):

@@ -125,3 +125,17 @@ def test_a_moved_benchmark_folder_is_reused_with_its_new_paths(tmp_path):
     again = make_benchmarks(cfg, tmp_path / "after", progress=False)
     assert again["lfw"]["path"] == str(tmp_path / "after" / "lfw.bin")
     assert (tmp_path / "after" / "lfw.bin").stat().st_mtime_ns == mtime
+
+
+def test_another_process_writes_byte_identical_bins(sets, tmp_path):
+    import subprocess
+    import sys
+
+    out, cfg, _ = sets
+    argv = [sys.executable, "-m", "vec2face.cli.main", "benchmarks", "make", "--out",
+            str(tmp_path), "--pairs", str(cfg.pairs), "--identities", str(cfg.identities),
+            "--seed", str(cfg.seed), "--set", "lfw", "--set", "calfw", "--workers", "1", "--quiet"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("lfw.bin", "calfw.bin", "lfw_pairs.parquet", "calfw_pairs.parquet"):
+        assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
