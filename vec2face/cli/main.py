@@ -51,7 +51,9 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; library errors print one line and exit with status 2."""
     try:
-        cli.main(args=argv, prog_name="vec2face", standalone_mode=False)
+        # outside standalone mode click returns a command's ``ctx.exit(code)`` (a check
+        # that failed, e.g. ``zoo verify``) instead of exiting
+        rc = cli.main(args=argv, prog_name="vec2face", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         # a full disk or a read-only folder: the message names the errno and the path
         click.echo(f"error: {exc}", err=True)
         return 2
-    return 0
+    return rc if isinstance(rc, int) and not isinstance(rc, bool) else 0
 
 
 if __name__ == "__main__":

@@ -47,7 +47,8 @@ def list_cmd(zoo_dir, as_json) -> None:
 @click.option("--work", type=click.Path(file_okay=False), default="outputs/zoo", show_default=True,
               help="folder for the rendered held-out data (reused)")
 @click.option("--quiet", is_flag=True, help="no progress bars")
-def verify(names, zoo_dir, work, quiet) -> None:
+@click.pass_context
+def verify(ctx, names, zoo_dir, work, quiet) -> None:
     """Check sha256 and re-measure the recorded figures of NAMES (default: all built).
 
     Exits 1 when a figure moved beyond its tolerance.
@@ -66,7 +67,7 @@ def verify(names, zoo_dir, work, quiet) -> None:
         if not result.ok:
             failed.append(name)
     if failed:
-        raise click.exceptions.Exit(1)
+        ctx.exit(1)
 
 
 @zoo.command()
