@@ -40,6 +40,7 @@ from vec2face.config import StepConfig
 from vec2face.errors import ConfigError
 from vec2face.models._registry import create, register
 from vec2face.models.state_dict import load_state_dict_strict
+from vec2face.utils.io import load_torch_safely
 
 __all__ = [
     "ATTRIBUTES",
@@ -338,10 +339,9 @@ def load_toy_estimator(path: str | os.PathLike, config_key: str | None = None) -
     if not path.is_file():
         raise ConfigError(f"attribute estimator checkpoint not found: {where}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch.load raises many types on a corrupt file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise ConfigError(f"cannot read attribute estimator checkpoint {where}: {first}") from None
+        ckpt = load_torch_safely(path)
+    except ValueError as exc:
+        raise ConfigError(f"cannot read attribute estimator checkpoint {where}: {exc}") from None
     if not isinstance(ckpt, Mapping) or "arch" not in ckpt or "model" not in ckpt:
         raise ConfigError(
             f"{where}: not a toy attribute estimator checkpoint (needs 'arch' and 'model')"

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from vec2face.errors import ConfigError
+from vec2face.utils.io import load_torch_safely
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,10 @@ class LPIPSLoss(nn.Module):
         return cached if cached.is_file() else None
 
     def _load_trunk(self, path: Path) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = load_torch_safely(path)
+        except ValueError as exc:
+            raise ConfigError(f"cannot read LPIPS backbone weights {path}: {exc}") from None
         trunk = self.metric.net
         # lpips keeps torchvision's layer indices inside its slices: slice2.5.weight is
         # features.5.weight (and slice3.3.squeeze.weight is features.3.squeeze.weight).

@@ -32,7 +32,7 @@ from torch import nn
 from vec2face.errors import ConfigError, Vec2FaceError
 from vec2face.models._registry import create, list_models, register
 from vec2face.models.vqgan_decoder import Decoder
-from vec2face.utils.io import save_torch_atomic
+from vec2face.utils.io import load_torch_safely, save_torch_atomic
 
 log = logging.getLogger(__name__)
 
@@ -797,12 +797,9 @@ def load_generator_checkpoint(
         raise ConfigError(f"generator checkpoint not found: {path}")
     try:
         # Official training checkpoints pickle their argparse Namespace under 'args'.
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
-        raise Vec2FaceError(
-            f"{path}: cannot read generator checkpoint ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]})"
-        ) from None
+        payload = load_torch_safely(path, map_location, safe_globals=(argparse.Namespace,))
+    except ValueError as exc:
+        raise Vec2FaceError(f"{path}: cannot read generator checkpoint: {exc}") from None
     if not isinstance(payload, dict) or not isinstance(payload.get(CHECKPOINT_KEY), dict):
         raise Vec2FaceError(f"{path}: no '{CHECKPOINT_KEY}' state dict in the checkpoint")
     state: dict[str, torch.Tensor] = payload[CHECKPOINT_KEY]

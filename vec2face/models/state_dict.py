@@ -16,6 +16,7 @@ from torch import nn
 
 from vec2face.errors import ConfigError
 from vec2face.models.iresnet import build_backbone
+from vec2face.utils.io import load_torch_safely
 
 __all__ = ["load_backbone", "load_state_dict_strict", "read_state_dict", "strip_prefix"]
 
@@ -64,10 +65,9 @@ def read_state_dict(
     if not path.is_file():
         raise ConfigError(f"checkpoint not found: {where}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch.load raises many types on a corrupt file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise ConfigError(f"cannot read checkpoint {where}: {first}") from None
+        obj = load_torch_safely(path)
+    except ValueError as exc:
+        raise ConfigError(f"cannot read checkpoint {where}: {exc}") from None
     if isinstance(obj, Mapping):
         for key in container_keys:
             inner = obj.get(key)

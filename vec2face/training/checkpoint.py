@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from vec2face.errors import ConfigError
-from vec2face.utils.io import atomic_path, save_torch_atomic
+from vec2face.utils.io import atomic_path, load_torch_safely, save_torch_atomic
 
 
 def save_checkpoint(state: dict[str, Any], directory: str | Path, epoch: int, keep: int = 2) -> Path:
@@ -48,8 +48,15 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint dict safely (``weights_only=True``); a missing file names itself."""
+    """Load a checkpoint dict safely (``weights_only=True``).
+
+    Raises:
+        ConfigError: the file is missing, or is not a checkpoint (names it).
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        return load_torch_safely(path, map_location)
+    except ValueError as exc:
+        raise ConfigError(f"cannot read checkpoint {path}: {exc}") from None
