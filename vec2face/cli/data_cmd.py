@@ -16,11 +16,13 @@ def data() -> None:
 @click.argument("path", type=click.Path(path_type=str))
 @click.option("--mask", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Optional .npy mask of record indices to apply.")
-def inspect(path: str, mask: str | None) -> None:
-    """Print a JSON summary of the dataset at PATH."""
+@click.option("--deep", is_flag=True,
+              help="Decode every image and count the unreadable ones (slower: reads it all).")
+def inspect(path: str, mask: str | None, deep: bool) -> None:
+    """Print a JSON summary of the dataset (or verification .bin) at PATH."""
     from vec2face.data import inspect_dataset
 
-    click.echo(json.dumps(inspect_dataset(path, mask=mask), indent=2))
+    click.echo(json.dumps(inspect_dataset(path, mask=mask, deep=deep), indent=2))
 
 
 @data.command()

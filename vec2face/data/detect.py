@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vec2face.data.base import FaceDataset, MaskLike
+from vec2face.data.base import FaceDataset, MaskLike, SkipLog, readable_records
 from vec2face.data.imagefolder import IMAGE_EXTENSIONS, ImageFolderDataset
-from vec2face.data.images import image_size
+from vec2face.data.images import decode_image, image_size
 from vec2face.data.lmdb_format import LmdbDataset
 from vec2face.data.recordio import RecordIODataset
+from vec2face.data.verification_bin import read_bin
 from vec2face.errors import DataFormatError
+
+_SHOWN_UNREADABLE = 10  # unreadable files listed in a deep summary (all are counted)
 
 _LOOKED_FOR = (
     "train.rec + train.idx (recordio), a *.lmdb file or a directory with data.mdb (lmdb), "
@@ -31,8 +34,9 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
         raise DataFormatError(f"dataset path does not exist: {path}")
     if path.suffix == ".bin":
         raise DataFormatError(
-            f"{path}: a .bin file is a verification benchmark (read it with read_bin), "
-            "not a training dataset"
+            f"{path}: a .bin file is a verification benchmark, not a training dataset "
+            "(`vec2face data inspect` summarises it, `vec2face fr evaluate` scores a model "
+            "on it, read_bin reads it)"
         )
     if path.is_file():
         if path.suffix in (".lmdb", ".mdb"):
@@ -76,21 +80,70 @@ def open_dataset(path: str | Path, mask: MaskLike = None) -> FaceDataset:
     return _READERS[fmt](target, mask=mask)
 
 
-def inspect_dataset(path: str | Path, mask: MaskLike = None) -> dict[str, Any]:
-    """A JSON-ready summary: format, path, images, identities, image_size [H, W], has_features.
+def inspect_dataset(path: str | Path, mask: MaskLike = None, deep: bool = False) -> dict[str, Any]:
+    """A JSON-ready summary of a dataset or a verification ``.bin``.
 
-    The image size is read from the first record's header.
+    A dataset gives format, path, images, identities, image_size [H, W] and has_features;
+    the image size is read from the first record's header. A ``.bin`` gives format
+    ``"verification_bin"``, path, pairs, genuine, impostor, images and image_size.
+
+    Args:
+        path: anything :func:`open_dataset` reads, or a verification ``.bin``.
+        mask: optional record selection (datasets only).
+        deep: decode every image; the summary then also holds ``unreadable`` (how many
+            failed to decode) and ``unreadable_files`` (the first ten, with the reason),
+            and the image size comes from the first readable image.
+
+    Raises:
+        DataFormatError: see :func:`open_dataset` and :func:`read_bin`; a mask given
+            with a ``.bin``.
     """
+    path = Path(path)
+    if path.suffix == ".bin" and path.is_file():
+        if mask is not None:
+            raise DataFormatError(f"{path}: a mask selects dataset records; a .bin takes none")
+        return _inspect_bin(path, deep)
     with open_dataset(path, mask=mask) as ds:
-        size: list[int] | None = None
-        if len(ds):
-            data, _, _ = ds.read_raw(0)
-            size = list(image_size(data, ds.location(0)))
-        return {
+        summary: dict[str, Any] = {
             "format": ds.format,
             "path": str(ds.path),
             "images": len(ds),
             "identities": ds.num_identities,
-            "image_size": size,
+            "image_size": None,
             "has_features": ds.has_features,
         }
+        if deep:
+            skips = SkipLog()
+            for data, *_ in readable_records(ds, range(len(ds)), skips):
+                if summary["image_size"] is None:
+                    summary["image_size"] = list(image_size(data))
+            summary["unreadable"] = len(skips)
+            summary["unreadable_files"] = skips.entries[:_SHOWN_UNREADABLE]
+        elif len(ds):
+            data, _, _ = ds.read_raw(0)
+            summary["image_size"] = list(image_size(data, ds.location(0)))
+        return summary
+
+
+def _inspect_bin(path: Path, deep: bool) -> dict[str, Any]:
+    images, issame = read_bin(path)
+    genuine = int(sum(issame))
+    summary: dict[str, Any] = {
+        "format": "verification_bin",
+        "path": str(path),
+        "pairs": len(issame),
+        "genuine": genuine,
+        "impostor": len(issame) - genuine,
+        "images": len(images),
+        "image_size": list(image_size(images[0], f"{path} image 0")) if images else None,
+    }
+    if deep:
+        unreadable = []
+        for k, data in enumerate(images):
+            try:
+                decode_image(data, f"{path} image {k}")
+            except DataFormatError as exc:
+                unreadable.append({"image": k, "reason": str(exc)})
+        summary["unreadable"] = len(unreadable)
+        summary["unreadable_files"] = unreadable[:_SHOWN_UNREADABLE]
+    return summary

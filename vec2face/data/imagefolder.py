@@ -16,7 +16,7 @@ import numpy as np
 
 from vec2face.data.base import FaceDataset, MaskLike, split_record
 from vec2face.data.images import sniff_image_format
-from vec2face.errors import DataFormatError
+from vec2face.errors import DataFormatError, OutputWriteError
 from vec2face.utils.io import atomic_dir
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,7 @@ def write_imagefolder(
     Raises:
         DataFormatError: a record is malformed or its bytes are neither JPEG nor PNG.
         FileExistsError: ``root`` exists and ``overwrite`` is False.
+        OutputWriteError: a file could not be written (a full disk); names ``root``.
     """
     root = Path(root)
     if ext.lower().lstrip(".") not in ("jpg", "jpeg"):
@@ -145,6 +146,23 @@ def write_imagefolder(
     jpeg_ext = ext.lower().lstrip(".")
     if root.exists() and not overwrite:
         raise FileExistsError(f"output already exists: {root}")
+    try:
+        return _write_folders(records, root, jpeg_ext, identity_names, overwrite)
+    except OSError as exc:
+        # a full disk or a read-only folder: say which output, not only the errno
+        raise OutputWriteError(
+            f"{root}: cannot write the image folder ({exc.strerror or exc})"
+        ) from exc
+
+
+def _write_folders(
+    records: Iterable[tuple],
+    root: Path,
+    jpeg_ext: str,
+    identity_names: list[str] | dict[int, str] | None,
+    overwrite: bool,
+) -> int:
+    """The body of :func:`write_imagefolder`: fill a temporary folder, then rename it."""
     counts: dict[int, int] = {}
     written = 0
     with atomic_dir(root, overwrite=overwrite) as tmp:
@@ -166,7 +184,7 @@ def write_imagefolder(
             final = {label: _folder_name(label, width, identity_names) for label in counts}
             if len(set(final.values())) != len(final):
                 raise DataFormatError(f"{root}: identity_names gives two labels the same folder")
-            for label, name in final.items():
+            for label in final:
                 os.replace(tmp / str(label), tmp / f".{label}.renaming")
             for label, name in final.items():
                 os.replace(tmp / f".{label}.renaming", tmp / name)

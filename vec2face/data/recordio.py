@@ -28,12 +28,12 @@ import os
 import struct
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from vec2face.data.base import FaceDataset, MaskLike, split_record
-from vec2face.errors import DataFormatError
+from vec2face.errors import DataFormatError, OutputWriteError
 from vec2face.utils.io import atomic_path
 
 MAGIC = 0xCED7230A
@@ -43,6 +43,8 @@ _IR_FORMAT = "<IfQQ"
 _IR_SIZE = struct.calcsize(_IR_FORMAT)
 # float32 holds integers exactly only up to 2**24; indices beyond would be corrupted
 _MAX_INDEX = 1 << 24
+# the largest image label a float32 label field holds exactly (16777217 reads back as 2**24)
+MAX_LABEL = 1 << 24
 
 
 def _frames(payload: bytes) -> bytes:
@@ -308,46 +310,68 @@ def write_recordio(records: Iterable[tuple], prefix_or_dir: str | Path) -> int:
 
     Raises:
         DataFormatError: a record is malformed, a label reappears after another
-            label, or there are more than 2**24 records.
+            label, a label is above 2**24 (float32 would merge it with its neighbours),
+            or there are more than 2**24 records.
+        OutputWriteError: a file could not be written (a full disk); names it.
     """
     target = Path(prefix_or_dir)
     if target.suffix in (".rec", ".idx"):
         rec_path, idx_path = target.with_suffix(".rec"), target.with_suffix(".idx")
     else:
         rec_path, idx_path = target / "train.rec", target / "train.idx"
+    current = rec_path
+    try:
+        with atomic_path(rec_path) as tmp_rec:
+            with open(tmp_rec, "wb") as fh:
+                n, offsets = _write_records(records, fh, rec_path)
+            current = idx_path
+            with atomic_path(idx_path) as tmp_idx:
+                tmp_idx.write_text("".join(f"{i}\t{off}\n" for i, off in offsets))
+    except OSError as exc:
+        # a full disk or a read-only folder: say which output, not only the errno
+        raise OutputWriteError(
+            f"{current}: cannot write the RecordIO file ({exc.strerror or exc})"
+        ) from exc
+    return n
+
+
+def _write_records(records: Iterable[tuple], fh: BinaryIO, rec_path: Path) -> tuple[int, list]:
+    """Write the header, image and identity records to ``fh``; (images, ``.idx`` entries)."""
     ranges: list[tuple[int, int, int]] = []  # (label, first index, end index)
     seen: set[int] = set()
     offsets: list[tuple[int, int]] = []
-    with atomic_path(rec_path) as tmp_rec:
-        with open(tmp_rec, "wb") as fh:
-            header_len = fh.write(_frames(pack_record([0.0, 0.0], b"")))
-            offsets.append((0, 0))
-            n = 0
-            for n, record in enumerate(records, start=1):
-                data, label, _ = split_record(record, n - 1, rec_path)
-                if n >= _MAX_INDEX:
-                    raise DataFormatError(f"{rec_path}: more than {_MAX_INDEX - 1} records")
-                if not ranges or ranges[-1][0] != label:
-                    if label in seen:
-                        raise DataFormatError(
-                            f"{rec_path}: record {n - 1} has label {label} after other labels; "
-                            "RecordIO needs each identity's records contiguous"
-                        )
-                    seen.add(label)
-                    ranges.append((label, n, n))
-                ranges[-1] = (label, ranges[-1][1], n + 1)
-                offsets.append((n, fh.tell()))
-                fh.write(_frames(pack_record(float(label), data, id_=n)))
-            first_id = n + 1
-            for k, (label, first, end) in enumerate(ranges):
-                offsets.append((first_id + k, fh.tell()))
-                fh.write(_frames(pack_record([float(first), float(end)], b"", id_=first_id + k)))
-            end_id = first_id + len(ranges)
-            fh.seek(0)
-            header = _frames(pack_record([float(first_id), float(end_id)], b""))
-            if len(header) != header_len:
-                raise AssertionError("RecordIO header record changed size")
-            fh.write(header)
-        with atomic_path(idx_path) as tmp_idx:
-            tmp_idx.write_text("".join(f"{i}\t{off}\n" for i, off in offsets))
-    return n
+    header_len = fh.write(_frames(pack_record([0.0, 0.0], b"")))
+    offsets.append((0, 0))
+    n = 0
+    for n, record in enumerate(records, start=1):
+        data, label, _ = split_record(record, n - 1, rec_path)
+        if n >= _MAX_INDEX:
+            raise DataFormatError(f"{rec_path}: more than {_MAX_INDEX - 1} records")
+        if label > MAX_LABEL:
+            raise DataFormatError(
+                f"{rec_path}: record {n - 1} has label {label}, above {MAX_LABEL} (2**24), the "
+                "largest integer RecordIO's float32 label holds exactly; larger labels would "
+                "merge with their neighbours"
+            )
+        if not ranges or ranges[-1][0] != label:
+            if label in seen:
+                raise DataFormatError(
+                    f"{rec_path}: record {n - 1} has label {label} after other labels; "
+                    "RecordIO needs each identity's records contiguous"
+                )
+            seen.add(label)
+            ranges.append((label, n, n))
+        ranges[-1] = (label, ranges[-1][1], n + 1)
+        offsets.append((n, fh.tell()))
+        fh.write(_frames(pack_record(float(label), data, id_=n)))
+    first_id = n + 1
+    for k, (_, first, end) in enumerate(ranges):
+        offsets.append((first_id + k, fh.tell()))
+        fh.write(_frames(pack_record([float(first), float(end)], b"", id_=first_id + k)))
+    end_id = first_id + len(ranges)
+    fh.seek(0)
+    header = _frames(pack_record([float(first_id), float(end_id)], b""))
+    if len(header) != header_len:
+        raise AssertionError("RecordIO header record changed size")
+    fh.write(header)
+    return n, offsets

@@ -95,3 +95,24 @@ def test_bad_index_line(tmp_path: Path, records: list[tuple]) -> None:
     (tmp_path / "train.idx").write_text("0\t0\nnot a line\n")
     with pytest.raises(DataFormatError, match=r"train.idx: line 2"):
         open_dataset(tmp_path)
+
+
+def test_labels_float32_cannot_hold_are_refused(
+    tmp_path: Path, records: list[tuple], capsys
+) -> None:
+    from vec2face.cli.main import main
+    from vec2face.data import convert_dataset, write_lmdb
+
+    # insightface stores the label as float32: 16777217 would read back as 16777216
+    exact = [(records[0][0], 2**24 - 1), (records[1][0], 2**24)]
+    write_recordio(exact, tmp_path / "ok")
+    assert open_dataset(tmp_path / "ok").labels.tolist() == [2**24 - 1, 2**24]
+    write_lmdb([(records[0][0], 2**24), (records[1][0], 2**24 + 1)], tmp_path / "big.lmdb")
+    message = r"record 1 has label 16777217, above 16777216 \(2\*\*24\)"
+    with pytest.raises(DataFormatError, match=message):
+        convert_dataset(tmp_path / "big.lmdb", tmp_path / "out", to="recordio")
+    assert main(["data", "convert", str(tmp_path / "big.lmdb"), str(tmp_path / "out"),
+                 "--to", "recordio"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has label 16777217, above 16777216 (2**24)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.lmdb", "ok"]
