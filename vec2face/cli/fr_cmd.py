@@ -219,11 +219,12 @@ def evaluate(
     from pathlib import Path
 
     from vec2face.fr.evaluate import evaluate_bins, markdown_table
+    from vec2face.utils.io import write_bytes_atomic
 
     net = _model(model, backbone, role, params).to(device)
     results = evaluate_bins(net, bins, list(sets) or None, batch_size, device, autocast=amp)
     if json_out:
-        Path(json_out).write_text(json.dumps(results, indent=2) + "\n")
+        write_bytes_atomic(json_out, (json.dumps(results, indent=2) + "\n").encode())
     echo_json(results)
     click.echo("")
     click.echo(markdown_table(results, name or role or (Path(model).name if model else "model")))

@@ -3,6 +3,7 @@
 from vec2face.evaluation.embed import flip_sum_embeddings
 from vec2face.evaluation.verification import (
     VerificationResult,
+    check_pair_kinds,
     pair_distances,
     roc_curve,
     tar_at_far,
@@ -11,6 +12,7 @@ from vec2face.evaluation.verification import (
 
 __all__ = [
     "VerificationResult",
+    "check_pair_kinds",
     "flip_sum_embeddings",
     "pair_distances",
     "roc_curve",

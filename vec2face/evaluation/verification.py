@@ -23,6 +23,7 @@ import numpy as np
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "VerificationResult",
+    "check_pair_kinds",
     "kfold_bounds",
     "pair_distances",
     "roc_curve",
@@ -124,6 +125,28 @@ def _as_labels(issame: Sequence[bool] | np.ndarray, num_pairs: int) -> np.ndarra
     return same
 
 
+def check_pair_kinds(issame: Sequence[bool] | np.ndarray) -> None:
+    """Refuse pair labels that lack genuine or impostor pairs.
+
+    Without impostor pairs FAR is undefined (so is TAR at a FAR), and without genuine
+    pairs TAR is; the accuracy of either says nothing about a threshold.
+
+    Raises:
+        ValueError: no pairs, or only one kind of pair (the counts are named).
+    """
+    same = np.asarray(issame, dtype=bool).reshape(-1)
+    genuine = int(same.sum())
+    if same.size == 0:
+        raise ValueError("no pairs to score")
+    if genuine == same.size:
+        missing = "all {} pairs are genuine: with no impostor pair FAR is undefined"
+    elif genuine == 0:
+        missing = "all {} pairs are impostors: with no genuine pair TAR is undefined"
+    else:
+        return
+    raise ValueError(missing.format(same.size) + ", so verification cannot be scored")
+
+
 def pair_distances(embeddings: np.ndarray) -> np.ndarray:
     """Squared L2 distance between the L2-normalised embeddings of each consecutive pair.
 
@@ -172,10 +195,11 @@ def verification_accuracy(
 
     Raises:
         ValueError: odd embedding count, a label count that is not one per pair, non-finite
-            embeddings, or more folds than pairs.
+            embeddings, more folds than pairs, or only genuine (or only impostor) pairs.
     """
     dist = pair_distances(embeddings)
     same = _as_labels(issame, dist.shape[0])
+    check_pair_kinds(same)
     thr = DEFAULT_THRESHOLDS if thresholds is None else np.asarray(thresholds, dtype=np.float64)
     bounds = kfold_bounds(dist.shape[0], folds)
 

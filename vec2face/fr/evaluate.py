@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from vec2face.data import decode_image, read_bin
-from vec2face.errors import ConfigError
-from vec2face.evaluation import flip_sum_embeddings, verification_accuracy
+from vec2face.errors import ConfigError, DataFormatError
+from vec2face.evaluation import check_pair_kinds, flip_sum_embeddings, verification_accuracy
 
 __all__ = [
     "BENCHMARK_SETS",
@@ -46,11 +46,13 @@ class VerificationSet:
         name: file stem (``lfw``, ``cfp_fp``, ...).
         images: uint8 (2P, H, W, 3); rows 2i and 2i+1 form pair i.
         issame: bool (P,).
+        source: the file it was read from, named in errors (the name when empty).
     """
 
     name: str
     images: np.ndarray
     issame: np.ndarray
+    source: str = ""
 
     def subset(self, max_pairs: int | None) -> VerificationSet:
         """At most ``max_pairs`` pairs, evenly spaced so every fold keeps a share."""
@@ -59,7 +61,7 @@ class VerificationSet:
             return self
         keep = np.linspace(0, pairs - 1, max_pairs).round().astype(np.int64)
         rows = np.stack([2 * keep, 2 * keep + 1], axis=1).reshape(-1)
-        return VerificationSet(self.name, self.images[rows], self.issame[keep])
+        return VerificationSet(self.name, self.images[rows], self.issame[keep], self.source)
 
 
 def load_verification_sets(
@@ -74,6 +76,8 @@ def load_verification_sets(
 
     Raises:
         ConfigError: the folder is missing, holds no ``.bin``, or lacks a named set.
+        DataFormatError: a set is unreadable, holds no pairs, or holds only genuine (or
+            only impostor) pairs, so FAR or TAR is undefined (names the file).
     """
     root = Path(bins_dir)
     if not root.is_dir():
@@ -91,8 +95,12 @@ def load_verification_sets(
     for name in names:
         blobs, issame = read_bin(present[name])
         where = str(present[name])
+        try:
+            check_pair_kinds(issame)
+        except ValueError as exc:
+            raise DataFormatError(f"{where}: {exc}") from None
         images = np.stack([decode_image(b, f"{where} image {k}") for k, b in enumerate(blobs)])
-        sets.append(VerificationSet(name, images, np.asarray(issame, dtype=bool)))
+        sets.append(VerificationSet(name, images, np.asarray(issame, dtype=bool), where))
     return sets
 
 
@@ -108,7 +116,16 @@ def evaluate_sets(
 
     Returns:
         ``{name: {"accuracy", "accuracy_std", "best_threshold", "tar@far=1e-03", ...}}``.
+
+    Raises:
+        DataFormatError: a set has fewer pairs than ``folds`` (checked before embedding).
     """
+    for vs in sets:  # before any inference: a set the protocol cannot score fails fast
+        if vs.issame.size < folds:
+            raise DataFormatError(
+                f"{vs.source or vs.name}: {vs.issame.size} pairs, fewer than the {folds} folds "
+                "of the verification protocol"
+            )
     out: dict[str, dict[str, float]] = {}
     for vs in sets:
         emb = flip_sum_embeddings(model, vs.images, batch_size, device, autocast)

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from vec2face.evaluation import flip_sum_embeddings, roc_curve, tar_at_far, verification_accuracy
+from vec2face.evaluation import (
+    check_pair_kinds,
+    flip_sum_embeddings,
+    roc_curve,
+    tar_at_far,
+    verification_accuracy,
+)
 from vec2face.evaluation.verification import kfold_bounds, pair_distances
 
 
@@ -166,6 +172,18 @@ def test_input_errors_are_clear():
         verification_accuracy(bad, same)
     with pytest.raises(ValueError, match="booleans"):
         verification_accuracy(emb, np.full(20, 2))
+
+
+def test_one_kind_of_pair_is_refused_because_far_or_tar_is_undefined():
+    emb, _ = _random_pairs(0, pairs=20)
+    # before this check, all-genuine pairs scored accuracy 1.0 with TAR@FAR = 1.0
+    with pytest.raises(ValueError, match="all 20 pairs are genuine: with no impostor pair FAR"):
+        verification_accuracy(emb, np.ones(20, bool))
+    with pytest.raises(ValueError, match="all 20 pairs are impostors: with no genuine pair TAR"):
+        verification_accuracy(emb, np.zeros(20, bool))
+    with pytest.raises(ValueError, match="no pairs to score"):
+        check_pair_kinds([])
+    check_pair_kinds([True, False])
 
 
 def test_summary_is_flat_scalars():

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from vec2face.cli.main import main
-from vec2face.data import encode_image, open_dataset, write_bin, write_lmdb
-from vec2face.errors import ConfigError
+from vec2face.data import encode_image, open_dataset, read_bin, write_bin, write_lmdb
+from vec2face.errors import ConfigError, DataFormatError
 from vec2face.fr.evaluate import evaluate_bins, markdown_table
 from vec2face.fr.extract import (
     extract_features,
@@ -259,3 +259,57 @@ def test_trained_folder_loads_by_its_json_and_a_conflicting_name_is_refused(tmp_
         assert torch.equal(v, loaded.state_dict()[k])
     with pytest.raises(ConfigError, match="'tiny' backbone"):
         load_trained_backbone(tmp_path, backbone="r50")
+
+
+def _tiny_weights(tmp_path):
+    torch.save(_model().state_dict(), tmp_path / "w.pt")
+    (tmp_path / "backbone.json").write_text(
+        json.dumps({"backbone": "tiny", "embedding_size": 16, "overrides": {"input_size": 32}})
+    )
+    return tmp_path / "w.pt"
+
+
+def _evaluate_error(argv, capsys) -> str:
+    capsys.readouterr()
+    assert main(["fr", "evaluate", *argv, "--no-amp"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("content", [b"\x8f\x00 random bytes \xfe" * 40, b"lr: 0.1\nepochs: 3\n"])
+def test_a_file_that_is_not_a_checkpoint_says_so(tmp_path, capsys, content):
+    bins = _bins(tmp_path)
+    (tmp_path / "notes.pt").write_bytes(content)
+    err = _evaluate_error(["--model", str(tmp_path / "notes.pt"), "--backbone", "tiny",
+                           "--bins", str(bins)], capsys)
+    assert "notes.pt: not a PyTorch checkpoint" in err
+    assert "weights_only" not in err  # never the advice that would let a file run code
+
+
+def test_an_empty_bin_is_one_error_naming_it(tmp_path, capsys):
+    weights = _tiny_weights(tmp_path)
+    write_bin([], [], tmp_path / "bins" / "lfw.bin")
+    err = _evaluate_error(["--model", str(weights), "--bins", str(tmp_path / "bins")], capsys)
+    assert "lfw.bin: no pairs to score" in err
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_a_bin_with_one_kind_of_pair_is_refused(tmp_path, capsys, same):
+    weights = _tiny_weights(tmp_path)
+    bins = _bins(tmp_path)
+    images, _ = read_bin(bins / "lfw.bin")
+    write_bin(images, [same] * (len(images) // 2), bins / "lfw.bin")
+    kind, undefined = ("genuine", "FAR") if same else ("impostors", "TAR")
+    err = _evaluate_error(["--model", str(weights), "--bins", str(bins)], capsys)
+    assert f"lfw.bin: all 40 pairs are {kind}" in err and f"{undefined} is undefined" in err
+    with pytest.raises(DataFormatError, match=f"lfw.bin: all 40 pairs are {kind}"):
+        evaluate_bins(_model(), bins, batch_size=16)
+
+
+def test_fewer_pairs_than_folds_is_refused_before_inference(tmp_path):
+    bins = _bins(tmp_path)
+    images, same = read_bin(bins / "lfw.bin")
+    write_bin(images[:12], same[:6], bins / "lfw.bin")
+    with pytest.raises(DataFormatError, match=r"lfw\.bin: 6 pairs, fewer than the 10 folds"):
+        evaluate_bins(_model(), bins, batch_size=16)
