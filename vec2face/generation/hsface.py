@@ -47,7 +47,6 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import lmdb
 import msgpack
 import numpy as np
 import pyarrow as pa
@@ -60,7 +59,7 @@ from vec2face.attributes.estimators import AttributeEstimator
 from vec2face.config import StepConfig
 from vec2face.data.imagefolder import write_imagefolder
 from vec2face.data.images import encode_image
-from vec2face.data.lmdb_format import write_lmdb
+from vec2face.data.lmdb_format import open_lmdb_readonly, write_lmdb
 from vec2face.errors import ConfigError, DataFormatError
 from vec2face.generation.attrop import AttrOPResult, AttrOPSettings, attrop, refine_identities
 from vec2face.generation.variation import (
@@ -291,7 +290,7 @@ def targeted_samples(config: HSFaceConfig, identity: int) -> np.ndarray:
 def iter_fr_records(path: str | os.PathLike) -> Iterator[tuple[bytes, int]]:
     """``(image bytes, label)`` of an FR-layout LMDB file in ``__keys__`` order (one read txn)."""
     path = Path(path)
-    env = lmdb.open(str(path), subdir=False, readonly=True, lock=False, readahead=False)
+    env = open_lmdb_readonly(path, subdir=False)  # a truncated shard: an error, not SIGBUS
     try:
         with env.begin(buffers=False) as txn:
             raw = txn.get(b"__keys__")

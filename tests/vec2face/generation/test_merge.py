@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -136,3 +137,15 @@ def test_cli_merge_error_is_one_line(tmp_path, capsys):
     rc = main(["data", "merge", str(tmp_path / "none"), str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("error: shards folder not found") and "\n" not in err
+
+
+def test_a_truncated_shard_is_one_error_naming_it(dataset, tmp_path, capsys):
+    broken = tmp_path / "ds"
+    shutil.copytree(dataset, broken)
+    cut = broken / "shards" / "shard_00001" / "train.lmdb"
+    os.truncate(cut, cut.stat().st_size // 2 // 4096 * 4096)
+    # reading a page past the end of the mapped file would kill the process (SIGBUS)
+    assert main(["data", "merge", str(broken), str(tmp_path / "merged")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{cut}: truncated LMDB" in err
+    assert not (tmp_path / "merged").exists()
