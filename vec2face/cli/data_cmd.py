@@ -34,7 +34,9 @@ def inspect(path: str, mask: str | None, deep: bool) -> None:
               help="LMDB record layout; 'training' needs teacher features in the source.")
 @click.option("--mask", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Optional .npy mask of source record indices to convert.")
-@click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace DST when it holds an earlier conversion's output (anything else "
+                   "is refused, as is a DST that is, holds or lies inside SRC).")
 @click.option("--show-skipped", is_flag=True, help="List every skipped record in the summary.")
 def convert(src: str, dst: str, to: str, layout: str, mask: str | None, overwrite: bool,
             show_skipped: bool) -> None:

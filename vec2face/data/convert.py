@@ -171,7 +171,8 @@ def convert_dataset(
     if layout not in LAYOUTS:
         raise Vec2FaceError(f"unknown LMDB layout {layout!r}; known: {', '.join(LAYOUTS)}")
     src, dst = Path(src), Path(dst)
-    _check_outside_source(src, dst, to)
+    if src.exists():  # a missing source is open_dataset's error
+        _check_outside_source(src, dst, to)
     _check_replaceable(dst, to, overwrite)
     skips = SkipLog()
     with open_dataset(src, mask=mask) as ds:
