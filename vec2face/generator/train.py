@@ -41,7 +41,12 @@ from vec2face.fr.extract import load_trained_backbone
 from vec2face.generator.data import GeneratorTrainingData, make_train_loader, tensor_to_image
 from vec2face.generator.losses import GeneratorLoss, GeneratorLossConfig, ls_discriminator_loss
 from vec2face.models import build_discriminator, build_generator, list_models
-from vec2face.models.generator import CHECKPOINT_KEY, Vec2FaceGenerator, save_generator_checkpoint
+from vec2face.models.generator import (
+    CHECKPOINT_KEY,
+    Vec2FaceGenerator,
+    load_generator_checkpoint,
+    save_generator_checkpoint,
+)
 from vec2face.tracking import NullTracker, Tracker, flatten
 from vec2face.training import (
     DistEnv,
@@ -91,7 +96,20 @@ class GeneratorTrainConfig(StepConfig):
         "(Vec2FaceGenerator.init_input_whitening; for teachers with anisotropic features). "
         "Initialisation only: the model and its checkpoint layout are unchanged",
     )
+    init: str = Field(
+        "scratch",
+        description="starting weights: scratch (random), zoo (the toy zoo's generator and "
+        "discriminator, DESIGN 2.1b), or a generator checkpoint file (a run's generator.pt, "
+        "a registry version's, the official vec2face_generator.pth; a discriminator.pt beside "
+        "it warm-starts the discriminator too)",
+    )
     epochs: int = Field(100, ge=1, description="training epochs")
+    max_steps: int = Field(
+        0,
+        ge=0,
+        description="stop after this many training steps (batches), with the warmup/cosine "
+        "schedule laid over them (0: every epoch); the step budget of a warm start",
+    )
     batch_size: int = Field(32, ge=1, description="images per process per step")
     accum_iter: int = Field(
         1, ge=1, description="steps whose gradients are summed before one update"
@@ -300,6 +318,8 @@ def train_one_epoch(
     base_lr: float,
     device: torch.device,
     progress: bool = False,
+    schedule_epochs: float | None = None,
+    max_batches: int | None = None,
 ) -> dict[str, float]:
     """Train generator and discriminator for one epoch.
 
@@ -322,6 +342,9 @@ def train_one_epoch(
         base_lr: peak learning rate.
         device: where the models live.
         progress: show a tqdm bar.
+        schedule_epochs: length of the warmup/cosine schedule in epochs (default
+            ``config.epochs``; shorter under a ``max_steps`` budget).
+        max_batches: stop after this many batches (the last epoch of a ``max_steps`` budget).
 
     Returns:
         Means over the epoch's steps of every loss term (``mse``, ``lpips``, ``ssim``,
@@ -341,6 +364,8 @@ def train_one_epoch(
     accum = config.accum_iter
     steps_in_loader = len(loader)
     usable = steps_in_loader - steps_in_loader % accum
+    stop = usable if max_batches is None else min(usable, max_batches - max_batches % accum)
+    total_epochs = config.epochs if schedule_epochs is None else schedule_epochs
     if usable == 0:
         raise ConfigError(
             f"generator.accum_iter={accum} exceeds the {steps_in_loader} steps of one epoch"
@@ -363,19 +388,19 @@ def train_one_epoch(
 
     bar = tqdm(
         loader,
-        total=usable,
+        total=stop,
         desc=f"epoch {epoch}",
         disable=not progress,
         leave=False,
         dynamic_ncols=True,
     )
     for i, (images, features, _labels) in enumerate(bar):
-        if i >= usable:
+        if i >= stop:
             break
         step = epoch * usable + i
         if i % accum == 0:
             lr = warmup_cosine_lr(
-                epoch + i / usable, base_lr, config.warmup_epochs, config.epochs, config.min_lr
+                epoch + i / usable, base_lr, config.warmup_epochs, total_epochs, config.min_lr
             )
             _set_lr(opt_g, lr)
             if config.disc_lr_schedule:
@@ -455,7 +480,7 @@ def train_one_epoch(
         stats = {k: float(v) / world for k, v in zip(stats, values.tolist(), strict=True)}
     stats.update(
         lr=lr,
-        steps=float(usable),
+        steps=float(stop),
         grad_overflows=float(overflows),
         epoch_time_s=elapsed,
         images_per_s=images_seen / max(elapsed, 1e-9),
@@ -607,12 +632,18 @@ def _fit(
             f"generator.model '{config.model}' takes {generator.arch.rep_dim}-d vectors, the data "
             f"carries {dataset.feature_dim}-d features"
         )
-    whitening: dict[str, float] = {}
-    if config.whiten_input_init and not (resume and last is not None):
-        # Features only (no image decoding), evenly spaced records: deterministic, no RNG.
-        whitening = generator.init_input_whitening(torch.from_numpy(dataset.features(WHITEN_RECORDS)))
-        log.info("vector projection initialised to whiten the features: %s", whitening)
     discriminator = build_discriminator(config.discriminator).to(device)
+    fresh = not (resume and last is not None)
+    init_from = "scratch"
+    if config.init != "scratch" and fresh:
+        init_from = warm_start(config, generator, discriminator)
+        log.info("warm start from %s", init_from)
+    whitening: dict[str, float] = {}
+    if config.whiten_input_init and fresh and config.init == "scratch":
+        # Features only (no image decoding), evenly spaced records: deterministic, no RNG.
+        features = torch.from_numpy(dataset.features(WHITEN_RECORDS))
+        whitening = generator.init_input_whitening(features)
+        log.info("vector projection initialised to whiten the features: %s", whitening)
     teacher = None
     if config.loss.teacher_terms:
         teacher = load_trained_backbone(
@@ -666,6 +697,7 @@ def _fit(
         "discriminator": config.discriminator,
         "teacher": config.teacher,
         "pretrained_lpips_backbone": loss_fn.pretrained_lpips_backbone,
+        "init": init_from,
         **{f"whitening_{k}": v for k, v in whitening.items()},
     }
     if env.is_main:
@@ -684,8 +716,13 @@ def _fit(
         grid_images, grid_features = _fixed_samples(dataset, config.sample_grid_size)
     samples: list[str] = []
 
+    steps_per_epoch = len(loader) - len(loader) % config.accum_iter
+    schedule_epochs = float(config.epochs)
+    if config.max_steps:
+        schedule_epochs = min(schedule_epochs, config.max_steps / steps_per_epoch)
+    epochs = math.ceil(schedule_epochs)
     t0 = time.perf_counter()
-    for epoch in range(start_epoch, config.epochs):
+    for epoch in range(start_epoch, epochs):
         torch.manual_seed(derive_seed(config.seed, "generator-epoch", epoch, env.rank))
         loader.sampler.set_epoch(epoch)
         loader.generator.manual_seed(derive_seed(config.seed, "loader", epoch, env.rank))
@@ -701,6 +738,8 @@ def _fit(
             base_lr=base_lr,
             device=device,
             progress=progress and env.is_main,
+            schedule_epochs=schedule_epochs,
+            max_batches=config.max_steps - epoch * steps_per_epoch if config.max_steps else None,
         )
         if env.is_main:
             save_checkpoint(
@@ -743,7 +782,7 @@ def _fit(
         save_generator_checkpoint(
             generator,
             final,
-            epoch=config.epochs,
+            epoch=epochs,
             extra={"config": recorded_config, "metadata": metadata},
         )
     barrier()
@@ -756,7 +795,9 @@ def _fit(
         if not in_sync:
             log.warning("generator weights differ between ranks: %s", prints)
     return {
-        "epochs": config.epochs,
+        "epochs": epochs,
+        "steps": min(config.max_steps or math.inf, config.epochs * steps_per_epoch),
+        "init": init_from,
         "start_epoch": start_epoch,
         "stats": stats,
         "train_time_s": train_time,
@@ -771,6 +812,60 @@ def _fit(
         "weights_sha256": fingerprint,
         "replicas_in_sync": in_sync,
     }
+
+
+def warm_start(
+    config: GeneratorTrainConfig, generator: Vec2FaceGenerator, discriminator: nn.Module
+) -> str:
+    """Load ``config.init``'s weights into a freshly built generator and discriminator.
+
+    ``zoo`` takes the toy zoo's generator and discriminator (verified by sha256); a path
+    takes a generator checkpoint and, when a ``discriminator.pt`` (``{"model_disc", "name"}``)
+    lies beside it, that discriminator. Nothing is written.
+
+    Returns:
+        Where the weights came from (for the checkpoint's metadata and the tracker).
+
+    Raises:
+        ConfigError: the source's generator (or discriminator) has another architecture than
+            ``generator.model`` (``generator.discriminator``); names both.
+    """
+    if config.init == "zoo":
+        from vec2face import zoo
+
+        meta = zoo.manifest("generator")
+        source = zoo.load("generator")
+        disc_state = zoo.load_discriminator().state_dict()
+        disc_name = meta["architecture"]["discriminator"]
+        origin = f"zoo generator v{meta['version']} (sha256 {meta['sha256'][:12]})"
+    else:
+        path = Path(config.init)
+        if not path.is_file():
+            raise ConfigError(f"generator.init: {path} not found (scratch, zoo or a checkpoint)")
+        source, _ = load_generator_checkpoint(path)
+        beside = path.with_name("discriminator.pt")
+        disc_state, disc_name = None, config.discriminator
+        if beside.is_file():
+            payload = load_checkpoint(beside)
+            disc_state, disc_name = payload["model_disc"], payload.get("name", disc_name)
+        origin = str(path)
+    if source.arch.to_dict() != generator.arch.to_dict():
+        diff = sorted(k for k, v in source.arch.to_dict().items()
+                      if generator.arch.to_dict().get(k) != v)
+        raise ConfigError(
+            f"generator.init: {origin} is a '{source.arch.name}' generator, generator.model is "
+            f"'{config.model}' (differs in {', '.join(diff)}); warm-start from a checkpoint of "
+            "the same architecture"
+        )
+    if disc_name != config.discriminator:
+        raise ConfigError(
+            f"generator.init: {origin} carries a '{disc_name}' discriminator, "
+            f"generator.discriminator is '{config.discriminator}'"
+        )
+    generator.load_state_dict(source.state_dict())
+    if disc_state is not None:
+        discriminator.load_state_dict(disc_state)
+    return origin
 
 
 def _precision_name(device: torch.device, amp: bool, cuda_dtype: str = "float16") -> str:

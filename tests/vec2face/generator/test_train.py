@@ -393,3 +393,66 @@ def test_generator_profiles_stack_defaults_profile_params_overrides():
         generator_train_config("huge")
     with pytest.raises(ConfigError, match="generator.loss"):
         generator_train_config("tiny", {"generator": {"loss": 3}})
+
+
+# ----------------------------------------------------------------------------- warm start
+
+
+def _source_with_discriminator(world, straight_run) -> Path:
+    """The straight run's generator.pt with its discriminator beside it (a warm-start source)."""
+    src = world["root"] / "warm_source"
+    if not (src / "generator.pt").is_file():
+        src.mkdir(exist_ok=True)
+        shutil.copyfile(straight_run[0] / "generator.pt", src / "generator.pt")
+        last = load_checkpoint(straight_run[0] / "checkpoints" / "last.pt")
+        torch.save({"model_disc": last["model_disc"], "name": "patchgan_tiny"},
+                   src / "discriminator.pt")
+    return src / "generator.pt"
+
+
+def test_warm_start_loads_both_networks_and_stops_at_the_step_budget(world, straight_run,
+                                                                     tmp_path):
+    source = _source_with_discriminator(world, straight_run)
+    # an lr too small to move anything: what comes out is what went in
+    cfg = _config(world, init=str(source), epochs=5, max_steps=1, lr=1e-12, weight_decay=0.0)
+    tracker = RecordingTracker()
+    summary = fit(cfg, world["data"], tmp_path / "ft", tracker=tracker, progress=False)
+    assert summary["epochs"] == 1 and summary["steps"] == 1 and summary["init"] == str(source)
+    assert summary["stats"]["steps"] == 1.0
+    tuned, _ = load_generator_checkpoint(tmp_path / "ft" / "generator.pt")
+    original, _ = load_generator_checkpoint(source)
+    for (name, a), b in zip(tuned.state_dict().items(), original.state_dict().values(),
+                            strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name
+    last = load_checkpoint(tmp_path / "ft" / "checkpoints" / "last.pt")
+    disc = torch.load(source.with_name("discriminator.pt"), weights_only=True)["model_disc"]
+    assert all(torch.allclose(last["model_disc"][k], v, atol=1e-6) for k, v in disc.items())
+    assert tracker.params["init"] == str(source)
+
+
+def test_step_budget_lays_the_schedule_over_the_steps(world, tmp_path):
+    # 8 records at batch 4: two steps an epoch; a budget of 3 ends one step into epoch 2
+    cfg = _config(world, epochs=10, max_steps=3, warmup_epochs=0, sample_grid_size=1)
+    summary = fit(cfg, world["data"], tmp_path / "budget", progress=False)
+    assert summary["epochs"] == 2 and summary["steps"] == 3
+    assert summary["stats"]["steps"] == 1.0
+    # the last step's lr is 1/4 of the peak (2/3 of a 1.5-epoch cosine), not 0.98 (1/10 of
+    # a 10-epoch one)
+    assert summary["stats"]["lr"] == pytest.approx(summary["lr"] * 0.25)
+
+
+def test_warm_start_of_another_size_names_the_mismatch_and_writes_nothing(world, straight_run,
+                                                                          tmp_path):
+    source = _source_with_discriminator(world, straight_run)
+    cfg = _config(world, init=str(source), model_args={"vector_scale": 4.0}, max_steps=1)
+    with pytest.raises(ConfigError, match="differs in vector_scale") as err:
+        fit(cfg, world["data"], tmp_path / "mismatch", progress=False)
+    assert str(source) in str(err.value)
+    assert not (tmp_path / "mismatch").exists()
+    with pytest.raises(ConfigError, match="'patchgan_tiny' discriminator"):
+        fit(_config(world, init=str(source), discriminator="patchgan", max_steps=1),
+            world["data"], tmp_path / "mismatch", progress=False)
+    with pytest.raises(ConfigError, match="generator.init"):
+        fit(_config(world, init=str(tmp_path / "nope.pt")), world["data"], tmp_path / "m",
+            progress=False)
+    assert not (tmp_path / "mismatch").exists()
