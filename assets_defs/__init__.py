@@ -21,18 +21,22 @@ from assets_defs.generation import (
     identity_vectors,
     make_hsface_dataset,
 )
-from assets_defs.models import all_model_assets
+from assets_defs.models import model_assets
+from assets_defs.steps import chain_steps
 from assets_defs.toy_world import benchmark_sets, pool_assets
 from assets_defs.webface import webface_subset
 
 
 def build_assets(params: dict[str, Any]) -> list[dg.AssetsDefinition]:
-    """Every asset of the chain; ``params`` fixes the HSFace shards (the partitions)."""
+    """Every asset of the chain; ``params`` fixes the HSFace shards (the partitions) and where
+    each off-the-shelf model comes from (``sources``: the zoo, or a training step and its
+    pool)."""
+    steps = chain_steps(params)
     return [
-        *pool_assets,
+        *pool_assets(steps),
         benchmark_sets,
         webface_subset,
-        *all_model_assets,
+        *model_assets(steps),
         identity_vectors,
         make_hsface_dataset(params),
         hsface_merged,

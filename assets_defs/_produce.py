@@ -44,20 +44,24 @@ class ModelEntry:
     Attributes:
         name: the registered model (``fr-teacher``, ``vec2face-generator``, ``fr-model``).
         artifact_path: the run's artifact folder holding the model ("" = the run's root).
-        training_data: the upstream asset the model learned from (its DVC hash tags the version).
+        training_data: the upstream asset the model learned from (its DVC hash tags the
+            version); None for a model that comes from the zoo (its manifest tags it).
         tags: further version tags.
     """
 
     name: str
     artifact_path: str
-    training_data: str
+    training_data: str | None
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def step_asset(name: str, group: str, kinds: set[str], **kwargs: Any) -> Any:
+def step_asset(
+    name: str, group: str, kinds: set[str], step: Step | None = None, **kwargs: Any
+) -> Any:
     """``dg.asset`` of the step ``name``: its key, upstream assets and code version come from
-    :data:`assets_defs.steps.STEPS`, so the graph and ``dvc.yaml`` share one table."""
-    step = STEPS[name]
+    :data:`assets_defs.steps.STEPS` (or ``step``, the row as the params' sources resolve it),
+    so the graph and ``dvc.yaml`` share one table."""
+    step = step or STEPS[name]
     return dg.asset(
         name=step.asset,
         deps=list(step.upstream),
@@ -170,7 +174,8 @@ def produce(
         paths, dvc, mlflow: the resources.
         counts: picks the numeric headline values of a summary (metadata and metrics).
         artifacts: files inside the output to keep with the MLflow run.
-        preview: a PNG inside the output to show in the asset's metadata.
+        preview: a PNG inside the output to show in the asset's metadata (a glob pattern
+            picks the last match in name order, e.g. ``samples/epoch_*.png``).
         models: models to register from the run's artifacts.
     """
     out = paths.output(step.output)
@@ -206,13 +211,20 @@ def produce(
             run_id = tracker.run_id
         versions = {}
         for model in models:
+            data_tags = (
+                {
+                    "training_data": model.training_data,
+                    "training_data_dvc_md5": hashes[model.training_data],
+                }
+                if model.training_data is not None
+                else {}
+            )
             version = mlflow.register_model(
                 model.name,
                 run_id,
                 model.artifact_path,
                 {
-                    "training_data": model.training_data,
-                    "training_data_dvc_md5": hashes[model.training_data],
+                    **data_tags,
                     "dagster_run_id": context.run.run_id,
                     "dvc_md5": md5,
                     **model.tags,
@@ -245,7 +257,8 @@ def produce(
         metadata["registered_versions"] = ", ".join(
             f"{k} v{v}" for k, v in sorted(versions.items())
         )
-    markdown = preview_markdown(out / preview) if preview else None
+    shown = sorted(out.glob(preview)) if preview else []
+    markdown = preview_markdown(shown[-1]) if shown else None
     if markdown:
         metadata["preview"] = dg.MetadataValue.md(markdown)
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(md5))

@@ -26,6 +26,7 @@ from vec2face.generation.hsface import HSFaceConfig
 from vec2face.generation.identities import IdentitiesConfig, max_pairwise_cosine
 from vec2face.generation.variation import sigma_counts
 from vec2face.reports.dataset_report import read_headline
+from vec2face.reports.metrics import RateComparison, compare_rates
 from vec2face.toyfaces.benchmarks import BenchmarksConfig
 
 #: the image size every FR dataset of the pipeline holds (DESIGN 3.1)
@@ -213,6 +214,14 @@ class ExpectationsConfig(StepConfig):
         "own inter-class noise rate under the same judge raises the bound when higher: a judge "
         "that confuses real identities at rate r cannot see fewer confusions in synthetic ones",
     )
+    hsface_inter_noise_level: float = Field(
+        0.95,
+        gt=0,
+        lt=1,
+        description="confidence of the margin added to the reference's rate (bootstrap over "
+        "identities of both datasets): HSFace fails only when its rate exceeds the "
+        "reference's by more than chance gives at this level",
+    )
 
 
 def identity_tables(
@@ -351,21 +360,48 @@ def noise_table(headline: dict[str, Any]) -> pd.DataFrame:
     )
 
 
-def inter_noise_bound(bounds: ExpectationsConfig, reference: dict[str, Any] | None) -> float:
-    """The inter-class noise rate HSFace may reach: the fixed ceiling, raised to the reference
-    dataset's own rate under the same judge when one is configured and higher."""
+def inter_noise_comparison(
+    folder: Path, bounds: ExpectationsConfig, seed: int = 0
+) -> RateComparison | None:
+    """HSFace's inter-class noise rate against the reference dataset's, with the bootstrap
+    margin over identities (None without a reference). Reads each report's
+    ``identities.parquet`` (one ``same_person`` flag per identity).
+
+    Raises:
+        ValueError: a report without per-identity flags (naming the file).
+    """
     if bounds.hsface_inter_noise_reference is None:
+        return None
+    flags = {}
+    for name in (HSFACE_REPORT, bounds.hsface_inter_noise_reference):
+        path = folder / name / "identities.parquet"
+        try:
+            flags[name] = pd.read_parquet(path, columns=["same_person"])["same_person"].to_numpy()
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValueError(
+                f"expectations.hsface_inter_noise_reference: {path}: no per-identity "
+                f"same_person flags ({exc.__class__.__name__})"
+            ) from None
+    return compare_rates(
+        flags[HSFACE_REPORT],
+        flags[bounds.hsface_inter_noise_reference],
+        level=bounds.hsface_inter_noise_level,
+        seed=seed,
+    )
+
+
+def inter_noise_bound(bounds: ExpectationsConfig, comparison: RateComparison | None) -> float:
+    """The inter-class noise rate HSFace may reach: the fixed ceiling, raised to the reference
+    dataset's own rate plus the margin of the two estimates when a reference is configured
+    (a judge that confuses real identities at rate r cannot be asked to see fewer confusions
+    in synthetic ones, and two estimates differ by chance alone)."""
+    if comparison is None:
         return bounds.hsface_max_inter_noise_rate
-    if reference is None or reference.get("inter_class_noise_rate") is None:
-        raise ValueError(
-            f"expectations.hsface_inter_noise_reference: no inter_class_noise_rate in the "
-            f"{bounds.hsface_inter_noise_reference!r} report"
-        )
-    return max(bounds.hsface_max_inter_noise_rate, float(reference["inter_class_noise_rate"]))
+    return max(bounds.hsface_max_inter_noise_rate, comparison.reference + comparison.margin)
 
 
 def noise_tables(
-    headline: dict[str, Any], bounds: ExpectationsConfig, reference: dict[str, Any] | None = None
+    headline: dict[str, Any], bounds: ExpectationsConfig, comparison: RateComparison | None = None
 ) -> dict[str, tuple[pd.DataFrame, list]]:
     """HSFace's judge rates with their expectations (see :func:`inter_noise_bound`)."""
     import great_expectations.expectations as gxe
@@ -382,7 +418,7 @@ def noise_tables(
                 gxe.ExpectColumnValuesToBeBetween(
                     column="inter_class_noise_rate",
                     min_value=0,
-                    max_value=inter_noise_bound(bounds, reference),
+                    max_value=inter_noise_bound(bounds, comparison),
                 ),
             ],
         )
@@ -392,26 +428,33 @@ def noise_tables(
 @dg.asset_check(asset=STEPS["dataset_reports"].asset, blocking=True)
 def hsface_noise_expectations(paths: PipelinePaths) -> dg.AssetCheckResult:
     """HSFace as the judge sees it: intra-class outlier rate and inter-class noise rate under
-    the ``expectations`` bounds (the inter-class one raised to the real data's own rate when
-    ``hsface_inter_noise_reference`` names it)."""
-    bounds = load_step_config(ExpectationsConfig, "expectations", paths.read_params())
+    the ``expectations`` bounds (the inter-class one raised to the real data's own rate plus
+    the bootstrap margin of the two estimates when ``hsface_inter_noise_reference`` names it).
+    The metadata shows both rates, the margin, the bound and the verdict."""
+    params = paths.read_params()
+    bounds = load_step_config(ExpectationsConfig, "expectations", params)
+    seed = int((params.get("dataset_reports") or {}).get("seed", 0))
     folder = paths.output(STEPS["dataset_reports"].output)
     try:
         headline = read_headline(folder, HSFACE_REPORT)
-        reference = (
-            read_headline(folder, bounds.hsface_inter_noise_reference)
-            if bounds.hsface_inter_noise_reference is not None
-            else None
-        )
-        tables = noise_tables(headline, bounds, reference)
+        comparison = inter_noise_comparison(folder, bounds, seed)
+        tables = noise_tables(headline, bounds, comparison)
     except ValueError as exc:
         return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)})
     passed, metadata = validate(tables)
-    if reference is not None:
-        metadata["inter_class_noise_bound"] = inter_noise_bound(bounds, reference)
-        metadata[f"{bounds.hsface_inter_noise_reference}_inter_class_noise_rate"] = reference[
-            "inter_class_noise_rate"
-        ]
+    bound = inter_noise_bound(bounds, comparison)
+    rate = float(headline["inter_class_noise_rate"])
+    metadata["inter_class_noise_bound"] = bound
+    metadata["hsface_inter_class_noise_rate"] = rate
+    if comparison is not None:
+        reference = bounds.hsface_inter_noise_reference
+        metadata[f"{reference}_inter_class_noise_rate"] = comparison.reference
+        metadata["inter_class_noise_margin"] = comparison.margin
+        metadata["inter_class_noise_verdict"] = (
+            f"{'pass' if rate <= bound else 'FAIL'}: HSFace {rate:.4f} vs {reference} "
+            f"{comparison.reference:.4f} + margin {comparison.margin:.4f} (bootstrap over "
+            f"identities, {comparison.level:.0%}); bound {bound:.4f}"
+        )
     return dg.AssetCheckResult(passed=passed, metadata=metadata)
 
 

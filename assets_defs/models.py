@@ -5,6 +5,7 @@ config, hands the library the MLflow run as its tracker (per-epoch metrics, samp
 grids, weights) and registers the result in the MLflow model registry.
 """
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from assets_defs._features import extract
 from assets_defs._produce import ModelEntry, check_sources, produce, step_asset, step_inputs
 from assets_defs.steps import STEPS, Step
 from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
+from vec2face import zoo
 from vec2face.attributes.train import AttributesTrainConfig, train_attributes
 from vec2face.config import load_step_config
 from vec2face.data.subset import SubsetConfig
@@ -26,6 +28,7 @@ from vec2face.fr.train import train_paths
 from vec2face.generation.hsface import HSFaceConfig
 from vec2face.generator.train import GeneratorTrainConfig, generator_train_config
 from vec2face.generator.train import fit as fit_generator
+from vec2face.zoo.sources import zoo_ref
 
 GROUP = "models"
 
@@ -46,18 +49,71 @@ def _fr_counts(summary: Mapping[str, Any]) -> dict[str, float]:
     return counts
 
 
-def _fr_asset(
-    step: Step, section: str, description: str, registered: str | None
-) -> dg.AssetsDefinition:
-    pool, bins = step.inputs
+def _zoo_counts(summary: Mapping[str, Any]) -> dict[str, float]:
+    counts: dict[str, float] = {"zoo_version": summary["version"]}
+    counts.update({f"heldout_{k}": v for k, v in summary["figures"].items()})
+    counts.update({f"parameters_{k}": v for k, v in summary["parameters"].items()})
+    return counts
 
-    @step_asset(step.asset, GROUP, {"pytorch", "mlflow"}, description=description)
+
+def _zoo_tags(meta: Mapping[str, Any]) -> dict[str, str]:
+    """A zoo manifest as registry version tags (flat strings)."""
+    tags = {
+        "source": "zoo",
+        "zoo.version": str(meta["version"]),
+        "zoo.sha256": meta["sha256"],
+        "zoo.dtype": meta["dtype"],
+        "zoo.command": meta["command"],
+        "zoo.code_commit": meta["code_commit"],
+        "zoo.architecture": json.dumps(meta["architecture"], sort_keys=True),
+        "zoo.data": json.dumps(meta["data"], sort_keys=True),
+    }
+    tags.update({f"zoo.figure.{k}": f"{v:.6g}" for k, v in meta["figures"].items()})
+    return tags
+
+
+def _from_zoo(
+    context: dg.AssetExecutionContext,
+    step: Step,
+    registered: str | None,
+    *,
+    paths: PipelinePaths,
+    dvc: DvcResource,
+    mlflow: MlflowResource,
+) -> dg.MaterializeResult:
+    """Materialize an off-the-shelf model from the zoo: verify (size, sha256), export it in the
+    layout the chain reads, log it and its manifest, register it with the manifest as tags."""
+    ref = zoo_ref(step.zoo)
+    meta = zoo.manifest(step.zoo)
+    out = paths.output(step.output)
+
+    def build(tracker):
+        zoo.export(step.zoo, out)
+        for path in sorted(out.iterdir()):
+            tracker.log_artifact(path)
+        tracker.set_tags(_zoo_tags(meta))
+        keys = ("version", "sha256", "figures", "parameters", "command", "code_commit")
+        return {"source": "zoo", **{k: meta[k] for k in keys}}
+
+    context.log.info(f"{step.asset}: zoo '{step.zoo}' v{ref.version} ({ref.sha256[:12]})")
+    models = [ModelEntry(registered, "", None, _zoo_tags(meta))] if registered else []
+    return produce(
+        context, step, ref, build, paths=paths, dvc=dvc, mlflow=mlflow, counts=_zoo_counts,
+        models=models,
+    )
+
+
+def _fr_asset(step: Step, section: str, description: str, registered: str) -> dg.AssetsDefinition:
+    @step_asset(step.asset, GROUP, {"pytorch", "mlflow"}, step=step, description=description)
     def _fr(
         context: dg.AssetExecutionContext,
         paths: PipelinePaths,
         dvc: DvcResource,
         mlflow: MlflowResource,
     ) -> dg.MaterializeResult:
+        if not step.inputs:  # sources: zoo
+            return _from_zoo(context, step, registered, paths=paths, dvc=dvc, mlflow=mlflow)
+        pool, bins = step.inputs
         config = _configs.fr_training(paths.read_params(), section)
         sources = step_inputs(step, paths)
         out = paths.output(step.output)
@@ -65,7 +121,6 @@ def _fr_asset(
         def build(tracker):
             return fit_fr(config, train_paths([sources[pool]], out, sources[bins]), tracker)
 
-        models = [ModelEntry(registered, "", pool)] if registered else []
         return produce(
             context,
             step,
@@ -76,28 +131,35 @@ def _fr_asset(
             mlflow=mlflow,
             counts=_fr_counts,
             artifacts=("metrics.json",),
-            models=models,
+            models=[ModelEntry(registered, "", pool)],
         )
 
     return _fr
 
 
-fr_teacher = _fr_asset(
-    STEPS["fr_teacher"],
-    "fr_teacher_train",
-    "The teacher (feature extractor) the generator learns from: an FR model trained on the "
-    "teacher pool (Glint360K's stand-in) with the fr_teacher_train section on the params' "
-    "profile, validated on the benchmark sets. Registered as 'fr-teacher'.",
-    "fr-teacher",
-)
+def fr_teacher(step: Step) -> dg.AssetsDefinition:
+    """The teacher asset for the chain's sources (``step``: its resolved row)."""
+    return _fr_asset(
+        step,
+        "fr_teacher_train",
+        "The teacher (feature extractor) the generator learns from: the toy zoo's teacher "
+        "(sources.teacher: zoo, the stand-in of a pretrained ArcFace model), or an FR model "
+        "trained here on the teacher pool with the fr_teacher_train section (train). "
+        "Registered as 'fr-teacher'.",
+        "fr-teacher",
+    )
 
-fr_judge = _fr_asset(
-    STEPS["fr_judge"],
-    "fr_judge_train",
-    "The judge (DESIGN 3.1b): an FR model independent of the teacher (own pool, backbone and "
-    "seed from fr_judge_train) that scores every generated dataset and never enters a loss.",
-    None,
-)
+
+def fr_judge(step: Step) -> dg.AssetsDefinition:
+    """The judge asset for the chain's sources."""
+    return _fr_asset(
+        step,
+        "fr_judge_train",
+        "The judge (DESIGN 3.1b): an FR model independent of the teacher (own pool, backbone "
+        "and seed) that scores every generated dataset and never enters a loss; the zoo's "
+        "(sources.judge: zoo) or trained here with fr_judge_train. Registered as 'fr-judge'.",
+        "fr-judge",
+    )
 
 
 def _attribute_counts(summary: Mapping[str, Any]) -> dict[str, float]:
@@ -107,30 +169,41 @@ def _attribute_counts(summary: Mapping[str, Any]) -> dict[str, float]:
     return counts
 
 
-@step_asset("attribute_estimator", GROUP, {"pytorch", "mlflow"})
-def attribute_estimator(
-    context: dg.AssetExecutionContext,
-    paths: PipelinePaths,
-    dvc: DvcResource,
-    mlflow: MlflowResource,
-) -> dg.MaterializeResult:
-    """The toy pose/age/quality estimator (the stand-in of 6DRepNet, an age model and MagFace),
-    trained on a labelled pool's ground truth; the dataset reports use it."""
-    step = STEPS["attribute_estimator"]
-    config = load_step_config(AttributesTrainConfig, "attributes_train", paths.read_params())
-    (pool,) = step_inputs(step, paths).values()
-    out = paths.output(step.output)
-    return produce(
-        context,
-        step,
-        config,
-        lambda tracker: train_attributes(config, pool, out, tracker=tracker),
-        paths=paths,
-        dvc=dvc,
-        mlflow=mlflow,
-        counts=_attribute_counts,
-        artifacts=("metrics.json",),
-    )
+def attribute_estimator(step: Step) -> dg.AssetsDefinition:
+    """The attribute estimator asset for the chain's sources."""
+
+    @step_asset("attribute_estimator", GROUP, {"pytorch", "mlflow"}, step=step)
+    def _attribute_estimator(
+        context: dg.AssetExecutionContext,
+        paths: PipelinePaths,
+        dvc: DvcResource,
+        mlflow: MlflowResource,
+    ) -> dg.MaterializeResult:
+        """The toy pose/age/quality estimator (the stand-in of 6DRepNet, an age model and
+        MagFace): the zoo's (sources.attributes: zoo) or trained here on a labelled pool's
+        ground truth (train); the HSFace manifests and dataset reports use it. Registered as
+        'attribute-estimator'."""
+        if not step.inputs:
+            return _from_zoo(
+                context, step, "attribute-estimator", paths=paths, dvc=dvc, mlflow=mlflow
+            )
+        config = load_step_config(AttributesTrainConfig, "attributes_train", paths.read_params())
+        (pool_name, pool), = step_inputs(step, paths).items()
+        out = paths.output(step.output)
+        return produce(
+            context,
+            step,
+            config,
+            lambda tracker: train_attributes(config, pool, out, tracker=tracker),
+            paths=paths,
+            dvc=dvc,
+            mlflow=mlflow,
+            counts=_attribute_counts,
+            artifacts=("metrics.json",),
+            models=[ModelEntry("attribute-estimator", "", pool_name)],
+        )
+
+    return _attribute_estimator
 
 
 def _generator_counts(summary: Mapping[str, Any]) -> dict[str, float]:
@@ -163,8 +236,9 @@ def fmae_generator(
 ) -> dg.MaterializeResult:
     """The Vec2Face generator (fMAE + image decoder) trained on the WebFace subset: the
     teacher's features of every subset image make the training-layout LMDB
-    (``training_data/``), then the generator learns feature -> image. Registered as
-    'vec2face-generator'; each epoch's sample grid goes to MLflow."""
+    (``training_data/``), then the generator learns feature -> image, warm-started from the
+    toy zoo's generator (``generator.init: zoo``, a ``max_steps`` budget) or from scratch.
+    Registered as 'vec2face-generator'; each epoch's sample grid goes to MLflow."""
     step = STEPS["fmae_generator"]
     params = paths.read_params()
     inputs = step_inputs(step, paths)
@@ -193,17 +267,19 @@ def fmae_generator(
         tracker.log_artifact(out / "generator.pt")
         return {**summary, "training_data": data}
 
-    last_grid = f"samples/epoch_{config.epochs - 1:04d}.png"
+    settings = {"generator": config, "fr_teacher": teacher}
+    if config.init == "zoo":  # another zoo generator warm-starts another run
+        settings["init"] = zoo_ref("generator")
     return produce(
         context,
         step,
-        {"generator": config, "fr_teacher": teacher},
+        settings,
         build,
         paths=paths,
         dvc=dvc,
         mlflow=mlflow,
         counts=_generator_counts,
-        preview=last_grid,
+        preview="samples/epoch_*.png",
         models=[ModelEntry("vec2face-generator", "", "webface_subset")],
     )
 
@@ -275,4 +351,12 @@ def fr_model(
     )
 
 
-all_model_assets = [fr_teacher, fr_judge, attribute_estimator, fmae_generator, fr_model]
+def model_assets(steps: Mapping[str, Step]) -> list[dg.AssetsDefinition]:
+    """The model assets of a chain (``steps``: :func:`assets_defs.steps.chain_steps`)."""
+    return [
+        fr_teacher(steps["fr_teacher"]),
+        fr_judge(steps["fr_judge"]),
+        attribute_estimator(steps["attribute_estimator"]),
+        fmae_generator,
+        fr_model,
+    ]

@@ -7,7 +7,10 @@ graph maps stage names to asset keys through :data:`STEPS` only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
+
+from vec2face.zoo.sources import model_sources
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,16 @@ class Step:
     # so they stay out of the step's fingerprint; dvc.yaml lists them as deps all the same,
     # DVC having no ordering-only dependency.
     after: tuple[str, ...] = ()
+    # An off-the-shelf model (DESIGN 2.1b): the zoo entry that provides it (``sources.<zoo>``
+    # picks zoo or train) and the inputs it reads only when it is trained in the chain.
+    zoo: str | None = None
+    trained_inputs: tuple[str, ...] = ()
+
+    def for_source(self, source: str) -> Step:
+        """This step as the chain runs it when its model comes from ``source``."""
+        if source == "train":
+            return replace(self, inputs=(*self.inputs, *self.trained_inputs))
+        return self
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -34,6 +47,10 @@ class Step:
 #: toy world pools that train or feed models (the benchmark pools live in benchmark_sets)
 WORLD_POOLS: tuple[str, ...] = ("teacher", "judge", "webface", "pca")
 
+#: pools the chain renders only to train an off-the-shelf model itself (``sources: train``);
+#: their sizes live under ``world.model_pools``, the others' under ``world.pools``
+MODEL_POOLS: tuple[str, ...] = ("teacher", "judge")
+
 #: the pool the toy attribute estimator learns pose/age/quality from (ground truth labels)
 ATTRIBUTE_POOL = "judge_pool"
 
@@ -43,14 +60,29 @@ STEPS: dict[str, Step] = {
         *(Step(f"{pool}_pool", f"toyfaces@{pool}", f"world/{pool}", "2") for pool in WORLD_POOLS),
         Step("benchmark_sets", "benchmarks", "benchmarks", "2"),
         Step("webface_subset", "webface_subset", "webface_subset", "1", ("webface_pool",)),
-        Step("fr_teacher", "fr_teacher", "fr_teacher", "1", ("teacher_pool", "benchmark_sets")),
-        Step("fr_judge", "fr_judge", "fr_judge", "1", ("judge_pool", "benchmark_sets")),
+        Step(
+            "fr_teacher",
+            "fr_teacher",
+            "fr_teacher",
+            "2",
+            zoo="teacher",
+            trained_inputs=("teacher_pool", "benchmark_sets"),
+        ),
+        Step(
+            "fr_judge",
+            "fr_judge",
+            "fr_judge",
+            "2",
+            zoo="judge",
+            trained_inputs=("judge_pool", "benchmark_sets"),
+        ),
         Step(
             "attribute_estimator",
             "attribute_estimator",
             "attribute_estimator",
-            "1",
-            (ATTRIBUTE_POOL,),
+            "2",
+            zoo="attributes",
+            trained_inputs=(ATTRIBUTE_POOL,),
         ),
         Step(
             "fmae_generator",
@@ -113,6 +145,22 @@ STEPS: dict[str, Step] = {
         ),
     )
 }
+
+
+def chain_steps(params: dict[str, Any] | None) -> dict[str, Step]:
+    """The steps of the chain that ``params`` describes: each off-the-shelf model's step as
+    its ``sources`` entry runs it, and the pools of models the chain trains (only those).
+
+    :data:`STEPS` is every step there can be; this is the graph Dagster builds and
+    ``dvc.yaml`` describes (``dvc.yaml`` for the default sources: every model from the zoo).
+    """
+    sources = model_sources(params).model_dump()
+    steps = {n: s.for_source(sources[s.zoo]) if s.zoo else s for n, s in STEPS.items()}
+    used = {u for s in steps.values() for u in s.upstream}
+    return {
+        n: s for n, s in steps.items() if not (n in {f"{p}_pool" for p in MODEL_POOLS}
+                                                and n not in used)
+    }
 
 
 def step_for_stage(stage: str) -> Step:

@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 
 from assets_defs._produce import produce, step_asset
-from assets_defs.steps import STEPS, WORLD_POOLS, Step
+from assets_defs.steps import MODEL_POOLS, STEPS, WORLD_POOLS, Step
 from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
 from vec2face.config import load_step_config
 from vec2face.errors import ConfigError
@@ -24,16 +24,19 @@ GROUP = "toy_world"
 
 
 def pool_config(params: dict[str, Any], pool: str) -> ToyfacesConfig:
-    """A pool's config from ``params.yaml``: ``world.pools.<pool>`` plus ``world.seed``."""
+    """A pool's config from ``params.yaml``: ``world.<group>.<pool>`` plus ``world.seed``
+    (group ``model_pools`` for the pools that only train off-the-shelf models, else
+    ``pools``)."""
     world = params.get("world") or {}
-    sizes = (world.get("pools") or {}).get(pool)
+    group = "model_pools" if pool in MODEL_POOLS else "pools"
+    sizes = (world.get(group) or {}).get(pool)
     if not isinstance(sizes, dict):
         raise ConfigError(
-            f"params.yaml has no world.pools.{pool} (identities, images) for the '{pool}' pool"
+            f"params.yaml has no world.{group}.{pool} (identities, images) for the '{pool}' pool"
         )
     return load_step_config(
         ToyfacesConfig,
-        f"world.pools.{pool}",
+        f"world.{group}.{pool}",
         None,
         dict(sizes, pool=pool, seed=world.get("seed", 0)),
     )
@@ -74,7 +77,9 @@ def _pool_asset(step: Step, pool: str) -> dg.AssetsDefinition:
     return _pool
 
 
-pool_assets = [_pool_asset(STEPS[f"{pool}_pool"], pool) for pool in WORLD_POOLS]
+def pool_assets(steps: dict[str, Step]) -> list[dg.AssetsDefinition]:
+    """The pool assets of a chain (``steps``: :func:`assets_defs.steps.chain_steps`)."""
+    return [_pool_asset(steps[f"{p}_pool"], p) for p in WORLD_POOLS if f"{p}_pool" in steps]
 
 
 def _benchmark_counts(summary: dict[str, Any]) -> dict[str, float]:

@@ -14,6 +14,9 @@ import dagster as dg
 from assets_defs.steps import STEPS
 
 HSFACE = dg.AssetSelection.assets(STEPS["hsface_dataset"].asset)
+
+#: the tag of every run the main job launches: the chain sensors leave those phases to it
+MAIN_JOB_TAG = ("vec2face/entry", "main_job")
 _FROM_SHARDS = HSFACE.downstream(include_self=True)
 
 prepare_generation = dg.define_asset_job(

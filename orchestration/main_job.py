@@ -21,7 +21,7 @@ import dagster as dg
 
 from assets_defs.steps import STEPS
 from orchestration.definitions import make_definitions
-from orchestration.jobs import PHASES, generate_hsface_shards
+from orchestration.jobs import MAIN_JOB_TAG, PHASES, generate_hsface_shards
 
 INSTANCE_YAML = Path(__file__).with_name("dagster.yaml")
 
@@ -70,7 +70,7 @@ def run_main_job(
     defs = make_definitions(str(Path(out).resolve()), str(Path(params).resolve()), str(repo_dir))
     defs.resources["dvc"].ensure_repo()
     instance = instance if instance is not None else dagster_instance(repo_dir)
-    tags = {"vec2face/entry": "main_job"}
+    tags = dict([MAIN_JOB_TAG])
     chain = ChainResult()
     for job_def in PHASES:
         job = defs.resolve_job_def(job_def.name)

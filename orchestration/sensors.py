@@ -1,6 +1,10 @@
 """Sensors: the WebFace source changed under DVC -> rebuild what depends on it; and the
 chain between the phases (see :mod:`orchestration.jobs`): a successful phase before the
-shards requests every shard, and a new set of shards requests the evaluation."""
+shards requests every shard, and a new set of shards requests the evaluation.
+
+The main job runs its three phases itself; the chain sensors skip the runs it launched
+(tagged :data:`~orchestration.jobs.MAIN_JOB_TAG`), so a ``dagster dev`` opened on the same
+``DAGSTER_HOME`` during or after it queues no work of its own."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import dagster as dg
 from assets_defs.steps import STEPS
 from orchestration.jobs import (
     BEFORE_SHARDS,
+    MAIN_JOB_TAG,
     evaluate_hsface,
     generate_hsface_shards,
     rebuild_from_webface_source,
@@ -70,6 +75,8 @@ def make_shards_after_phase(shard_keys: Sequence[str]) -> dg.RunStatusSensorDefi
     )
     def shards_after_phase(context: dg.RunStatusSensorContext):
         run_id = context.dagster_run.run_id
+        if _by_main_job(context.dagster_run):
+            return dg.SkipReason(f"run {run_id} belongs to the main job, which runs the shards")
         return [
             dg.RunRequest(
                 run_key=f"{run_id}-shard-{key}",
@@ -113,14 +120,25 @@ def make_evaluate_after_shards(shard_keys: Sequence[str]) -> dg.SensorDefinition
         )
         if pending:
             return dg.SkipReason(f"{len(pending)} shard run(s) still pending")
-        latest = instance.fetch_materializations(HSFACE_KEY, limit=1).records[0].storage_id
+        record = instance.fetch_materializations(HSFACE_KEY, limit=1).records[0]
+        latest = record.storage_id
         if context.cursor and int(context.cursor) >= latest:
             return dg.SkipReason("no shard materialized since the last evaluation request")
+        if _by_main_job(instance.get_run_by_id(record.run_id)):
+            return dg.SensorResult(
+                skip_reason=dg.SkipReason("the main job made these shards and evaluates them"),
+                cursor=str(latest),
+            )
         return dg.SensorResult(
             run_requests=[dg.RunRequest(run_key=f"shards-{latest}")], cursor=str(latest)
         )
 
     return evaluate_after_shards
+
+
+def _by_main_job(run: dg.DagsterRun | None) -> bool:
+    key, value = MAIN_JOB_TAG
+    return run is not None and run.tags.get(key) == value
 
 
 def make_sensors(shard_keys: Sequence[str]) -> list[dg.SensorDefinition]:

@@ -19,6 +19,7 @@ from assets_defs.checks import (
     hsface_tables,
     identity_tables,
     inter_noise_bound,
+    inter_noise_comparison,
     noise_table,
     noise_tables,
     subset_tables,
@@ -32,6 +33,7 @@ from vec2face.data.subset import SubsetConfig
 from vec2face.generation.hsface import HSFaceConfig
 from vec2face.generation.identities import IdentitiesConfig
 from vec2face.generation.variation import sigma_counts
+from vec2face.reports.metrics import compare_rates
 from vec2face.toyfaces.benchmarks import BenchmarksConfig
 
 
@@ -245,28 +247,55 @@ def test_noise_table_holds_the_report_headline_rates():
     ]
 
 
-def test_noise_bound_rises_to_the_reference_datasets_own_rate():
+def _flags(rate: float, n: int = 250) -> np.ndarray:
+    k = round(rate * n)
+    return np.r_[np.ones(k, bool), np.zeros(n - k, bool)]
+
+
+def test_noise_bound_rises_to_the_reference_rate_plus_the_margin_of_both_estimates():
     bounds = ExpectationsConfig(
         hsface_max_intra_outlier_rate=0.5,
         hsface_max_inter_noise_rate=0.05,
         hsface_inter_noise_reference="webface_subset",
     )
-    hsface = {"intra_class_outlier_rate": 0.1, "inter_class_noise_rate": 0.08}
-    real = {"inter_class_noise_rate": 0.096}
-    assert inter_noise_bound(bounds, real) == 0.096
-    passed, meta = validate(noise_tables(hsface, bounds, real))
-    assert passed, meta
-    # cleaner real data: the fixed ceiling holds, and HSFace at 0.08 now fails
-    passed, meta = validate(noise_tables(hsface, bounds, {"inter_class_noise_rate": 0.01}))
+    # the 2026-12-05 case: 0.136 against the real subset's 0.096, 250 identities each
+    comparison = compare_rates(_flags(0.136), _flags(0.096))
+    assert 0.03 < comparison.margin < 0.07  # about 1.645 x sqrt(0.12 x 0.88 x 2 / 250)
+    bound = inter_noise_bound(bounds, comparison)
+    assert bound == pytest.approx(0.096 + comparison.margin)
+    passed, meta = validate(noise_tables({"intra_class_outlier_rate": 0.1,
+                                          "inter_class_noise_rate": 0.136}, bounds, comparison))
+    assert passed, meta  # within what two seeds of 250 identities give
+    # a real excess fails
+    far = compare_rates(_flags(0.3), _flags(0.096))
+    passed, meta = validate(noise_tables({"intra_class_outlier_rate": 0.1,
+                                          "inter_class_noise_rate": 0.3}, bounds, far))
     assert not passed
     assert meta["failed_expectations"] == (
         "hsface_noise.expect_column_values_to_be_between[inter_class_noise_rate]"
     )
+    # cleaner real data: the fixed ceiling holds
+    clean = compare_rates(np.zeros(250, bool), np.zeros(250, bool))
+    assert inter_noise_bound(bounds, clean) == 0.05
     # without a reference the ceiling alone applies
     plain = bounds.model_copy(update={"hsface_inter_noise_reference": None})
     assert inter_noise_bound(plain, None) == 0.05
-    with pytest.raises(ValueError, match="hsface_inter_noise_reference.*webface_subset"):
-        inter_noise_bound(bounds, {"eer": 0.1})
+
+
+def test_noise_comparison_reads_per_identity_flags_and_names_a_missing_file(tmp_path):
+    bounds = ExpectationsConfig(hsface_inter_noise_reference="webface_subset")
+    for name, rate in (("hsface", 0.2), ("webface_subset", 0.1)):
+        (tmp_path / name).mkdir()
+        pd.DataFrame({"same_person": _flags(rate, 100)}).to_parquet(
+            tmp_path / name / "identities.parquet"
+        )
+    comparison = inter_noise_comparison(tmp_path, bounds, seed=0)
+    assert comparison.observed == 0.2 and comparison.reference == 0.1
+    assert inter_noise_comparison(tmp_path, bounds.model_copy(
+        update={"hsface_inter_noise_reference": None})) is None
+    (tmp_path / "webface_subset" / "identities.parquet").unlink()
+    with pytest.raises(ValueError, match=r"webface_subset/identities\.parquet"):
+        inter_noise_comparison(tmp_path, bounds)
 
 
 def test_collapsed_generator_fails_the_noise_check_whatever_the_reference():
@@ -274,7 +303,8 @@ def test_collapsed_generator_fails_the_noise_check_whatever_the_reference():
         hsface_max_inter_noise_rate=0.05, hsface_inter_noise_reference="webface_subset"
     )
     collapsed = {"intra_class_outlier_rate": 0.0, "inter_class_noise_rate": 1.0}
-    passed, _ = validate(noise_tables(collapsed, bounds, {"inter_class_noise_rate": 0.096}))
+    comparison = compare_rates(np.ones(250, bool), _flags(0.096))
+    passed, _ = validate(noise_tables(collapsed, bounds, comparison))
     assert not passed
 
 
@@ -332,6 +362,9 @@ def test_noisy_hsface_report_fails_its_check_and_the_fr_models_are_not_trained(
             (report_dir / name / "report.json").write_text(
                 json.dumps({"headline": headlines[name]})
             )
+            pd.DataFrame({"same_person": _flags(rate)}).to_parquet(
+                report_dir / name / "identities.parquet"
+            )
         return {"datasets": headlines}
 
     monkeypatch.setattr(evaluation_module, "write_report", noisy_report)
@@ -348,8 +381,11 @@ def test_noisy_hsface_report_fails_its_check_and_the_fr_models_are_not_trained(
     (check,) = [
         c for c in result.get_asset_check_evaluations() if c.check_name == "hsface_noise_expectations"
     ]
-    assert not check.passed  # 0.40 > max(0.05, the WebFace subset's own 0.10)
-    assert check.metadata["inter_class_noise_bound"].value == pytest.approx(0.10)
+    assert not check.passed  # 0.40 > max(0.05, the WebFace subset's own 0.10 + margin)
+    margin = check.metadata["inter_class_noise_margin"].value
+    assert 0.02 < margin < 0.08
+    assert check.metadata["inter_class_noise_bound"].value == pytest.approx(0.10 + margin)
+    assert check.metadata["inter_class_noise_verdict"].value.startswith("FAIL: HSFace 0.4000")
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"dataset_reports"}
     started = {e.step_key for e in result.all_events if e.is_step_start}

@@ -20,7 +20,7 @@ def test_pool_config_reads_the_pool_section_and_world_seed():
 
 
 def test_pool_config_names_the_missing_or_invalid_key():
-    with pytest.raises(ConfigError, match=r"world\.pools\.judge"):
+    with pytest.raises(ConfigError, match=r"world\.model_pools\.judge"):
         pool_config({"world": {"pools": {}}}, "judge")
     with pytest.raises(ConfigError, match=r"world\.pools\.pca\.identities"):
         pool_config({"world": {"pools": {"pca": {"identities": 0, "images": 2}}}}, "pca")

@@ -9,6 +9,9 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parents[2]
 
+#: the shipped zoo (package data), relative to the project
+ZOO_WEIGHTS = Path("vec2face/zoo/weights")
+
 #: the micro profile: every section of params.yaml at seconds-sized values
 MICRO_PARAMS = Path(__file__).with_name("micro_params.yaml")
 
@@ -19,6 +22,8 @@ def make_micro_project(repo: Path) -> Path:
     repo.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT / "dvc.yaml", repo / "dvc.yaml")
     shutil.copyfile(MICRO_PARAMS, repo / "params.yaml")
+    # dvc.yaml's zoo stages depend on the shipped weights, at their place in the project
+    shutil.copytree(PROJECT / ZOO_WEIGHTS, repo / ZOO_WEIGHTS, dirs_exist_ok=True)
     return repo
 
 

@@ -6,14 +6,19 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+import yaml
 
 from assets_defs import all_asset_checks
 from assets_defs.generation import SHARD_RETRY
-from assets_defs.steps import STEPS, step_for_stage
+from assets_defs.steps import STEPS, chain_steps, step_for_stage
 from orchestration.definitions import defs, make_definitions
 from orchestration.resources import DvcResource, MlflowResource, PipelinePaths, stage_graph
 from orchestration.schedules import weekly_regeneration
 from tests.orchestration.conftest import MICRO_PARAMS, PROJECT
+from vec2face.config import read_params
+
+#: the default chain (params.yaml: every off-the-shelf model from the zoo)
+CHAIN = chain_steps(read_params(PROJECT / "params.yaml"))
 
 
 def _selected(job_name: str) -> set[str]:
@@ -24,8 +29,8 @@ def _selected(job_name: str) -> set[str]:
 
 def test_definitions_load_with_every_step_resource_and_blocking_check():
     graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(STEPS)
-    for name, step in STEPS.items():
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(CHAIN)
+    for name, step in CHAIN.items():
         node = graph.get(dg.AssetKey(name))
         assert node.code_version == step.code_version
         assert {k.to_user_string() for k in node.parent_keys} == set(step.upstream), name
@@ -69,7 +74,7 @@ def test_jobs_split_the_chain_at_the_shards():
     after = _selected("evaluate_hsface")
     assert shards == {"hsface_dataset"}
     assert after == {"hsface_merged", "dataset_reports", "fr_model", "benchmark_accuracies"}
-    assert before | shards | after == set(STEPS) and not before & after
+    assert before | shards | after == set(CHAIN) and not before & after
     assert defs.resolve_job_def("generate_hsface_shards").partitions_def is not None
     assert _selected("regenerate_identities") == {"identity_vectors"}
     assert _selected("rebuild_from_webface_source") == {
@@ -81,8 +86,8 @@ def test_jobs_split_the_chain_at_the_shards():
 
 def test_dvc_stages_and_asset_graph_name_the_same_steps_and_dependencies():
     stages = stage_graph(PROJECT)
-    assert {step_for_stage(s).asset for s in stages} == set(STEPS)
-    assert len(stages) == len(STEPS)
+    assert {step_for_stage(s).asset for s in stages} == set(CHAIN)
+    assert len(stages) == len(CHAIN)
     graph = defs.resolve_asset_graph()
     for stage, upstream in stages.items():
         asset = dg.AssetKey(step_for_stage(stage).asset)
@@ -108,8 +113,9 @@ def test_dvc_stages_read_the_params_sections_of_their_steps():
             for s in repo.index.stages
             if s.cmd
         }
-    assert params["fr_teacher"] == {"profile", "fr_teacher_train"}
-    assert params["fr_judge"] == {"profile", "fr_judge_train"}
+    assert params["fr_teacher"] == {"sources.teacher"}
+    assert params["fr_judge"] == {"sources.judge"}
+    assert params["attribute_estimator"] == {"sources.attributes"}
     assert params["fr_model"] == {"profile", "fr_train"}
     assert params["fmae_generator"] == {"profile", "fr_teacher", "generator"}
     # the generate stages load the teacher from fr_teacher when the hsface settings run AttrOP
@@ -140,3 +146,22 @@ def test_chain_sensors_are_on_and_the_source_sensor_off_by_default():
     assert sensors["shards_after_phase"].default_status == dg.DefaultSensorStatus.RUNNING
     assert sensors["evaluate_after_shards"].default_status == dg.DefaultSensorStatus.RUNNING
     assert sensors["evaluate_after_shards"].job_name == "evaluate_hsface"
+
+
+def test_sources_decide_whether_the_chain_trains_a_model_and_renders_its_pool(tmp_path):
+    zoo_graph = CHAIN
+    assert "teacher_pool" not in zoo_graph and "judge_pool" not in zoo_graph
+    assert zoo_graph["fr_teacher"].upstream == ()
+    assert zoo_graph["attribute_estimator"].upstream == ()
+    params = read_params(PROJECT / "params.yaml")
+    params["sources"] = {"teacher": "train", "judge": "zoo", "attributes": "train"}
+    trained = chain_steps(params)
+    assert trained["fr_teacher"].upstream == ("teacher_pool", "benchmark_sets")
+    assert trained["attribute_estimator"].upstream == ("judge_pool",)
+    assert trained["fr_judge"].upstream == ()
+    assert {"teacher_pool", "judge_pool"} <= set(trained)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    graph = make_definitions(str(tmp_path / "out"), str(tmp_path / "params.yaml"))
+    graph = graph.resolve_asset_graph()
+    parents = {k.to_user_string() for k in graph.get(dg.AssetKey("fr_teacher")).parent_keys}
+    assert parents == {"teacher_pool", "benchmark_sets"}

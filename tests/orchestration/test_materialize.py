@@ -12,12 +12,13 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
 from assets_defs import all_asset_checks, build_assets
 from assets_defs.generation import shard_keys
-from assets_defs.steps import STEPS
+from assets_defs.steps import STEPS, chain_steps
 from orchestration.definitions import make_resources
 from orchestration.jobs import HSFACE
 from orchestration.main_job import main, run_main_job, summary_lines
@@ -26,10 +27,12 @@ from tests.orchestration.conftest import make_micro_project
 from vec2face.config import read_params
 from vec2face.data import open_dataset
 from vec2face.fr.extract import extract_features, load_trained_backbone
+from vec2face.models import load_generator_checkpoint
 
 pytestmark = pytest.mark.slow  # about a minute on 2 loaded cores; part of the normal suite
 
 SHARDS = ["00000", "00001"]  # micro: 4 identities, 2 a shard
+#: the micro profile trains its off-the-shelf models: every step there is
 UNPARTITIONED = [name for name in STEPS if name != "hsface_dataset"]
 CHECKS = {
     ("webface_subset", "webface_subset_expectations"),
@@ -231,7 +234,11 @@ def test_mlflow_tracks_every_step_and_registers_the_models(chain):
 
     mats = _materializations(first)
     registered = {m.name: m for m in client.search_registered_models()}
-    assert set(registered) == {"fr-teacher", "vec2face-generator", "fr-model"}
+    assert set(registered) == {
+        "fr-teacher", "fr-judge", "attribute-estimator", "vec2face-generator", "fr-model"
+    }
+    (judge_v,) = client.search_model_versions("name='fr-judge'")
+    assert judge_v.tags["training_data"] == "judge_pool"
     (teacher_v,) = client.search_model_versions("name='fr-teacher'")
     assert teacher_v.run_id == teacher.info.run_id
     assert teacher_v.tags["training_data"] == "teacher_pool"
@@ -329,3 +336,66 @@ def test_changed_params_redo_only_the_affected_step(chain, tmp_path, monkeypatch
     assert dvc.status() == {}  # dvc.lock now records the new seed and the new reports
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     assert lock["dataset_reports"]["params"]["params.yaml"]["dataset_reports"]["seed"] == 1
+
+
+# ----------------------------------------------------------------------------- zoo sources
+
+
+@pytest.fixture(scope="module")
+def zoo_chain(tmp_path_factory):
+    """The micro chain with every off-the-shelf model from the shipped zoo and the generator
+    warm-started from the zoo's for one step."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("VEC2FACE_ZOO", raising=False)
+        repo = make_micro_project(tmp_path_factory.mktemp("zoo_e2e") / "project")
+        params = read_params(repo / "params.yaml")
+        params["sources"] = {"teacher": "zoo", "judge": "zoo", "attributes": "zoo"}
+        params["generator"].update(init="zoo", max_steps=1)
+        (repo / "params.yaml").write_text(yaml.safe_dump(params))
+        out = repo / "outputs" / "tiny"
+        runs = materialize_chain(repo, out, dg.DagsterInstance.ephemeral())
+        yield {"repo": repo, "out": out, "runs": runs, "params": params}
+
+
+def test_zoo_sources_load_the_shipped_models_and_warm_start_the_generator(zoo_chain):
+    from vec2face import zoo
+
+    runs, out = zoo_chain["runs"], zoo_chain["out"]
+    assert all(run.success for run in runs)
+    mats = _materializations(runs)
+    chain = chain_steps(zoo_chain["params"])
+    assert "teacher_pool" not in mats and "judge_pool" not in mats
+    assert {n for n in mats if "[" not in n} == set(chain) - {"hsface_dataset"}
+    for asset, name in (("fr_teacher", "teacher"), ("fr_judge", "judge"),
+                        ("attribute_estimator", "attributes")):
+        meta, manifest = mats[asset].metadata, zoo.manifest(name)
+        assert meta["zoo_version"].value == manifest["version"]
+        for figure, value in manifest["figures"].items():
+            assert meta[f"heldout_{figure}"].value == pytest.approx(value)
+        assert json.loads((out / asset / "zoo_manifest.json").read_text())["sha256"] == (
+            manifest["sha256"]
+        )
+    x = torch.rand(2, 3, 112, 112) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(load_trained_backbone(out / "fr_teacher")(x), zoo.load("teacher")(x))
+    _, report = load_generator_checkpoint(out / "fmae_generator" / "generator.pt")
+    generator = zoo.manifest("generator")
+    assert report.metadata["metadata"]["init"].startswith(f"zoo generator v{generator['version']}")
+    assert all(c.passed for run in runs for c in run.get_asset_check_evaluations())
+
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    registered = {m.name for m in client.search_registered_models()}
+    assert registered == {"fr-teacher", "fr-judge", "attribute-estimator", "vec2face-generator",
+                          "fr-model"}
+    (teacher_v,) = client.search_model_versions("name='fr-teacher'")
+    assert teacher_v.tags["source"] == "zoo"
+    assert teacher_v.tags["zoo.sha256"] == zoo.manifest("teacher")["sha256"]
+    assert "training_data" not in teacher_v.tags
+
+    repo = zoo_chain["repo"]
+    dvc = make_resources(str(out), str(repo / "params.yaml"), str(repo))["dvc"]
+    assert dvc.status() == {}
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert lock["fr_teacher"]["deps"][0]["path"] == "vec2face/zoo/weights/teacher.safetensors"
+    assert lock["fr_teacher"]["params"]["params.yaml"] == {"sources.teacher": "zoo"}

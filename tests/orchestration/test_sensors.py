@@ -7,7 +7,12 @@ import dagster as dg
 
 from assets_defs import build_assets
 from orchestration.definitions import make_resources
-from orchestration.sensors import make_shards_after_phase, webface_source_changed
+from orchestration.jobs import MAIN_JOB_TAG
+from orchestration.sensors import (
+    make_evaluate_after_shards,
+    make_shards_after_phase,
+    webface_source_changed,
+)
 from vec2face.config import read_params
 
 
@@ -47,7 +52,10 @@ def test_sensor_follows_the_dvc_hash_of_the_webface_source(micro_project):
     assert result.run_requests[0].tags["vec2face/source_dvc_md5"] == changed
 
 
-def test_a_successful_phase_requests_every_shard_once():
+def _finished_phase(instance: dg.DagsterInstance, tags: dict[str, str] | None = None):
+    """A successful run of a job named like the first phase: (its result, the sensor context
+    that a run-status sensor gets for it)."""
+
     @dg.op
     def done() -> None:
         """Stands for the phase's steps."""
@@ -56,8 +64,7 @@ def test_a_successful_phase_requests_every_shard_once():
     def phase():
         done()
 
-    instance = dg.DagsterInstance.ephemeral()
-    result = phase.execute_in_process(instance=instance)
+    result = phase.execute_in_process(instance=instance, tags=tags)
     (success,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_SUCCESS]
     context = dg.build_run_status_sensor_context(
         sensor_name="shards_after_phase",
@@ -65,6 +72,11 @@ def test_a_successful_phase_requests_every_shard_once():
         dagster_instance=instance,
         dagster_run=result.dagster_run,
     )
+    return result, context
+
+
+def test_a_successful_phase_requests_every_shard_once():
+    result, context = _finished_phase(dg.DagsterInstance.ephemeral())
     requests = make_shards_after_phase(["00000", "00001"])(context)
     assert [r.partition_key for r in requests] == ["00000", "00001"]
     assert [r.run_key for r in requests] == [
@@ -72,3 +84,26 @@ def test_a_successful_phase_requests_every_shard_once():
         f"{result.run_id}-shard-00001",
     ]
     assert all(r.tags["vec2face/after_run"] == result.run_id for r in requests)
+
+
+def test_the_chain_sensors_leave_the_main_jobs_runs_to_it():
+    """A ``dagster dev`` opened on the main job's DAGSTER_HOME queues nothing of its own."""
+
+    instance = dg.DagsterInstance.ephemeral()
+    _, context = _finished_phase(instance, dict([MAIN_JOB_TAG]))
+    skipped = make_shards_after_phase(["00000"])(context)
+    assert isinstance(skipped, dg.SkipReason) and "main job" in skipped.skip_message
+
+    # shards materialized by main-job runs: the evaluation sensor skips them and moves its
+    # cursor on; a shard materialized by another run afterwards is evaluated
+    @dg.asset(name="hsface_dataset", partitions_def=dg.StaticPartitionsDefinition(["00000"]))
+    def shard() -> None:
+        """Stands for a shard."""
+
+    dg.materialize([shard], partition_key="00000", instance=instance, tags=dict([MAIN_JOB_TAG]))
+    sensor = make_evaluate_after_shards(["00000"])
+    first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    assert not first.run_requests and "main job" in first.skip_message and first.cursor
+    dg.materialize([shard], partition_key="00000", instance=instance)
+    second = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    assert len(second.run_requests) == 1

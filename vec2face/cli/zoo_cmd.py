@@ -91,3 +91,20 @@ def build(name, params, work, zoo_dir, force, quiet) -> None:
                        progress=not quiet)
     echo_json({"written": result.written, "reason": result.reason,
                "previous_figures": result.previous, **result.manifest})
+
+
+@zoo.command()
+@click.argument("name")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="folder to write the model to, in the layout the chain's steps read")
+@click.option("--zoo-dir", type=click.Path(file_okay=False), default=None,
+              help="zoo folder (default: $VEC2FACE_ZOO, else the package's)")
+def export(name, out, zoo_dir) -> None:
+    """Verify zoo model NAME and write it as its training step would (backbone.pt +
+    backbone.json, model.pt, or generator.pt + discriminator.pt) with its manifest."""
+    from vec2face import zoo as z
+
+    path = z.export(name, out, zoo_dir)
+    m = z.manifest(name, zoo_dir)
+    echo_json({"name": name, "version": m["version"], "sha256": m["sha256"], "path": str(path),
+               "figures": m["figures"]})

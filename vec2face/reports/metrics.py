@@ -21,7 +21,7 @@ Conventions shared by every function:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,6 +41,8 @@ __all__ = [
     "IdentityLeakage",
     "InterClassNoise",
     "IntraClassNoise",
+    "RateComparison",
+    "compare_rates",
     "distribution_overlap",
     "equal_error_rate",
     "genuine_impostor",
@@ -736,3 +738,68 @@ def _leakage(
         max_cosine=max_sim,
         argmax=arg,
     )
+
+
+# ------------------------------------------------------------------------ comparing two rates
+
+
+@dataclass(frozen=True)
+class RateComparison:
+    """Is rate ``observed`` above rate ``reference`` by more than the estimates' uncertainty?
+
+    Attributes:
+        observed: mean of the observed units' flags (e.g. HSFace identities within 0.7 of
+            another).
+        reference: mean of the reference units' flags (e.g. the real subset's).
+        margin: the ``level`` quantile of the bootstrap difference's deviation from the
+            observed difference: how far above ``reference`` chance alone takes ``observed``.
+        level: the confidence level of the margin.
+        passed: ``observed - reference <= margin``.
+    """
+
+    observed: float
+    reference: float
+    margin: float
+    level: float
+    passed: bool
+
+    def summary(self) -> dict[str, float | bool]:
+        return asdict(self)
+
+
+def compare_rates(
+    observed: np.ndarray,
+    reference: np.ndarray,
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> RateComparison:
+    """Compare two rates of 0/1 flags with a bootstrap margin over their units.
+
+    Each sample is resampled over its own units (identities), with replacement, ``n_boot``
+    times; the margin is the one-sided ``level`` quantile of ``(obs* - ref*) - (obs - ref)``.
+    A check that fails only when ``observed`` exceeds ``reference`` by more than this margin
+    fails for a reason, not for seed noise.
+
+    Args:
+        observed: (N,) flags (bool or 0/1) of the data under test.
+        reference: (M,) flags of the reference data.
+        level: confidence level in (0, 1).
+        n_boot: bootstrap resamples.
+        seed: seeds the resampling.
+
+    Raises:
+        ValueError: an empty sample or a level outside (0, 1).
+    """
+    a = np.asarray(observed, dtype=np.float64).ravel()
+    b = np.asarray(reference, dtype=np.float64).ravel()
+    if a.size == 0 or b.size == 0:
+        raise ValueError("compare_rates needs at least one unit in each sample")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    rng = np.random.default_rng(seed)
+    boot_a = a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(axis=1)
+    boot_b = b[rng.integers(0, b.size, size=(n_boot, b.size))].mean(axis=1)
+    diff = a.mean() - b.mean()
+    margin = float(np.quantile((boot_a - boot_b) - diff, level))
+    return RateComparison(float(a.mean()), float(b.mean()), margin, level, bool(diff <= margin))

@@ -82,18 +82,33 @@ def _world_seed(params: dict[str, Any]) -> int:
     return int((params.get("world") or {}).get("seed", 0))
 
 
+def _pool_sizes(params: dict[str, Any], pool: str) -> tuple[str, dict[str, Any]]:
+    """``(params key, sizes)`` of a pool: ``world.model_pools.<pool>`` (the pools only
+    off-the-shelf models learn from), else ``world.pools.<pool>``."""
+    world = params.get("world") or {}
+    for group in ("model_pools", "pools"):
+        sizes = (world.get(group) or {}).get(pool)
+        if isinstance(sizes, dict):
+            return f"world.{group}.{pool}", sizes
+    raise ConfigError(f"params key world.model_pools.{pool} (or world.pools.{pool}) is "
+                      "missing: the zoo renders that pool")
+
+
 def _pool(params: dict[str, Any], pool: str, work: Path, progress: bool) -> tuple[Path, dict]:
-    """Render (or reuse) a pool of the toy world as ``world.pools.<pool>`` sizes it."""
+    """Render (or reuse) a pool of the toy world as the params size it."""
     from vec2face.toyfaces.world import ToyfacesConfig, make_toyfaces
 
-    sizes = ((params.get("world") or {}).get("pools") or {}).get(pool)
-    if not isinstance(sizes, dict):
-        raise ConfigError(f"params key world.pools.{pool} is missing: the zoo renders that pool")
+    _, sizes = _pool_sizes(params, pool)
     config = ToyfacesConfig(pool=pool, seed=_world_seed(params), **sizes)
     out = work / "world" / pool
     make_toyfaces(config, out, progress=progress)
     return out, {"pool": pool, "seed": config.seed, "identities": config.identities,
                  "images_per_identity": config.images}
+
+
+def _pool_section(params: dict[str, Any], pool: str) -> dict[str, Any]:
+    key, sizes = _pool_sizes(params, pool)
+    return {key: sizes}
 
 
 def _benchmarks(params: dict[str, Any], work: Path, progress: bool) -> tuple[Path, dict]:
@@ -127,7 +142,7 @@ def _fr(name: str, params: dict[str, Any], work: Path, progress: bool) -> _Train
                       "overrides": dict(config.backbone_overrides)},
         sections={"profile": params.get("profile"), section: params.get(section) or {},
                   "world.seed": _world_seed(params),
-                  f"world.pools.{name}": params["world"]["pools"][name],
+                  **_pool_section(params, name),
                   "benchmarks": params.get("benchmarks") or {}},
         data={"train": [pool], "heldout": {"benchmarks": bench}},
         measure=lambda parts: zf.fr_figures(parts["model"], bins),
@@ -142,7 +157,6 @@ def _attributes(params: dict[str, Any], work: Path, progress: bool) -> _Trained:
 
     train_dir, train_pool = _pool(params, ATTRIBUTE_TRAIN_POOL, work, progress)
     heldout_dir, heldout_pool = _pool(params, ATTRIBUTE_HELDOUT_POOL, work, progress)
-    pools = params["world"]["pools"]
     config = load_step_config(AttributesTrainConfig, "attributes_train", params)
     out = work / "attributes"
     done = out / "model.pt"
@@ -157,8 +171,8 @@ def _attributes(params: dict[str, Any], work: Path, progress: bool) -> _Trained:
         architecture={"name": config.arch, "config": cfg},
         sections={"attributes_train": params.get("attributes_train") or {},
                   "world.seed": _world_seed(params),
-                  f"world.pools.{ATTRIBUTE_TRAIN_POOL}": pools[ATTRIBUTE_TRAIN_POOL],
-                  f"world.pools.{ATTRIBUTE_HELDOUT_POOL}": pools[ATTRIBUTE_HELDOUT_POOL]},
+                  **_pool_section(params, ATTRIBUTE_TRAIN_POOL),
+                  **_pool_section(params, ATTRIBUTE_HELDOUT_POOL)},
         data={"train": [train_pool], "heldout": heldout_pool},
         measure=lambda parts: zf.attribute_figures(parts["model"], heldout_dir),
         training={"recipe": config.model_dump(mode="json"),
@@ -217,7 +231,7 @@ def _generator(
         },
         sections={"profile": params.get("profile"), "generator": params.get("generator") or {},
                   "subset": params.get("subset") or {}, "world.seed": _world_seed(params),
-                  "world.pools.webface": params["world"]["pools"]["webface"]},
+                  **_pool_section(params, "webface")},
         data={"train": [pool], "subset": subset_cfg.model_dump(mode="json"),
               "features": f"zoo teacher v{teacher_meta['version']} ({teacher_meta['sha256'][:12]})",
               "heldout": {"benchmark": "lfw", "pairs": GENERATOR_PAIRS, "benchmarks": bench,

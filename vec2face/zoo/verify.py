@@ -47,9 +47,9 @@ def _sections_as_params(meta: dict[str, Any]) -> dict[str, Any]:
     for key, value in meta["params"].items():
         if key == "world.seed":
             params.setdefault("world", {})["seed"] = value
-        elif key.startswith("world.pools."):
-            params.setdefault("world", {}).setdefault("pools", {})[
-                key.removeprefix("world.pools.")] = value
+        elif key.startswith(("world.pools.", "world.model_pools.")):
+            _, group, pool = key.split(".")
+            params.setdefault("world", {}).setdefault(group, {})[pool] = value
         else:
             params[key] = value
     heldout = meta["data"].get("heldout") or {}

@@ -9,6 +9,7 @@ import pytest
 
 from vec2face.errors import DataFormatError
 from vec2face.reports import (
+    compare_rates,
     distribution_overlap,
     equal_error_rate,
     genuine_impostor,
@@ -298,3 +299,38 @@ def test_identity_leakage_bad_input():
         identity_leakage(np.ones((2, 3)), reference)
     with pytest.raises(DataFormatError, match="reference_centers: 1 row"):
         identity_leakage(np.ones((2, 4)), np.vstack([reference, np.zeros(4)]))
+
+
+# ----------------------------------------------------------------------------- compare_rates
+
+
+def test_compare_rates_hand_made_margin():
+    # 10 of 100 flagged against 10 of 100: no difference, a margin around 0.07
+    same = np.r_[np.ones(10), np.zeros(90)]
+    result = compare_rates(same, same, seed=0)
+    assert result.observed == result.reference == 0.1 and result.passed
+    # binomial sd of a difference of two 0.1 rates over 100 units: sqrt(2 * 0.09 / 100) = 0.042;
+    # the one-sided 95% point is 1.645 sd
+    assert result.margin == pytest.approx(1.645 * 0.0424, abs=0.01)
+
+
+def test_compare_rates_difference_inside_the_margin_passes_outside_fails():
+    reference = np.r_[np.ones(10), np.zeros(90)]
+    inside = np.r_[np.ones(14), np.zeros(86)]  # +0.04: within seed noise at 100 identities
+    outside = np.r_[np.ones(30), np.zeros(70)]  # +0.20: far beyond it
+    assert compare_rates(inside, reference).passed
+    failed = compare_rates(outside, reference)
+    assert not failed.passed and failed.observed - failed.reference > failed.margin
+    # lower rates always pass; more units shrink the margin
+    assert compare_rates(np.zeros(100), reference).passed
+    big = compare_rates(np.tile(inside, 100), np.tile(reference, 100))
+    assert not big.passed and big.margin < 0.01
+
+
+def test_compare_rates_is_seeded_and_checks_its_input():
+    a, b = np.r_[np.ones(5), np.zeros(20)], np.r_[np.ones(3), np.zeros(30)]
+    assert compare_rates(a, b, seed=3) == compare_rates(a, b, seed=3)
+    with pytest.raises(ValueError, match="at least one unit"):
+        compare_rates(np.array([]), b)
+    with pytest.raises(ValueError, match="level"):
+        compare_rates(a, b, level=1.0)
