@@ -189,6 +189,7 @@ def produce(
     if reused:
         context.log.info(f"{step.asset}: inputs, config and code unchanged; reusing {out}")
         summary, md5, run_id = stamp["summary"], stamp["dvc_md5"], stamp.get("mlflow_run_id")
+        experiment_id = stamp.get("mlflow_experiment_id")
         versions = stamp.get("model_versions", {})
     else:
         context.log.info(f"{step.asset}: writing {out}")
@@ -209,6 +210,7 @@ def produce(
                 if (out / name).exists():
                     tracker.log_artifact(out / name)
             run_id = tracker.run_id
+            experiment_id = tracker.experiment_id
         versions = {}
         for model in models:
             data_tags = (
@@ -240,6 +242,7 @@ def produce(
                 "dvc_md5": md5,
                 "summary": summary,
                 "mlflow_run_id": run_id,
+                "mlflow_experiment_id": experiment_id,
                 "model_versions": versions,
             },
         )
@@ -253,6 +256,8 @@ def produce(
         "mlflow_tracking_uri": mlflow.resolved_uri(),
         **{k: v for k, v in counts(summary).items()},
     }
+    if run_id and experiment_id:
+        metadata["mlflow_run"] = dg.MetadataValue.url(mlflow.run_url(run_id, experiment_id))
     if versions:
         metadata["registered_versions"] = ", ".join(
             f"{k} v{v}" for k, v in sorted(versions.items())

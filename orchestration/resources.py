@@ -140,6 +140,10 @@ class ScopedTracker:
         self.parent.set_tags({f"{self.prefix}.{k}": v for k, v in tags.items()})
 
 
+#: MLflow 3 opens an experiment by its kind: model development, not a GenAI traces page
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
 # MLflow creates the SQLite schema on first use; two processes doing so at once race.
 _STORE_LOCK = Path(tempfile.gettempdir()) / "vec2face-mlflow-store.lock"
 
@@ -186,6 +190,8 @@ class MlflowResource(dg.ConfigurableResource):
     def experiment_id(self, client: Any) -> str:
         found = client.get_experiment_by_name(self.experiment)
         if found is not None:
+            if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+                client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             return found.experiment_id
         location = None
         if self._embedded():
@@ -194,7 +200,15 @@ class MlflowResource(dg.ConfigurableResource):
             found = client.get_experiment_by_name(self.experiment)
             if found is not None:
                 return found.experiment_id
-            return client.create_experiment(self.experiment, artifact_location=location)
+            return client.create_experiment(
+                self.experiment,
+                artifact_location=location,
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+            )
+
+    def run_url(self, run_id: str, experiment_id: str, ui: str = "http://127.0.0.1:5000") -> str:
+        """The run's page in the MLflow UI (the embedded store's UI as the main job prints it)."""
+        return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}"
 
     @contextlib.contextmanager
     def start_run(

@@ -388,7 +388,12 @@ def test_zoo_sources_load_the_shipped_models_and_warm_start_the_generator(zoo_ch
     registered = {m.name for m in client.search_registered_models()}
     assert registered == {"fr-teacher", "fr-judge", "attribute-estimator", "vec2face-generator",
                           "fr-model"}
+    experiment = client.get_experiment_by_name("vec2face")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    run = mats["fr_teacher"].metadata["mlflow_run"].value
+    assert run.startswith(f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs/")
     (teacher_v,) = client.search_model_versions("name='fr-teacher'")
+    assert run.endswith(teacher_v.run_id)
     assert teacher_v.tags["source"] == "zoo"
     assert teacher_v.tags["zoo.sha256"] == zoo.manifest("teacher")["sha256"]
     assert "training_data" not in teacher_v.tags
