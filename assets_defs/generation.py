@@ -50,8 +50,14 @@ SHARD_RETRY = dg.RetryPolicy(max_retries=2, delay=10)
 
 class GaussianAblationConfig(StepConfig):
     """The ``gaussian_ablation`` section: how the ablation's identity vectors differ from
-    the ``identities`` section (count and dimension stay the same)."""
+    the ``identities`` section (dimension stays the same)."""
 
+    n: int | None = Field(
+        None,
+        gt=0,
+        description="identities of the ablation (default: identities.n); the reports read "
+        "at most dataset_reports.max_images of it, so more than that buys nothing",
+    )
     sampler: Literal["pca", "gaussian"] = Field("gaussian", description="identity sampler")
     threshold: float = Field(
         1.0, gt=-1.0, le=1.0, description="cosine threshold; 1.0 keeps every candidate (no filter)"
@@ -340,8 +346,12 @@ def gaussian_ablation(
     step = STEPS["gaussian_ablation"]
     params = paths.read_params()
     ablation = load_step_config(GaussianAblationConfig, "gaussian_ablation", params)
-    identities = load_step_config(IdentitiesConfig, "identities", params, ablation.model_dump())
+    identities = load_step_config(
+        IdentitiesConfig, "identities", params, ablation.model_dump(exclude_none=True)
+    )
     hsface = hsface_config(params)
+    if ablation.n is not None:
+        hsface = hsface.model_copy(update={"identities": ablation.n})
     inputs = step_inputs(step, paths)
     settings = generation_settings(params, hsface, inputs)
     out = paths.output(step.output)

@@ -329,7 +329,8 @@ def fr_model(
             context.log.info(f"fr_model: training on {data}")
             results[name] = fit_fr(
                 config,
-                train_paths([inputs[data]], out / name, inputs["benchmark_sets"]),
+                # no in-training validation: benchmark_accuracies scores every pair
+                train_paths([inputs[data]], out / name),
                 tracker.scoped(name),
             )
             results[name].pop("history", None)

@@ -111,7 +111,7 @@ STEPS: dict[str, Step] = {
             "gaussian_ablation",
             "gaussian_ablation",
             "gaussian_ablation",
-            "5",
+            "6",  # 6: its own identity count (gaussian_ablation.n)
             ("fmae_generator", "attribute_estimator", "fr_teacher"),
         ),
         Step(
@@ -132,8 +132,8 @@ STEPS: dict[str, Step] = {
             "fr_model",
             "fr_model",
             "fr_model",
-            "1",
-            ("webface_subset", "hsface_merged", "benchmark_sets"),
+            "2",  # 2: no validation pass inside the training (benchmark_accuracies scores)
+            ("webface_subset", "hsface_merged"),
             after=("dataset_reports",),
         ),
         Step(

@@ -41,6 +41,9 @@ ATTRIBUTE_HELDOUT_POOL = "pca"
 #: the pool it learns from (the labelled judge pool, as in the main job)
 ATTRIBUTE_TRAIN_POOL = "judge"
 
+#: the params.yaml section of the zoo generator's recipe (on the profile's preset)
+GENERATOR_SECTION = "zoo_generator"
+
 #: generator figures: toy-LFW pairs rebuilt and scored by the judge
 GENERATOR_PAIRS = 200
 
@@ -205,10 +208,15 @@ def _generator(
         write_dataset_features(teacher, subset_dir, work / "generator_data" / "features",
                                flip=False, autocast=True, training_lmdb=lmdb)
     teacher_meta = manifest("teacher", root)
+    # the zoo's own recipe: the chain's ``generator`` section warm-starts from this model
+    recipe = params.get(GENERATOR_SECTION) or {}
     config = generator_train_config(
-        params.get("profile"), params,
+        params.get("profile"), {"generator": recipe},
         {"teacher": teacher_meta["architecture"]["name"], "teacher_checkpoint": str(teacher_dir)},
     )
+    if config.init != "scratch":
+        raise ConfigError(f"params key {GENERATOR_SECTION}.init must be scratch: the zoo's "
+                          f"generator is what the chain warm-starts from (got {config.init!r})")
     out = work / "generator"
     if not (out / "generator.pt").is_file():
         fit(config, lmdb, out, resume=True, progress=progress)
@@ -229,7 +237,7 @@ def _generator(
                         "generation": asdict(generator.gen_masking)},
             "discriminator": config.discriminator,
         },
-        sections={"profile": params.get("profile"), "generator": params.get("generator") or {},
+        sections={"profile": params.get("profile"), GENERATOR_SECTION: recipe,
                   "subset": params.get("subset") or {}, "world.seed": _world_seed(params),
                   **_pool_section(params, "webface")},
         data={"train": [pool], "subset": subset_cfg.model_dump(mode="json"),
