@@ -202,6 +202,11 @@ def produce(
         }
         with mlflow.start_run(step.asset, tags=tags) as tracker:
             tracker.log_params({"config": settings_dump(config)})
+            # what the step read, as MLflow dataset inputs (a model's training data)
+            trained_on = {m.training_data for m in models}
+            for name, path in step_inputs(step, paths).items():
+                use = "training" if name in trained_on else "input"
+                tracker.log_dataset_input(name, path, hashes[name], use)
             summary = json.loads(json.dumps(build(tracker), default=str))
             md5 = dvc.record(out)
             tracker.set_tags({"dvc_md5": md5, **{f"input.{k}": v for k, v in hashes.items()}})

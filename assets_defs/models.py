@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import numpy as np
 
 from assets_defs import _configs
 from assets_defs._features import extract
@@ -18,19 +19,27 @@ from assets_defs._produce import ModelEntry, check_sources, produce, step_asset,
 from assets_defs.steps import STEPS, Step
 from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
 from vec2face import zoo
-from vec2face.attributes.train import AttributesTrainConfig, train_attributes
+from vec2face.attributes.estimators import load_toy_estimator
+from vec2face.attributes.train import MODEL_FILE, AttributesTrainConfig, train_attributes
 from vec2face.config import load_step_config
 from vec2face.data.subset import SubsetConfig
 from vec2face.errors import ConfigError
+from vec2face.fr.extract import load_trained_backbone
 from vec2face.fr.profiles import read_backbone_meta
 from vec2face.fr.train import fit as fit_fr
 from vec2face.fr.train import train_paths
 from vec2face.generation.hsface import HSFaceConfig
 from vec2face.generator.train import GeneratorTrainConfig, generator_train_config
 from vec2face.generator.train import fit as fit_generator
+from vec2face.models import load_generator_checkpoint
 from vec2face.zoo.sources import zoo_ref
 
 GROUP = "models"
+
+#: input examples of the logged MLflow models (their signatures): FR models and estimators
+#: take (N, 3, 112, 112) images in [-1, 1], the generator (N, 512) identity vectors
+IMAGE_EXAMPLE = np.random.default_rng(0).uniform(-1, 1, (2, 3, 112, 112)).astype(np.float32)
+VECTOR_EXAMPLE = np.random.default_rng(0).standard_normal((2, 512)).astype(np.float32)
 
 
 def _fr_counts(summary: Mapping[str, Any]) -> dict[str, float]:
@@ -92,11 +101,12 @@ def _from_zoo(
         for path in sorted(out.iterdir()):
             tracker.log_artifact(path)
         tracker.set_tags(_zoo_tags(meta))
+        tracker.log_pytorch_model(zoo.load(step.zoo), "model", IMAGE_EXAMPLE)
         keys = ("version", "sha256", "figures", "parameters", "command", "code_commit")
         return {"source": "zoo", **{k: meta[k] for k in keys}}
 
     context.log.info(f"{step.asset}: zoo '{step.zoo}' v{ref.version} ({ref.sha256[:12]})")
-    models = [ModelEntry(registered, "", None, _zoo_tags(meta))] if registered else []
+    models = [ModelEntry(registered, "model", None, _zoo_tags(meta))] if registered else []
     return produce(
         context, step, ref, build, paths=paths, dvc=dvc, mlflow=mlflow, counts=_zoo_counts,
         models=models,
@@ -119,7 +129,9 @@ def _fr_asset(step: Step, section: str, description: str, registered: str) -> dg
         out = paths.output(step.output)
 
         def build(tracker):
-            return fit_fr(config, train_paths([sources[pool]], out, sources[bins]), tracker)
+            summary = fit_fr(config, train_paths([sources[pool]], out, sources[bins]), tracker)
+            tracker.log_pytorch_model(load_trained_backbone(out), "model", IMAGE_EXAMPLE)
+            return summary
 
         return produce(
             context,
@@ -131,7 +143,7 @@ def _fr_asset(step: Step, section: str, description: str, registered: str) -> dg
             mlflow=mlflow,
             counts=_fr_counts,
             artifacts=("metrics.json",),
-            models=[ModelEntry(registered, "", pool)],
+            models=[ModelEntry(registered, "model", pool)],
         )
 
     return _fr
@@ -190,17 +202,23 @@ def attribute_estimator(step: Step) -> dg.AssetsDefinition:
         config = load_step_config(AttributesTrainConfig, "attributes_train", paths.read_params())
         (pool_name, pool), = step_inputs(step, paths).items()
         out = paths.output(step.output)
+        def build(tracker):
+            summary = train_attributes(config, pool, out, tracker=tracker)
+            estimator = load_toy_estimator(out / MODEL_FILE)
+            tracker.log_pytorch_model(estimator, "model", IMAGE_EXAMPLE)
+            return summary
+
         return produce(
             context,
             step,
             config,
-            lambda tracker: train_attributes(config, pool, out, tracker=tracker),
+            build,
             paths=paths,
             dvc=dvc,
             mlflow=mlflow,
             counts=_attribute_counts,
             artifacts=("metrics.json",),
-            models=[ModelEntry("attribute-estimator", "", pool_name)],
+            models=[ModelEntry("attribute-estimator", "model", pool_name)],
         )
 
     return _attribute_estimator
@@ -265,6 +283,8 @@ def fmae_generator(
             config, out / "training_data" / "train.lmdb", out, tracker=tracker, progress=False
         )
         tracker.log_artifact(out / "generator.pt")
+        generator, _ = load_generator_checkpoint(out / "generator.pt")
+        tracker.log_pytorch_model(generator, "model", VECTOR_EXAMPLE)
         return {**summary, "training_data": data}
 
     settings = {"generator": config, "fr_teacher": teacher}
@@ -280,7 +300,7 @@ def fmae_generator(
         mlflow=mlflow,
         counts=_generator_counts,
         preview="samples/epoch_*.png",
-        models=[ModelEntry("vec2face-generator", "", "webface_subset")],
+        models=[ModelEntry("vec2face-generator", "model", "webface_subset")],
     )
 
 
@@ -334,6 +354,8 @@ def fr_model(
                 tracker.scoped(name),
             )
             results[name].pop("history", None)
+            model = load_trained_backbone(out / name)
+            tracker.scoped(name).log_pytorch_model(model, "model", IMAGE_EXAMPLE)
         return results
 
     return produce(
@@ -346,7 +368,7 @@ def fr_model(
         mlflow=mlflow,
         counts=_fr_model_counts,
         models=[
-            ModelEntry("fr-model", name, data, {"trained_on": name})
+            ModelEntry("fr-model", f"{name}/model", data, {"trained_on": name})
             for name, data in FR_MODEL_DATA.items()
         ],
     )

@@ -108,6 +108,51 @@ class MlflowTracker:
         """This run seen through ``prefix``: for a step that trains several models in one run."""
         return ScopedTracker(self, prefix)
 
+    def log_dataset_input(self, name: str, path: Path, digest: str, context: str) -> None:
+        """Record a dataset the run read (its DVC hash as the digest) as an MLflow input."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        dataset = Dataset(
+            name=name,
+            digest=digest[:36],
+            source_type="local",
+            source=json.dumps({"uri": Path(path).resolve().as_uri(), "dvc_md5": digest}),
+        )
+        tags = [InputTag("mlflow.data.context", context)]
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags)])
+
+    def log_pytorch_model(self, model: Any, artifact_path: str, example: Any) -> None:
+        """Log ``model`` with MLflow's pytorch flavor and its signature (inferred from running
+        it on ``example``), so ``mlflow.pytorch.load_model`` loads its registered versions.
+
+        Args:
+            model: a torch module in eval mode.
+            artifact_path: folder of the run's artifacts to hold the MLflow model.
+            example: a float32 numpy input batch.
+        """
+        import mlflow.pytorch
+        import torch
+        from mlflow.models import infer_signature
+
+        with torch.no_grad():
+            out = model(torch.from_numpy(example))
+        out = getattr(out, "images", out)  # the generator returns images and tokens
+        output = (
+            {k: v.float().numpy() for k, v in out.items()}
+            if isinstance(out, Mapping)
+            else out.float().numpy()
+        )
+        signature = infer_signature(example, output)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "model"
+            mlflow.pytorch.save_model(
+                model,
+                folder,
+                signature=signature,
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "vec2face"],
+            )
+            self.client.log_artifacts(self.run_id, str(folder), artifact_path=artifact_path)
+
     def artifact_uri(self, artifact_path: str = "") -> str:
         root = self.client.get_run(self.run_id).info.artifact_uri
         return f"{root}/{artifact_path}" if artifact_path else root
@@ -138,6 +183,9 @@ class ScopedTracker:
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self.parent.set_tags({f"{self.prefix}.{k}": v for k, v in tags.items()})
+
+    def log_pytorch_model(self, model: Any, artifact_path: str, example: Any) -> None:
+        self.parent.log_pytorch_model(model, f"{self.prefix}/{artifact_path}", example)
 
 
 #: MLflow 3 opens an experiment by its kind: model development, not a GenAI traces page

@@ -263,11 +263,42 @@ def test_mlflow_tracks_every_step_and_registers_the_models(chain):
     }
     for name, version in versions.items():
         assert float(version.tags["benchmark_average"]) == pytest.approx(averages[name])
-        assert version.source.endswith(f"/artifacts/{name}")
+        assert version.source.endswith(f"/artifacts/{name}/model")
     best = max(versions, key=lambda n: (averages[n], int(versions[n].version)))
     assert (
         client.get_model_version_by_alias("fr-model", "champion").version == versions[best].version
     )
+    # the training data are the runs' dataset inputs, the other inputs plain inputs
+    inputs = {
+        d.dataset.name: {t.key: t.value for t in d.tags}["mlflow.data.context"]
+        for d in client.get_run(fr.info.run_id).inputs.dataset_inputs
+    }
+    assert inputs == {"webface_subset": "training", "hsface_merged": "training"}
+    digest = client.get_run(fr.info.run_id).inputs.dataset_inputs[0].dataset.digest
+    assert mats[next(iter(inputs))].metadata["dvc_md5"].value.startswith(digest)
+
+
+def test_registered_models_load_with_the_pytorch_flavor(chain):
+    import mlflow
+    import mlflow.pytorch
+
+    out = chain["out"]
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
+    try:
+        champion = mlflow.pytorch.load_model("models:/fr-model@champion")
+        teacher = mlflow.pytorch.load_model("models:/fr-teacher/1")
+        generator = mlflow.pytorch.load_model("models:/vec2face-generator/1")
+        info = mlflow.models.get_model_info("models:/fr-model@champion")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    x = torch.rand(2, 3, 112, 112) * 2 - 1
+    with torch.no_grad():
+        assert champion.eval()(x).shape == (2, 512)
+        trained = load_trained_backbone(out / "fr_teacher")(x)
+        assert torch.allclose(teacher.eval()(x), trained, atol=1e-5)
+    assert generator.generate(torch.randn(2, 512), seed=0).shape == (2, 3, 112, 112)
+    assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == [-1, 3, 112, 112]
 
 
 def test_evaluation_sensor_fires_once_for_a_complete_set_of_shards(chain):
