@@ -14,6 +14,7 @@ import argparse
 import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +89,28 @@ def run_main_job(
     return chain
 
 
+def step_times(result: ChainResult) -> list[tuple[str, float]]:
+    """Wall seconds of every step that succeeded, in run order (a shard's step as
+    ``hsface_dataset[<key>]``); an asset's checks run inside its step."""
+    times: list[tuple[str, float]] = []
+    for run in result.runs:
+        partition = run.dagster_run.tags.get("dagster/partition")
+        for event in run.get_step_success_events():
+            name = event.step_key + (f"[{partition}]" if partition else "")
+            times.append((name, event.event_specific_data.duration_ms / 1000))
+    return times
+
+
+def time_lines(result: ChainResult) -> list[str]:
+    """The per-step time table (minutes and seconds) with the chain's total."""
+    rows = step_times(result)
+    total = sum(s for _, s in rows)
+    lines = [f"{'step':<28} {'time':>8}"]
+    lines += [f"{name:<28} {int(s // 60):>4}:{s % 60:04.1f}" for name, s in rows]
+    lines.append(f"{'total (steps)':<28} {int(total // 60):>4}:{total % 60:04.1f}")
+    return lines
+
+
 def benchmark_lines(out: Path) -> list[str]:
     """The benchmark table (teacher, WebFace-trained, HSFace-trained) as Markdown rows."""
     table = out / STEPS["benchmark_accuracies"].output / "table.md"
@@ -128,6 +151,7 @@ def summary_lines(result: ChainResult, out: Path, params: Path, repo_dir: Path) 
         state = "passed" if check.passed else "FAILED"
         lines.append(f"check {check.asset_key.to_user_string()}:{check.check_name} {state}")
     root = out.resolve()
+    lines += ["", "time per step (wall):", *time_lines(result)]
     lines += ["", "FR accuracy on the toy benchmarks:", *benchmark_lines(root)]
     lines += ["", "dataset reports (judge):", *report_lines(root)]
     lines += [
@@ -152,8 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="outputs/tiny", help="output root")
     parser.add_argument("--repo", default=".", help="the project (where dvc.yaml lives)")
     args = parser.parse_args(argv)
+    start = time.perf_counter()
     result = run_main_job(args.params, args.out, args.repo)
+    wall = time.perf_counter() - start
     print("\n".join(summary_lines(result, Path(args.out), Path(args.params), Path(args.repo))))
+    print(f"main job wall time: {int(wall // 60)}:{wall % 60:04.1f} (Dagster and DVC included)")
     if not result.success:
         print("main job FAILED; see the step errors above", file=sys.stderr)
         return 1

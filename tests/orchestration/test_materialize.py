@@ -330,6 +330,12 @@ def test_main_job_rerun_reuses_every_output(chain):
     assert all(c.passed for c in second.check_evaluations())
     lines = summary_lines(second, chain["out"], chain["repo"] / "params.yaml", chain["repo"])
     assert any(line.startswith("| teacher |") for line in lines)
+    # the per-step time table: every step of the rerun (each shard's too) and the total
+    table = lines[lines.index("time per step (wall):") + 1 :]
+    table = table[: table.index("")]
+    steps = [row.split()[0] for row in table[1:-1]]
+    assert len(steps) == len(after) and "hsface_dataset[00001]" in steps
+    assert table[-1].startswith("total (steps)")
     # every shard row shows a version: the dataset's DVC md5 where its materialization
     # recorded it, else the shard's own hash
     shard_rows = [line.split() for line in lines if line.startswith("hsface_dataset[")]
