@@ -334,7 +334,7 @@ def test_main_job_rerun_reuses_every_output(chain):
     table = lines[lines.index("time per step (wall):") + 1 :]
     table = table[: table.index("")]
     steps = [row.split()[0] for row in table[1:-1]]
-    assert len(steps) == len(after) and "hsface_dataset[00001]" in steps
+    assert set(after) <= set(steps)  # every asset (checks are steps of their own)
     assert table[-1].startswith("total (steps)")
     # every shard row shows a version: the dataset's DVC md5 where its materialization
     # recorded it, else the shard's own hash
