@@ -25,6 +25,7 @@ from assets_defs.models import model_assets
 from assets_defs.steps import chain_steps
 from assets_defs.toy_world import benchmark_sets, pool_assets
 from assets_defs.webface import webface_subset
+from assets_defs.zoo import zoo_assets
 
 
 def build_assets(params: dict[str, Any]) -> list[dg.AssetsDefinition]:
@@ -42,6 +43,7 @@ def build_assets(params: dict[str, Any]) -> list[dg.AssetsDefinition]:
         hsface_merged,
         gaussian_ablation,
         *all_evaluation_assets,
+        *zoo_assets,
     ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets_defs.steps import STEPS
+from assets_defs.zoo import ZOO
 
 HSFACE = dg.AssetSelection.assets(STEPS["hsface_dataset"].asset)
 
@@ -21,7 +22,7 @@ _FROM_SHARDS = HSFACE.downstream(include_self=True)
 
 prepare_generation = dg.define_asset_job(
     "prepare_generation",
-    selection=dg.AssetSelection.all() - _FROM_SHARDS,
+    selection=dg.AssetSelection.all() - _FROM_SHARDS - ZOO,
     description="Toy world, benchmarks, subset, teacher, judge, attribute estimator, generator and "
     "identity vectors: everything the HSFace shards and the reports need.",
 )
@@ -57,6 +58,13 @@ rebuild_from_webface_source = dg.define_asset_job(
     "the generator; the chain sensors then redo the shards and the evaluation.",
 )
 
+build_zoo = dg.define_asset_job(
+    "build_zoo",
+    selection=ZOO,
+    description="Train the toy zoo's models (teacher, judge, attribute estimator, generator) from "
+    "the toy world with fixed seeds; each replaces the shipped one only when its figures improve.",
+)
+
 #: the whole chain, phase by phase (what the main job runs)
 PHASES = (prepare_generation, generate_hsface_shards, evaluate_hsface)
 
@@ -69,4 +77,5 @@ all_jobs = [
     evaluate_hsface,
     regenerate_identities,
     rebuild_from_webface_source,
+    build_zoo,
 ]

@@ -16,6 +16,7 @@ from orchestration.resources import DvcResource, MlflowResource, PipelinePaths, 
 from orchestration.schedules import weekly_regeneration
 from tests.orchestration.conftest import MICRO_PARAMS, PROJECT
 from vec2face.config import read_params
+from vec2face.zoo import ZOO_NAMES
 
 #: the default chain (params.yaml: every off-the-shelf model from the zoo)
 CHAIN = chain_steps(read_params(PROJECT / "params.yaml"))
@@ -29,7 +30,8 @@ def _selected(job_name: str) -> set[str]:
 
 def test_definitions_load_with_every_step_resource_and_blocking_check():
     graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(CHAIN)
+    zoo_assets = {f"zoo_{name}" for name in ZOO_NAMES}
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(CHAIN) | zoo_assets
     for name, step in CHAIN.items():
         node = graph.get(dg.AssetKey(name))
         assert node.code_version == step.code_version
