@@ -7,11 +7,18 @@ from typing import Any
 import dagster as dg
 
 from assets_defs.checks import (
+    attribute_estimator_expectations,
     benchmark_accuracies_expectations,
     benchmark_sets_expectations,
+    fmae_generator_expectations,
+    fr_check,
+    fr_model_expectations,
+    gaussian_ablation_expectations,
     hsface_manifest_expectations,
     hsface_noise_expectations,
+    hsface_shard_check,
     identity_vectors_expectations,
+    pool_check,
     webface_subset_expectations,
 )
 from assets_defs.evaluation import all_evaluation_assets
@@ -22,7 +29,7 @@ from assets_defs.generation import (
     make_hsface_dataset,
 )
 from assets_defs.models import model_assets
-from assets_defs.steps import chain_steps
+from assets_defs.steps import MODEL_POOLS, WORLD_POOLS, chain_steps
 from assets_defs.toy_world import benchmark_sets, pool_assets
 from assets_defs.webface import webface_subset
 from assets_defs.zoo import zoo_assets
@@ -47,13 +54,35 @@ def build_assets(params: dict[str, Any]) -> list[dg.AssetsDefinition]:
     ]
 
 
+#: the checks of the assets every chain has, whatever its params (see build_asset_checks)
 all_asset_checks = [
-    webface_subset_expectations,
+    *(pool_check(pool) for pool in WORLD_POOLS if pool not in MODEL_POOLS),
     benchmark_sets_expectations,
+    webface_subset_expectations,
+    fr_check("fr_teacher"),
+    fr_check("fr_judge"),
+    attribute_estimator_expectations,
+    fmae_generator_expectations,
     identity_vectors_expectations,
     hsface_manifest_expectations,
+    gaussian_ablation_expectations,
     hsface_noise_expectations,
+    fr_model_expectations,
     benchmark_accuracies_expectations,
 ]
 
-__all__ = ["all_asset_checks", "build_assets"]
+
+def build_asset_checks(params: dict[str, Any]) -> list[dg.AssetChecksDefinition]:
+    """Every check of the chain ``params`` describes, one or more per step of
+    :func:`~assets_defs.steps.chain_steps` (the zoo group's assets have none):
+    :data:`all_asset_checks`, the checks of the model pools the chain renders
+    (``sources: train``), and the per-shard HSFace check on the params' shards."""
+    steps = chain_steps(params)
+    return [
+        *all_asset_checks,
+        *(pool_check(pool) for pool in MODEL_POOLS if f"{pool}_pool" in steps),
+        hsface_shard_check(params),
+    ]
+
+
+__all__ = ["all_asset_checks", "build_asset_checks", "build_assets"]

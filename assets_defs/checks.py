@@ -2,32 +2,42 @@
 
 Each check turns an output into small tables (one row per image, per identity, per
 set), validates them with a GX expectation suite, and reports every expectation's
-outcome as metadata. The checks are blocking: a failure stops downstream assets.
+outcome (verdict, observed value and bound) as metadata. The checks are blocking: a
+failure stops downstream assets.
 """
 
 import json
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import numpy as np
 import pandas as pd
+import torch
 from pydantic import Field
 
+from assets_defs.generation import GENERATOR_FILE, GaussianAblationConfig, shard_keys
 from assets_defs.steps import STEPS
+from assets_defs.toy_world import pool_config
 from orchestration.resources import PipelinePaths
+from vec2face.attributes.estimators import load_toy_estimator
+from vec2face.attributes.train import MODEL_FILE
 from vec2face.config import StepConfig, load_step_config
 from vec2face.data import decode_image, open_dataset, read_bin, read_manifest
 from vec2face.data.subset import MANIFEST_NAME, SubsetConfig
 from vec2face.errors import Vec2FaceError
 from vec2face.fr.evaluate import BENCHMARK_SETS
-from vec2face.generation.hsface import HSFaceConfig
+from vec2face.fr.extract import load_trained_backbone
+from vec2face.generation.hsface import HSFaceConfig, shard_name
 from vec2face.generation.identities import IdentitiesConfig, max_pairwise_cosine
 from vec2face.generation.variation import sigma_counts
+from vec2face.models import load_generator_checkpoint
 from vec2face.reports.dataset_report import read_headline
 from vec2face.reports.metrics import RateComparison, compare_rates
 from vec2face.toyfaces.benchmarks import BenchmarksConfig
+from vec2face.toyfaces.world import ToyfacesConfig
 
 #: the image size every FR dataset of the pipeline holds (DESIGN 3.1)
 IMAGE_SIZE = 112
@@ -35,8 +45,79 @@ IMAGE_SIZE = 112
 MAX_DECODED = 50_000
 
 
+#: values a metadata line shows of a list or set before it says how many there are
+SHOWN_VALUES = 5
+
+
+def brief(value: Any) -> str:
+    """A figure, list or set as a short metadata text (floats to 4 significant digits)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)
+        if isinstance(value, (set, frozenset)):
+            try:
+                items.sort()
+            except TypeError:  # values of mixed types
+                items.sort(key=str)
+        shown = ", ".join(brief(v) for v in items[:SHOWN_VALUES])
+        more = f", ... ({len(items)} values)" if len(items) > SHOWN_VALUES else ""
+        open_, close = ("{", "}") if isinstance(value, (set, frozenset)) else ("[", "]")
+        return f"{open_}{shown}{more}{close}"
+    return "none" if value is None else str(value)
+
+
+def bound_text(kind: str, kwargs: dict[str, Any]) -> str:
+    """What an expectation asks for, read from its kwargs (``>= 0.9 and <= 1``, ``== 112``,
+    ``in {True}``)."""
+    low, high = kwargs.get("min_value"), kwargs.get("max_value")
+    strict_low, strict_high = kwargs.get("strict_min", False), kwargs.get("strict_max", False)
+    if low is not None and low == high and not (strict_low or strict_high):
+        return f"== {brief(low)}"
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if strict_low else '>='} {brief(low)}")
+    if high is not None:
+        parts.append(f"{'<' if strict_high else '<='} {brief(high)}")
+    if parts:
+        return " and ".join(parts)
+    if "value" in kwargs:
+        return f"== {brief(kwargs['value'])}"
+    if "value_set" in kwargs:
+        # a column's distinct values must be the set, or each value must lie in it
+        relation = "==" if "distinct_values" in kind else "in"
+        return f"{relation} {brief(set(kwargs['value_set']))}"
+    if "column_A" in kwargs:
+        return f"{kwargs['column_A']} == {kwargs['column_B']}"
+    if kind.endswith("not_be_null"):
+        return "not null"
+    return kind
+
+
+def observed_text(result: dict[str, Any]) -> str:
+    """What an expectation saw: the observed figure, or how many rows broke a per-row
+    expectation (with a few of their values), and what a set expectation missed."""
+    if "element_count" in result:
+        text = f"{result.get('unexpected_count', 0)} of {result['element_count']} rows unexpected"
+        examples = result.get("partial_unexpected_list")
+        return text + (f" {brief(examples)}" if examples else "")
+    parts = [f"observed {brief(result.get('observed_value'))}"]
+    for key, name in (("partial_missing_list", "missing"), ("partial_unexpected_list", "extra")):
+        if result.get(key):
+            parts.append(f"{name} {brief(result[key])}")
+    if result.get("observed_value") is None and len(parts) > 1:
+        parts.pop(0)  # a failed set expectation observes nothing but what it missed
+    return ", ".join(parts)
+
+
 def validate(tables: dict[str, tuple[pd.DataFrame, Iterable[Any]]]) -> tuple[bool, dict[str, Any]]:
-    """Validate each ``name -> (frame, expectations)`` with GX; (all passed, metadata)."""
+    """Validate each ``name -> (frame, expectations)`` with GX; (all passed, metadata).
+
+    Each expectation's metadata line shows its verdict, what it observed and its bound, e.g.
+    ``ok (observed 0.9474, bound >= 0.9 and <= 1)`` or ``FAILED (1 of 20 rows unexpected
+    [111], bound == 112)``."""
     import great_expectations as gx
 
     context = gx.get_context(mode="ephemeral")
@@ -59,12 +140,52 @@ def validate(tables: dict[str, tuple[pd.DataFrame, Iterable[Any]]]) -> tuple[boo
             label = f"{name}.{cfg.type}" + (
                 f"[{cfg.kwargs['column']}]" if "column" in cfg.kwargs else ""
             )
-            observed = r.result.get("observed_value", r.result.get("unexpected_count"))
-            metadata[label] = f"{'ok' if r.success else 'FAILED'} (observed {observed})"
+            metadata[label] = (
+                f"{'ok' if r.success else 'FAILED'} ({observed_text(r.result)}, "
+                f"bound {bound_text(cfg.type, cfg.kwargs)})"
+            )
             if not r.success:
                 failed.append(label)
     metadata["failed_expectations"] = ", ".join(failed) or "none"
     return passed, metadata
+
+
+def seeded_sample(n: int, limit: int, seed: int = 0) -> np.ndarray:
+    """Sorted positions of ``limit`` of ``n`` items drawn with ``seed`` (all when n <= limit)."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+
+
+def image_size(data: bytes, where: str) -> tuple[int, int, bool]:
+    """(height, width, readable) of encoded image bytes; (0, 0, False) when they do not decode."""
+    try:
+        h, w = decode_image(data, where).shape[:2]
+    except Vec2FaceError:
+        return 0, 0, False
+    return h, w, True
+
+
+def lmdb_image_rows(ds, labels: np.ndarray, picked: np.ndarray) -> pd.DataFrame:
+    """One row per picked record of an open dataset: record, label, height, width, readable."""
+    rows = [
+        (int(pos), int(labels[pos]), *image_size(ds.read_raw(int(pos))[0], ds.location(int(pos))))
+        for pos in picked
+    ]
+    return pd.DataFrame(rows, columns=["record", "label", "height", "width", "readable"])
+
+
+def image_expectations() -> list:
+    """Every image of a table readable and ``IMAGE_SIZE`` square."""
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToBeInSet(column="readable", value_set=[True]),
+        *(
+            gxe.ExpectColumnValuesToBeBetween(column=c, min_value=IMAGE_SIZE, max_value=IMAGE_SIZE)
+            for c in ("height", "width")
+        ),
+    ]
 
 
 def subset_tables(out: Path, config: SubsetConfig) -> dict[str, tuple[pd.DataFrame, list]]:
@@ -74,17 +195,7 @@ def subset_tables(out: Path, config: SubsetConfig) -> dict[str, tuple[pd.DataFra
     manifest = read_manifest(out / MANIFEST_NAME)
     with open_dataset(out / "train.lmdb") as ds:
         labels = ds.labels.astype(np.int64)
-        picked = np.arange(len(ds))
-        if len(ds) > MAX_DECODED:
-            picked = np.sort(np.random.default_rng(0).choice(len(ds), MAX_DECODED, replace=False))
-        rows = []
-        for pos in picked:
-            try:
-                h, w = decode_image(ds.read_raw(int(pos))[0], ds.location(int(pos))).shape[:2]
-                rows.append((int(pos), int(labels[pos]), h, w, True))
-            except Vec2FaceError:
-                rows.append((int(pos), int(labels[pos]), 0, 0, False))
-    images = pd.DataFrame(rows, columns=["record", "label", "height", "width", "readable"])
+        images = lmdb_image_rows(ds, labels, seeded_sample(len(ds), MAX_DECODED))
     # the manifest describes the LMDB row for row: same count, same label per record
     manifest_labels = manifest["label"].to_numpy() if len(manifest) == len(labels) else None
     images["manifest_label"] = (
@@ -95,13 +206,7 @@ def subset_tables(out: Path, config: SubsetConfig) -> dict[str, tuple[pd.DataFra
         "subset_images": (
             images,
             [
-                gxe.ExpectColumnValuesToBeInSet(column="readable", value_set=[True]),
-                gxe.ExpectColumnValuesToBeBetween(
-                    column="height", min_value=IMAGE_SIZE, max_value=IMAGE_SIZE
-                ),
-                gxe.ExpectColumnValuesToBeBetween(
-                    column="width", min_value=IMAGE_SIZE, max_value=IMAGE_SIZE
-                ),
+                *image_expectations(),
                 gxe.ExpectColumnPairValuesToBeEqual(column_A="label", column_B="manifest_label"),
             ],
         ),
@@ -221,6 +326,33 @@ class ExpectationsConfig(StepConfig):
         description="confidence of the margin added to the reference's rate (bootstrap over "
         "identities of both datasets): HSFace fails only when its rate exceeds the "
         "reference's by more than chance gives at this level",
+    )
+    fr_min_heldout_accuracy: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="least held-out average verification accuracy of the teacher and the "
+        "judge: the zoo manifest's figure, or the training's last validation (the toy zoo's "
+        "teacher and judge reach about 0.95 and 0.94)",
+    )
+    attributes_max_yaw_mae: float = Field(
+        5.0,
+        gt=0,
+        description="largest held-out yaw error (degrees, mean absolute) of the attribute "
+        "estimator (the toy estimator reaches about 0.8)",
+    )
+    attributes_max_age_mae: float = Field(
+        8.0,
+        gt=0,
+        description="largest held-out age error (years, mean absolute) of the attribute "
+        "estimator (the toy estimator reaches about 4.6)",
+    )
+    generator_min_pixel_std: float = Field(
+        0.02,
+        ge=0,
+        description="least per-pixel standard deviation (averaged over pixels, images in "
+        "[-1, 1]) across the generator's images of a few random unit vectors: a generator "
+        "that draws the same image whatever its input falls below it",
     )
 
 
@@ -491,3 +623,403 @@ def benchmark_accuracies_expectations(paths: PipelinePaths) -> dg.AssetCheckResu
     out = paths.output(STEPS["benchmark_accuracies"].output)
     passed, metadata = validate(accuracy_tables(out, EVALUATED))
     return dg.AssetCheckResult(passed=passed, metadata=metadata)
+
+
+# ---------------------------------------------------------------------------------------
+# world pools, models, HSFace shards, the gaussian ablation
+
+Tables = dict[str, tuple[pd.DataFrame, list]]
+
+#: images decoded by the pool and LMDB checks: a seeded sample (the writer is checked, and a
+#: broken writer breaks more than a few images)
+SAMPLED_IMAGES = 200
+#: seeded inputs of the model checks' forward passes
+PROBE_IMAGES = 4
+PROBE_VECTORS = 8
+#: the embedding size of every FR model of the pipeline (DESIGN 3.1)
+EMBEDDING_SIZE = 512
+#: written beside a model exported from the zoo (its held-out ``figures``)
+ZOO_MANIFEST = "zoo_manifest.json"
+#: written beside a model trained in the chain (its validation figures)
+TRAINING_METRICS = "metrics.json"
+#: the file a toy world pool lists its images in
+POOL_MANIFEST = "manifest.parquet"
+
+
+def suite_result(make_tables: Callable[[], Tables]) -> dg.AssetCheckResult:
+    """Validate the tables ``make_tables`` builds; an output that cannot be read fails the
+    check with the error (which names the file) as its metadata."""
+    try:
+        tables = make_tables()
+    except (Vec2FaceError, OSError, KeyError, ValueError) as exc:
+        return dg.AssetCheckResult(
+            passed=False, metadata={"error": f"{exc.__class__.__name__}: {exc}"}
+        )
+    passed, metadata = validate(tables)
+    return dg.AssetCheckResult(passed=passed, metadata=metadata)
+
+
+def pool_tables(folder: Path, config: ToyfacesConfig, sample: int = SAMPLED_IMAGES) -> Tables:
+    """A rendered pool's manifest (identities x images rows, every identity) and a seeded
+    sample of its image files (readable, 112x112), with their expectations."""
+    import great_expectations.expectations as gxe
+
+    manifest = read_manifest(folder / POOL_MANIFEST)
+    rows = []
+    for rel in manifest["path"].to_numpy()[seeded_sample(len(manifest), sample)]:
+        path = folder / rel
+        data = path.read_bytes() if path.is_file() else b""  # a missing file: unreadable
+        rows.append((str(rel), *image_size(data, str(path))))
+    n = config.identities
+    name = f"{config.pool}_pool"
+    return {
+        f"{name}_manifest": (
+            manifest,
+            [
+                gxe.ExpectTableRowCountToEqual(value=n * config.images),
+                gxe.ExpectColumnUniqueValueCountToBeBetween(
+                    column="identity", min_value=n, max_value=n
+                ),
+            ],
+        ),
+        f"{name}_images": (
+            pd.DataFrame(rows, columns=["path", "height", "width", "readable"]),
+            image_expectations(),
+        ),
+    }
+
+
+def pool_check(pool: str) -> dg.AssetChecksDefinition:
+    """The check of toy world pool ``pool`` against its ``world`` section."""
+    step = STEPS[f"{pool}_pool"]
+
+    @dg.asset_check(
+        asset=step.asset,
+        name=f"{step.asset}_expectations",
+        blocking=True,
+        description=f"The '{pool}' pool: identities x images manifest rows from the params, "
+        "every identity present, a seeded sample of its images readable and 112x112.",
+    )
+    def _pool_check(paths: PipelinePaths) -> dg.AssetCheckResult:
+        config = pool_config(paths.read_params(), pool)
+        return suite_result(lambda: pool_tables(paths.output(step.output), config))
+
+    return _pool_check
+
+
+def embedding_table(folders: Mapping[str, Path], seed: int = 0) -> pd.DataFrame:
+    """One row per FR model folder (``backbone.pt`` + ``backbone.json``): the dimension of its
+    embeddings of seeded random images, whether all are finite, and the smallest norm.
+
+    Raises:
+        ConfigError: a model that does not load (naming its file).
+    """
+    images = np.random.default_rng(seed).uniform(-1, 1, (PROBE_IMAGES, 3, IMAGE_SIZE, IMAGE_SIZE))
+    x = torch.from_numpy(images.astype(np.float32))
+    rows = []
+    for name, folder in folders.items():
+        with torch.inference_mode():
+            embeddings = load_trained_backbone(folder)(x).float()
+        finite = bool(torch.isfinite(embeddings).all())
+        norms = torch.linalg.vector_norm(torch.nan_to_num(embeddings), dim=-1)
+        rows.append((name, int(embeddings.shape[-1]), finite, float(norms.min())))
+    return pd.DataFrame(rows, columns=["model", "dim", "finite", "min_norm"])
+
+
+def embedding_expectations() -> list:
+    """512-d finite embeddings that can be L2-normalised (no zero vector)."""
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToBeBetween(
+            column="dim", min_value=EMBEDDING_SIZE, max_value=EMBEDDING_SIZE
+        ),
+        gxe.ExpectColumnValuesToBeInSet(column="finite", value_set=[True]),
+        gxe.ExpectColumnMinToBeBetween(column="min_norm", min_value=0, strict_min=True),
+    ]
+
+
+def recorded_figures(folder: Path, training_key: str) -> tuple[str, dict[str, Any]]:
+    """Held-out figures recorded beside a model, and the file they come from: the zoo
+    manifest's ``figures`` (a model exported from the zoo), else ``training_key`` of the
+    training's ``metrics.json`` (a model trained in the chain); ("none", {}) without either."""
+    for name, key in ((ZOO_MANIFEST, "figures"), (TRAINING_METRICS, training_key)):
+        path = folder / name
+        if path.is_file():
+            return name, dict(json.loads(path.read_text()).get(key) or {})
+    return "none", {}
+
+
+def fr_accuracies(folder: Path) -> tuple[str, dict[str, float]]:
+    """An FR model's held-out accuracies ``{set: accuracy}`` (with ``average``) and their
+    file: the zoo manifest's figures, or the last validation a training recorded."""
+    source, figures = recorded_figures(folder, "metrics")
+    if source == TRAINING_METRICS:  # {"val/<set>/accuracy": ...} among the training stats
+        figures = {
+            k.split("/")[1]: v
+            for k, v in figures.items()
+            if k.startswith("val/") and k.endswith("/accuracy")
+        }
+    return source, figures
+
+
+def heldout_table(source: str, figures: Mapping[str, Any], names: Iterable[str]) -> pd.DataFrame:
+    """One row: where the figures come from and each of ``names`` (NaN when not recorded)."""
+    return pd.DataFrame([{"source": source, **{n: figures.get(n, np.nan) for n in names}}])
+
+
+def recorded_source_expectation():
+    import great_expectations.expectations as gxe
+
+    return gxe.ExpectColumnValuesToBeInSet(
+        column="source", value_set=[ZOO_MANIFEST, TRAINING_METRICS]
+    )
+
+
+def fr_tables(name: str, folder: Path, bounds: ExpectationsConfig) -> Tables:
+    """An off-the-shelf FR model (teacher or judge): its embeddings, and its recorded held-out
+    average accuracy at least ``fr_min_heldout_accuracy`` (every recorded set in [0, 1])."""
+    import great_expectations.expectations as gxe
+
+    source, accuracies = fr_accuracies(folder)
+    sets = pd.DataFrame(list(accuracies.items()), columns=["set", "accuracy"])
+    return {
+        f"{name}_embeddings": (embedding_table({name: folder}), embedding_expectations()),
+        f"{name}_heldout": (
+            heldout_table(source, accuracies, ["average"]),
+            [
+                recorded_source_expectation(),
+                gxe.ExpectColumnMinToBeBetween(
+                    column="average", min_value=bounds.fr_min_heldout_accuracy, max_value=1
+                ),
+            ],
+        ),
+        f"{name}_heldout_sets": (
+            sets,
+            [gxe.ExpectColumnValuesToBeBetween(column="accuracy", min_value=0, max_value=1)],
+        ),
+    }
+
+
+def fr_check(asset: str) -> dg.AssetChecksDefinition:
+    """The check of the off-the-shelf FR model ``asset`` (fr_teacher or fr_judge)."""
+    step = STEPS[asset]
+
+    @dg.asset_check(
+        asset=step.asset,
+        name=f"{step.asset}_expectations",
+        blocking=True,
+        description="backbone.pt + backbone.json load and embed seeded images as finite, "
+        "non-zero 512-d vectors; the held-out average accuracy recorded beside them (zoo "
+        "manifest, or the training's last validation) is at least "
+        "expectations.fr_min_heldout_accuracy.",
+    )
+    def _fr_check(paths: PipelinePaths) -> dg.AssetCheckResult:
+        bounds = load_step_config(ExpectationsConfig, "expectations", paths.read_params())
+        return suite_result(lambda: fr_tables(step.asset, paths.output(step.output), bounds))
+
+    return _fr_check
+
+
+#: the attribute estimator's held-out figures with a bound: (figure, ExpectationsConfig field)
+ATTRIBUTE_BOUNDS = (("yaw_mae", "attributes_max_yaw_mae"), ("age_mae", "attributes_max_age_mae"))
+
+
+def attribute_tables(folder: Path, bounds: ExpectationsConfig, seed: int = 0) -> Tables:
+    """The attribute estimator: ``model.pt`` loads and gives finite yaw and age estimates of
+    seeded images; its recorded held-out yaw and age errors are within the bounds."""
+    import great_expectations.expectations as gxe
+
+    model = load_toy_estimator(folder / MODEL_FILE)
+    images = np.random.default_rng(seed).integers(
+        0, 256, (PROBE_IMAGES, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8
+    )
+    estimates = pd.DataFrame(
+        [(k, bool(np.isfinite(v).all())) for k, v in model.predict(images).items()],
+        columns=["attribute", "finite"],
+    )
+    source, figures = recorded_figures(folder, "heldout")
+    return {
+        "attribute_estimates": (
+            estimates,
+            [
+                gxe.ExpectColumnDistinctValuesToContainSet(
+                    column="attribute", value_set=["yaw", "age"]
+                ),
+                gxe.ExpectColumnValuesToBeInSet(column="finite", value_set=[True]),
+            ],
+        ),
+        "attribute_heldout": (
+            heldout_table(source, figures, [f for f, _ in ATTRIBUTE_BOUNDS]),
+            [
+                recorded_source_expectation(),
+                *(
+                    gxe.ExpectColumnMaxToBeBetween(
+                        column=figure, min_value=0, max_value=getattr(bounds, field)
+                    )
+                    for figure, field in ATTRIBUTE_BOUNDS
+                ),
+            ],
+        ),
+    }
+
+
+@dg.asset_check(asset=STEPS["attribute_estimator"].asset, blocking=True)
+def attribute_estimator_expectations(paths: PipelinePaths) -> dg.AssetCheckResult:
+    """model.pt loads and estimates seeded images finitely; the held-out yaw and age errors
+    recorded beside it (zoo manifest, or the training's metrics.json) are within
+    expectations.attributes_max_yaw_mae and attributes_max_age_mae."""
+    bounds = load_step_config(ExpectationsConfig, "expectations", paths.read_params())
+    folder = paths.output(STEPS["attribute_estimator"].output)
+    return suite_result(lambda: attribute_tables(folder, bounds))
+
+
+def generator_table(path: Path, n: int = PROBE_VECTORS, seed: int = 0) -> pd.DataFrame:
+    """One row on the generator's images of ``n`` seeded random unit vectors: all finite,
+    lowest and highest value, and the per-pixel standard deviation across the images
+    (averaged over pixels; 0 when every input gives the same image)."""
+    generator, _ = load_generator_checkpoint(path)
+    vectors = np.random.default_rng(seed).standard_normal((n, generator.arch.rep_dim))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    images = generator.generate(vectors.astype(np.float32), seed=seed).float().cpu().numpy()
+    finite = np.isfinite(images)
+    images = np.where(finite, images, 0.0)
+    return pd.DataFrame(
+        [
+            {
+                "finite": bool(finite.all()),
+                "lowest": float(images.min()),
+                "highest": float(images.max()),
+                "pixel_std": float(images.std(axis=0).mean()),
+            }
+        ]
+    )
+
+
+def generator_tables(path: Path, bounds: ExpectationsConfig) -> Tables:
+    """The generator's images: finite, in [-1, 1], differing across inputs by at least
+    ``generator_min_pixel_std``."""
+    import great_expectations.expectations as gxe
+
+    return {
+        "generator_images": (
+            generator_table(path),
+            [
+                gxe.ExpectColumnValuesToBeInSet(column="finite", value_set=[True]),
+                gxe.ExpectColumnMinToBeBetween(column="lowest", min_value=-1),
+                gxe.ExpectColumnMaxToBeBetween(column="highest", max_value=1),
+                gxe.ExpectColumnMinToBeBetween(
+                    column="pixel_std", min_value=bounds.generator_min_pixel_std
+                ),
+            ],
+        )
+    }
+
+
+@dg.asset_check(asset=STEPS["fmae_generator"].asset, blocking=True)
+def fmae_generator_expectations(paths: PipelinePaths) -> dg.AssetCheckResult:
+    """generator.pt loads; its images of 8 seeded random unit vectors are finite, in [-1, 1]
+    and differ across the inputs (per-pixel std at least
+    expectations.generator_min_pixel_std: a collapsed generator fails)."""
+    bounds = load_step_config(ExpectationsConfig, "expectations", paths.read_params())
+    path = paths.output(STEPS["fmae_generator"].output) / GENERATOR_FILE
+    return suite_result(lambda: generator_tables(path, bounds))
+
+
+def fr_lmdb_tables(
+    name: str, path: Path, identities: range, per_identity: int, sample: int = SAMPLED_IMAGES
+) -> Tables:
+    """A generated FR-layout LMDB: ``len(identities) x per_identity`` records, the labels of
+    exactly ``identities`` with ``per_identity`` images each, and a seeded sample of its
+    images readable and 112x112."""
+    import great_expectations.expectations as gxe
+
+    with open_dataset(path) as ds:
+        labels = ds.labels.astype(np.int64)
+        images = lmdb_image_rows(ds, labels, seeded_sample(len(ds), sample))
+    counts = pd.Series(labels).value_counts().rename_axis("label").reset_index(name="images")
+    records = len(identities) * per_identity
+    return {
+        f"{name}_records": (
+            pd.DataFrame([{"records": len(labels)}]),
+            [
+                gxe.ExpectColumnMaxToBeBetween(
+                    column="records", min_value=records, max_value=records
+                )
+            ],
+        ),
+        f"{name}_identities": (
+            counts,
+            [
+                gxe.ExpectColumnDistinctValuesToEqualSet(
+                    column="label", value_set=list(identities)
+                ),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="images", min_value=per_identity, max_value=per_identity
+                ),
+            ],
+        ),
+        f"{name}_images": (images, image_expectations()),
+    }
+
+
+def hsface_shard_check(params: dict[str, Any]) -> dg.AssetChecksDefinition:
+    """The per-shard check of ``hsface_dataset``, partitioned like it (the params' shards)."""
+    step = STEPS["hsface_dataset"]
+
+    def hsface_shard_expectations(
+        context: dg.AssetCheckExecutionContext, paths: PipelinePaths
+    ) -> dg.AssetCheckResult:
+        """The shard's LMDB: its identity range x hsface.images_per_identity records, each of
+        its identities with images_per_identity images, a seeded sample of images readable
+        and 112x112."""
+        config = load_step_config(HSFaceConfig, "hsface", paths.read_params())
+        shard = int(context.partition_key)
+        lmdb = paths.output(step.output) / "shards" / shard_name(shard) / "train.lmdb"
+        return suite_result(
+            lambda: fr_lmdb_tables(
+                "hsface_shard", lmdb, range(*config.shard_range(shard)), config.images_per_identity
+            )
+        )
+
+    # A check partitioned like its asset runs once per shard run, on that shard; Dagster
+    # 1.13 (pinned) flags the argument as a preview on every definitions load.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+        return dg.asset_check(
+            asset=step.asset,
+            name="hsface_shard_expectations",
+            blocking=True,
+            partitions_def=dg.StaticPartitionsDefinition(shard_keys(params)),
+        )(hsface_shard_expectations)
+
+
+@dg.asset_check(asset=STEPS["gaussian_ablation"].asset, blocking=True)
+def gaussian_ablation_expectations(paths: PipelinePaths) -> dg.AssetCheckResult:
+    """The merged ablation dataset: gaussian_ablation.n (else identities.n) identities x
+    hsface.images_per_identity records, images_per_identity each, a seeded sample of images
+    readable and 112x112."""
+    params = paths.read_params()
+    n = load_step_config(GaussianAblationConfig, "gaussian_ablation", params).n
+    if n is None:
+        n = load_step_config(IdentitiesConfig, "identities", params).n
+    per_identity = load_step_config(HSFaceConfig, "hsface", params).images_per_identity
+    lmdb = paths.output(STEPS["gaussian_ablation"].output) / "merged" / "train.lmdb"
+    return suite_result(lambda: fr_lmdb_tables("ablation", lmdb, range(n), per_identity))
+
+
+@dg.asset_check(asset=STEPS["fr_model"].asset, blocking=True)
+def fr_model_expectations(paths: PipelinePaths) -> dg.AssetCheckResult:
+    """Both FR models (webface/ and hsface/) load and embed seeded images as finite, non-zero
+    512-d vectors (their accuracies are benchmark_accuracies')."""
+    from assets_defs.models import FR_MODEL_DATA
+
+    out = paths.output(STEPS["fr_model"].output)
+    return suite_result(
+        lambda: {
+            "fr_model_embeddings": (
+                embedding_table({name: out / name for name in FR_MODEL_DATA}),
+                embedding_expectations(),
+            )
+        }
+    )

@@ -14,7 +14,7 @@ import os
 
 import dagster as dg
 
-from assets_defs import all_asset_checks, build_assets
+from assets_defs import build_asset_checks, build_assets
 from assets_defs.generation import shard_keys
 from orchestration.jobs import all_jobs
 from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
@@ -39,7 +39,7 @@ def make_definitions(root: str, params: str, repo_dir: str = ".") -> dg.Definiti
     values = resources["paths"].read_params()
     return dg.Definitions(
         assets=build_assets(values),
-        asset_checks=all_asset_checks,
+        asset_checks=build_asset_checks(values),
         jobs=all_jobs,
         schedules=all_schedules,
         sensors=make_sensors(shard_keys(values)),

@@ -1,4 +1,5 @@
-"""Asset checks: a corrupted subset fails its GX check and blocks what depends on it."""
+"""Asset checks: each output's GX suite passes on a healthy output and fails a broken one,
+naming the expectation and its bound; a failed blocking check stops what depends on it."""
 
 from __future__ import annotations
 
@@ -8,25 +9,36 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 import assets_defs.webface as webface_module
-from assets_defs import all_asset_checks, build_assets
+from assets_defs import build_asset_checks, build_assets
 from assets_defs.checks import (
     ExpectationsConfig,
     accuracy_tables,
+    attribute_tables,
     benchmark_table,
+    bound_text,
+    embedding_table,
+    fr_lmdb_tables,
+    fr_tables,
+    generator_tables,
     hsface_tables,
     identity_tables,
     inter_noise_bound,
     inter_noise_comparison,
     noise_table,
     noise_tables,
+    observed_text,
+    pool_tables,
     subset_tables,
+    suite_result,
     validate,
 )
+from assets_defs.steps import STEPS, chain_steps
 from orchestration.definitions import make_resources
-from tests.orchestration.conftest import make_micro_project, step_failure_message
+from tests.orchestration.conftest import MICRO_PARAMS, make_micro_project, step_failure_message
 from vec2face.config import read_params
 from vec2face.data import open_dataset, read_manifest, write_lmdb, write_manifest
 from vec2face.data.subset import SubsetConfig
@@ -74,12 +86,14 @@ def test_corrupted_subset_fails_the_blocking_check_and_stops_downstream(
         return report
 
     monkeypatch.setattr(webface_module, "make_subset", corrupted_subset)
-    all_assets = build_assets(read_params(repo / "params.yaml"))
+    params = read_params(repo / "params.yaml")
     selected = [
-        a for a in all_assets if a.key.to_user_string() in ("webface_pool", "webface_subset")
+        a
+        for a in build_assets(params)
+        if a.key.to_user_string() in ("webface_pool", "webface_subset")
     ]
     result = dg.materialize(
-        [*selected, *all_asset_checks, subset_consumer],
+        [*selected, *build_asset_checks(params), subset_consumer],
         selection=["webface_pool", "webface_subset", "subset_consumer"],
         resources=make_resources(str(out), str(repo / "params.yaml"), str(repo)),
         raise_on_error=False,
@@ -99,8 +113,9 @@ def test_corrupted_subset_fails_the_blocking_check_and_stops_downstream(
 def test_missing_source_fails_with_its_path_and_nothing_downstream_runs(tmp_path):
     repo = make_micro_project(tmp_path / "project")
     out = repo / "outputs" / "tiny"
+    params = read_params(repo / "params.yaml")
     result = dg.materialize(
-        [*build_assets(read_params(repo / "params.yaml")), *all_asset_checks, subset_consumer],
+        [*build_assets(params), *build_asset_checks(params), subset_consumer],
         selection=["webface_subset", "subset_consumer"],
         resources=make_resources(str(out), str(repo / "params.yaml"), str(repo)),
         raise_on_error=False,
@@ -124,8 +139,38 @@ def test_validate_reports_each_expectation():
         }
     )
     assert not passed
-    assert meta["t.expect_column_values_to_be_between[width]"].startswith("FAILED")
+    assert meta["t.expect_column_values_to_be_between[width]"] == (
+        "FAILED (1 of 2 rows unexpected [111], bound == 112)"
+    )
     assert meta["failed_expectations"] == "t.expect_column_values_to_be_between[width]"
+
+
+@pytest.mark.parametrize(
+    "kind, kwargs, bound",
+    [
+        ("expect_column_min_to_be_between", {"min_value": 0.9, "max_value": 1}, ">= 0.9 and <= 1"),
+        ("expect_column_max_to_be_between", {"max_value": 5.0}, "<= 5"),
+        ("expect_column_min_to_be_between", {"min_value": 0, "strict_min": True}, "> 0"),
+        ("expect_table_row_count_to_equal", {"value": 12}, "== 12"),
+        ("expect_column_values_to_be_in_set", {"value_set": [True]}, "in {True}"),
+        (
+            "expect_column_distinct_values_to_equal_set",
+            {"value_set": list(range(12))},
+            "== {0, 1, 2, 3, 4, ... (12 values)}",
+        ),
+        ("expect_column_pair_values_to_be_equal", {"column_A": "a", "column_B": "b"}, "a == b"),
+        ("expect_column_values_to_not_be_null", {"column": "a"}, "not null"),
+    ],
+)
+def test_bound_text_says_what_each_expectation_asks_for(kind, kwargs, bound):
+    assert bound_text(kind, kwargs) == bound
+
+
+def test_observed_text_shows_the_figure_or_the_rows_that_break_the_bound():
+    assert observed_text({"observed_value": np.float64(0.94738)}) == "observed 0.9474"
+    assert observed_text({"element_count": 4, "unexpected_count": 0}) == "0 of 4 rows unexpected"
+    missing = {"observed_value": None, "partial_missing_list": [1], "unexpected_count": 1}
+    assert observed_text(missing) == "missing [1]"
 
 
 def test_benchmark_table_marks_missing_and_unreadable_sets(tmp_path):
@@ -340,7 +385,6 @@ def test_noisy_hsface_report_fails_its_check_and_the_fr_models_are_not_trained(
     inter-class noise above the bound is not trained on."""
     import assets_defs._produce as produce_module
     import assets_defs.evaluation as evaluation_module
-    from assets_defs.steps import STEPS
 
     repo = make_micro_project(tmp_path / "project")
     params = read_params(repo / "params.yaml")  # the micro bounds accept anything: tighten
@@ -372,14 +416,17 @@ def test_noisy_hsface_report_fails_its_check_and_the_fr_models_are_not_trained(
     monkeypatch.setattr(
         produce_module, "input_hashes", lambda inputs, dvc: {k: "stand-in" for k in inputs}
     )
+    params = read_params(repo / "params.yaml")
     result = dg.materialize(
-        [*build_assets(read_params(repo / "params.yaml")), *all_asset_checks],
+        [*build_assets(params), *build_asset_checks(params)],
         selection=["dataset_reports", "fr_model"],
         resources=make_resources(str(out), str(repo / "params.yaml"), str(repo)),
         raise_on_error=False,
     )
     (check,) = [
-        c for c in result.get_asset_check_evaluations() if c.check_name == "hsface_noise_expectations"
+        c
+        for c in result.get_asset_check_evaluations()
+        if c.check_name == "hsface_noise_expectations"
     ]
     assert not check.passed  # 0.40 > max(0.05, the WebFace subset's own 0.10 + margin)
     margin = check.metadata["inter_class_noise_margin"].value
@@ -392,3 +439,287 @@ def test_noisy_hsface_report_fails_its_check_and_the_fr_models_are_not_trained(
     assert "fr_model" not in started  # skipped, not failed on the stand-in inputs
     assert not (out / STEPS["fr_model"].output).exists()
     assert not result.success
+
+
+# ---------------------------------------------------------------------------------------
+# every asset has a check; pools, models, HSFace shards, the ablation
+
+
+@pytest.mark.parametrize("source", ["zoo", "train"])
+def test_every_asset_of_the_chain_has_a_blocking_check_and_no_check_is_orphaned(source):
+    params = read_params(MICRO_PARAMS)
+    params["sources"] = {"teacher": source, "judge": source, "attributes": source}
+    checked = {
+        spec.asset_key.to_user_string(): spec.blocking
+        for checks in build_asset_checks(params)
+        for spec in checks.check_specs
+    }
+    assert set(checked) == set(chain_steps(params)) and all(checked.values())
+    assert ("teacher_pool" in checked) == (source == "train")
+
+
+def _render_pool(folder, identities=3, images=2):
+    from vec2face.toyfaces.world import ToyfacesConfig, make_toyfaces
+
+    config = ToyfacesConfig(pool="webface", identities=identities, images=images, workers=1)
+    make_toyfaces(config, folder, progress=False)
+    return config
+
+
+def test_pool_tables_pass_a_rendered_pool_and_fail_a_short_manifest_or_a_broken_image(tmp_path):
+    config = _render_pool(tmp_path / "pool")
+    passed, meta = validate(pool_tables(tmp_path / "pool", config))
+    assert passed, meta
+    assert meta["webface_pool_manifest.expect_table_row_count_to_equal"] == (
+        "ok (observed 6, bound == 6)"
+    )
+    bigger = config.model_copy(update={"identities": 4})
+    passed, meta = validate(pool_tables(tmp_path / "pool", bigger))
+    assert not passed
+    assert meta["webface_pool_manifest.expect_table_row_count_to_equal"] == (
+        "FAILED (observed 6, bound == 8)"
+    )
+    assert "[identity]" in meta["failed_expectations"]
+    (tmp_path / "pool" / "00001" / "001.jpg").write_bytes(b"not a jpeg")
+    passed, meta = validate(pool_tables(tmp_path / "pool", config))
+    assert meta["failed_expectations"] == (
+        "webface_pool_images.expect_column_values_to_be_in_set[readable], "
+        "webface_pool_images.expect_column_values_to_be_between[height], "
+        "webface_pool_images.expect_column_values_to_be_between[width]"
+    )
+    assert meta["webface_pool_images.expect_column_values_to_be_in_set[readable]"] == (
+        "FAILED (1 of 6 rows unexpected [False], bound in {True})"
+    )
+
+
+def _fr_folder(folder, files=None):
+    """A tiny FR model as fr train writes it, with ``files`` (name -> JSON) beside it."""
+    from vec2face.fr.train import FRTrainConfig, save_backbone
+    from vec2face.models.iresnet import build_backbone
+
+    torch.manual_seed(0)
+    save_backbone(build_backbone("tiny").eval(), FRTrainConfig(backbone="tiny"), folder)
+    for name, content in (files or {}).items():
+        (folder / name).write_text(json.dumps(content))
+    return folder
+
+
+def test_fr_tables_pass_a_zoo_export_and_fail_a_low_heldout_average(tmp_path):
+    bounds = ExpectationsConfig(fr_min_heldout_accuracy=0.9)
+    zoo = {"figures": {"lfw": 0.97, "cplfw": 0.89, "average": 0.95}}
+    folder = _fr_folder(tmp_path / "teacher", {"zoo_manifest.json": zoo})
+    passed, meta = validate(fr_tables("fr_teacher", folder, bounds))
+    assert passed, meta
+    assert meta["fr_teacher_heldout.expect_column_min_to_be_between[average]"] == (
+        "ok (observed 0.95, bound >= 0.9 and <= 1)"
+    )
+    assert meta["fr_teacher_embeddings.expect_column_values_to_be_between[dim]"] == (
+        "ok (0 of 1 rows unexpected, bound == 512)"
+    )
+    zoo["figures"]["average"] = 0.85
+    (folder / "zoo_manifest.json").write_text(json.dumps(zoo))
+    passed, meta = validate(fr_tables("fr_teacher", folder, bounds))
+    assert not passed
+    assert meta["failed_expectations"] == (
+        "fr_teacher_heldout.expect_column_min_to_be_between[average]"
+    )
+    assert meta["fr_teacher_heldout.expect_column_min_to_be_between[average]"] == (
+        "FAILED (observed 0.85, bound >= 0.9 and <= 1)"
+    )
+
+
+def test_fr_tables_read_the_last_validation_of_a_trained_model_and_fail_without_figures(
+    tmp_path,
+):
+    bounds = ExpectationsConfig(fr_min_heldout_accuracy=0.5)
+    metrics = {"metrics": {"loss": 3.2, "val/lfw/accuracy": 0.6, "val/average/accuracy": 0.6}}
+    folder = _fr_folder(tmp_path / "judge", {"metrics.json": metrics})
+    passed, meta = validate(fr_tables("fr_judge", folder, bounds))
+    assert passed, meta
+    assert meta["fr_judge_heldout.expect_column_min_to_be_between[average]"].startswith(
+        "ok (observed 0.6, bound >= 0.5"
+    )
+    (folder / "metrics.json").unlink()
+    passed, meta = validate(fr_tables("fr_judge", folder, bounds))
+    assert not passed
+    assert meta["failed_expectations"] == (
+        "fr_judge_heldout.expect_column_values_to_be_in_set[source], "
+        "fr_judge_heldout.expect_column_min_to_be_between[average]"
+    )
+    assert meta["fr_judge_heldout.expect_column_values_to_be_in_set[source]"] == (
+        "FAILED (1 of 1 rows unexpected [none], bound in {metrics.json, zoo_manifest.json})"
+    )
+
+
+def test_embedding_table_fails_non_finite_embeddings_and_a_missing_model_names_its_file(
+    tmp_path,
+):
+    import great_expectations.expectations as gxe
+
+    from vec2face.fr.train import FRTrainConfig, save_backbone
+    from vec2face.models.iresnet import build_backbone
+
+    healthy = _fr_folder(tmp_path / "webface")
+    broken = build_backbone("tiny").eval()
+    with torch.no_grad():
+        next(broken.parameters()).fill_(float("nan"))
+    save_backbone(broken, FRTrainConfig(backbone="tiny"), tmp_path / "hsface")
+    table = embedding_table({"webface": healthy, "hsface": tmp_path / "hsface"})
+    assert table["finite"].tolist() == [True, False] and table["dim"].tolist() == [512, 512]
+    assert table["min_norm"].iloc[0] > 0
+    passed, meta = validate(
+        {"fr_model_embeddings": (table, [gxe.ExpectColumnValuesToBeInSet(
+            column="finite", value_set=[True])])}
+    )
+    assert not passed
+    missing = suite_result(lambda: fr_tables("fr_teacher", tmp_path / "none", ExpectationsConfig()))
+    assert not missing.passed
+    assert str(tmp_path / "none") in missing.metadata["error"].text
+
+
+def _estimator_folder(folder, heldout):
+    from vec2face.attributes.estimators import build_attribute_net, toy_checkpoint_state
+
+    folder.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(
+        toy_checkpoint_state(build_attribute_net().eval(), "attrnet_s"), folder / "model.pt"
+    )
+    (folder / "metrics.json").write_text(json.dumps({"heldout": heldout}))
+    return folder
+
+
+def test_attribute_tables_pass_small_heldout_errors_and_fail_an_age_error_above_its_bound(
+    tmp_path,
+):
+    bounds = ExpectationsConfig(attributes_max_yaw_mae=5.0, attributes_max_age_mae=8.0)
+    folder = _estimator_folder(tmp_path / "est", {"yaw_mae": 0.76, "age_mae": 4.62, "n": 50.0})
+    passed, meta = validate(attribute_tables(folder, bounds))
+    assert passed, meta
+    assert meta["attribute_heldout.expect_column_max_to_be_between[yaw_mae]"] == (
+        "ok (observed 0.76, bound >= 0 and <= 5)"
+    )
+    (folder / "metrics.json").write_text(json.dumps({"heldout": {"yaw_mae": 0.76, "age_mae": 9.5}}))
+    passed, meta = validate(attribute_tables(folder, bounds))
+    assert not passed
+    assert meta["failed_expectations"] == (
+        "attribute_heldout.expect_column_max_to_be_between[age_mae]"
+    )
+    assert meta["attribute_heldout.expect_column_max_to_be_between[age_mae]"] == (
+        "FAILED (observed 9.5, bound >= 0 and <= 8)"
+    )
+    # a zoo export's manifest figures come first
+    (folder / "zoo_manifest.json").write_text(
+        json.dumps({"figures": {"yaw_mae": 6.0, "age_mae": 4.0}})
+    )
+    _, meta = validate(attribute_tables(folder, bounds))
+    assert meta["failed_expectations"] == (
+        "attribute_heldout.expect_column_max_to_be_between[yaw_mae]"
+    )
+
+
+def test_generator_tables_pass_a_generator_whose_images_follow_the_input_and_fail_a_collapsed_one(
+    tmp_path,
+):
+    from vec2face.models import build_generator
+    from vec2face.models.generator import save_generator_checkpoint
+
+    bounds = ExpectationsConfig(generator_min_pixel_std=0.02)
+    torch.manual_seed(0)
+    generator = build_generator("tiny")
+    save_generator_checkpoint(generator, tmp_path / "generator.pt")
+    passed, meta = validate(generator_tables(tmp_path / "generator.pt", bounds))
+    assert passed, meta
+    with torch.no_grad():  # the last layer ignores its input: one image whatever the vector
+        generator.im_decoder.conv_out.weight.zero_()
+    save_generator_checkpoint(generator, tmp_path / "collapsed.pt")
+    passed, meta = validate(generator_tables(tmp_path / "collapsed.pt", bounds))
+    assert not passed
+    assert meta["failed_expectations"] == (
+        "generator_images.expect_column_min_to_be_between[pixel_std]"
+    )
+    verdict = meta["generator_images.expect_column_min_to_be_between[pixel_std]"]
+    assert verdict.startswith("FAILED (observed ") and verdict.endswith(", bound >= 0.02)")
+    assert float(verdict.split()[2].rstrip(",")) < 1e-6  # the same image for every input
+
+
+def _fr_lmdb(path, labels):
+    from vec2face.data import encode_image
+
+    image = encode_image(np.full((112, 112, 3), 128, np.uint8))
+    write_lmdb([(image, int(label)) for label in labels], path, layout="fr")
+    return path
+
+
+def test_fr_lmdb_tables_expect_the_identity_range_times_the_images_per_identity(tmp_path):
+    labels = np.repeat(np.arange(2, 4), 5)  # shard 1 of 2-identity shards, 5 images each
+    path = _fr_lmdb(tmp_path / "shard.lmdb", labels)
+    passed, meta = validate(fr_lmdb_tables("hsface_shard", path, range(2, 4), 5))
+    assert passed, meta
+    assert meta["hsface_shard_records.expect_column_max_to_be_between[records]"] == (
+        "ok (observed 10, bound == 10)"
+    )
+    short = _fr_lmdb(tmp_path / "short.lmdb", labels[:-1])
+    _, meta = validate(fr_lmdb_tables("hsface_shard", short, range(2, 4), 5))
+    assert meta["failed_expectations"] == (
+        "hsface_shard_records.expect_column_max_to_be_between[records], "
+        "hsface_shard_identities.expect_column_values_to_be_between[images]"
+    )
+    assert meta["hsface_shard_records.expect_column_max_to_be_between[records]"] == (
+        "FAILED (observed 9, bound == 10)"
+    )
+    _, meta = validate(fr_lmdb_tables("hsface_shard", path, range(0, 2), 5))  # another shard
+    assert meta["failed_expectations"] == (
+        "hsface_shard_identities.expect_column_distinct_values_to_equal_set[label]"
+    )
+    assert meta["hsface_shard_identities.expect_column_distinct_values_to_equal_set[label]"] == (
+        "FAILED (missing [0, 1], extra [2, 3], bound == {0, 1})"
+    )
+
+
+def test_a_short_shard_fails_its_partitions_check_and_the_others_are_not_checked(
+    tmp_path, monkeypatch
+):
+    """The per-shard check runs in the shard's run, on that shard's identity range."""
+    import assets_defs.generation as generation_module
+    from vec2face.generation.hsface import shard_name
+
+    repo = make_micro_project(tmp_path / "project")
+    out = repo / "outputs" / "tiny"
+    for name in STEPS["hsface_dataset"].inputs:
+        (out / STEPS[name].output).mkdir(parents=True)
+
+    def short_shard(config, generator, vectors, dataset, shard, **_):
+        start, stop = config.shard_range(shard)
+        folder = dataset / "shards" / shard_name(shard)
+        folder.mkdir(parents=True)
+        labels = np.repeat(np.arange(start, stop), config.images_per_identity)[:-1]
+        _fr_lmdb(folder / "train.lmdb", labels)
+        np.save(folder / "vectors.npy", np.zeros((len(labels), 512), np.float32))
+        pd.DataFrame({"identity": labels}).to_parquet(folder / "manifest.parquet")
+        (folder / "shard.json").write_text(json.dumps({"images": len(labels)}))
+
+    monkeypatch.setattr(generation_module, "generate_hsface", short_shard)
+    monkeypatch.setattr(generation_module, "generation_models", lambda settings: {})
+    monkeypatch.setattr(
+        generation_module, "input_hashes", lambda inputs, dvc: {k: "stand-in" for k in inputs}
+    )
+    params = read_params(repo / "params.yaml")
+    result = dg.materialize(
+        [*build_assets(params), *build_asset_checks(params)],
+        selection=["hsface_dataset"],
+        partition_key="00001",
+        resources=make_resources(str(out), str(repo / "params.yaml"), str(repo)),
+        raise_on_error=False,
+    )
+    (check,) = result.get_asset_check_evaluations()
+    assert check.check_name == "hsface_shard_expectations" and not check.passed
+    assert check.partition == "00001"
+    # only the missing image: the identities of shard 1 (2 and 3) are the ones expected
+    assert check.metadata["failed_expectations"].value == (
+        "hsface_shard_records.expect_column_max_to_be_between[records], "
+        "hsface_shard_identities.expect_column_values_to_be_between[images]"
+    )
+    assert check.metadata[
+        "hsface_shard_records.expect_column_max_to_be_between[records]"
+    ].value == "FAILED (observed 9, bound == 10)"

@@ -8,7 +8,7 @@ import datetime as dt
 import dagster as dg
 import yaml
 
-from assets_defs import all_asset_checks
+from assets_defs import build_asset_checks
 from assets_defs.generation import SHARD_RETRY
 from assets_defs.steps import STEPS, chain_steps, step_for_stage
 from orchestration.definitions import defs, make_definitions
@@ -37,16 +37,35 @@ def test_definitions_load_with_every_step_resource_and_blocking_check():
         assert node.code_version == step.code_version
         assert {k.to_user_string() for k in node.parent_keys} == set(step.upstream), name
     checks = {k.name: k.asset_key.to_user_string() for k in graph.asset_check_keys}
-    assert checks == {
-        "webface_subset_expectations": "webface_subset",
+    assert checks == {  # every asset of the chain has one (the zoo's pools are not rendered)
+        "webface_pool_expectations": "webface_pool",
+        "pca_pool_expectations": "pca_pool",
         "benchmark_sets_expectations": "benchmark_sets",
+        "webface_subset_expectations": "webface_subset",
+        "fr_teacher_expectations": "fr_teacher",
+        "fr_judge_expectations": "fr_judge",
+        "attribute_estimator_expectations": "attribute_estimator",
+        "fmae_generator_expectations": "fmae_generator",
         "identity_vectors_expectations": "identity_vectors",
+        "hsface_shard_expectations": "hsface_dataset",
         "hsface_manifest_expectations": "hsface_merged",
+        "gaussian_ablation_expectations": "gaussian_ablation",
         "hsface_noise_expectations": "dataset_reports",
+        "fr_model_expectations": "fr_model",
         "benchmark_accuracies_expectations": "benchmark_accuracies",
     }
-    specs = [spec for checks_def in all_asset_checks for spec in checks_def.check_specs]
+    assert set(checks.values()) == set(CHAIN)
+    specs = [
+        spec
+        for checks_def in build_asset_checks(read_params(PROJECT / "params.yaml"))
+        for spec in checks_def.check_specs
+    ]
     assert len(specs) == len(checks) and all(spec.blocking for spec in specs)
+    # the shard check runs per partition, on the shard of its run
+    shard_check = graph.get(
+        dg.AssetCheckKey(dg.AssetKey("hsface_dataset"), "hsface_shard_expectations")
+    )
+    assert shard_check.partitions_def == graph.get(dg.AssetKey("hsface_dataset")).partitions_def
     assert isinstance(defs.resources["paths"], PipelinePaths)
     assert isinstance(defs.resources["mlflow"], MlflowResource)
     assert isinstance(defs.resources["dvc"], DvcResource)

@@ -16,7 +16,7 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from assets_defs import all_asset_checks, build_assets
+from assets_defs import build_asset_checks, build_assets
 from assets_defs.generation import shard_keys
 from assets_defs.steps import STEPS, chain_steps
 from orchestration.definitions import make_resources
@@ -34,12 +34,24 @@ pytestmark = pytest.mark.slow  # about a minute on 2 loaded cores; part of the n
 SHARDS = ["00000", "00001"]  # micro: 4 identities, 2 a shard
 #: the micro profile trains its off-the-shelf models: every step there is
 UNPARTITIONED = [name for name in STEPS if name != "hsface_dataset"]
+#: every check of the micro chain: one per asset (the shard check runs once per shard)
 CHECKS = {
-    ("webface_subset", "webface_subset_expectations"),
+    ("teacher_pool", "teacher_pool_expectations"),
+    ("judge_pool", "judge_pool_expectations"),
+    ("webface_pool", "webface_pool_expectations"),
+    ("pca_pool", "pca_pool_expectations"),
     ("benchmark_sets", "benchmark_sets_expectations"),
+    ("webface_subset", "webface_subset_expectations"),
+    ("fr_teacher", "fr_teacher_expectations"),
+    ("fr_judge", "fr_judge_expectations"),
+    ("attribute_estimator", "attribute_estimator_expectations"),
+    ("fmae_generator", "fmae_generator_expectations"),
     ("identity_vectors", "identity_vectors_expectations"),
+    ("hsface_dataset", "hsface_shard_expectations"),
     ("hsface_merged", "hsface_manifest_expectations"),
+    ("gaussian_ablation", "gaussian_ablation_expectations"),
     ("dataset_reports", "hsface_noise_expectations"),
+    ("fr_model", "fr_model_expectations"),
     ("benchmark_accuracies", "benchmark_accuracies_expectations"),
 }
 
@@ -49,7 +61,7 @@ def materialize_chain(
 ) -> list[dg.ExecuteInProcessResult]:
     """Every asset of the graph with its checks, phase by phase, through dagster.materialize."""
     params = read_params(repo / "params.yaml")
-    assets = [*build_assets(params), *all_asset_checks]
+    assets = [*build_assets(params), *build_asset_checks(params)]
     resources = make_resources(str(out), str(repo / "params.yaml"), str(repo))
     before = dg.AssetSelection.all() - HSFACE.downstream(include_self=True)
     runs = [
@@ -177,8 +189,10 @@ def test_the_last_current_shard_records_the_dataset_in_dvc(chain):
 def test_every_check_runs_with_its_asset_and_passes(chain):
     evaluations = [c for run in chain["first"] for c in run.get_asset_check_evaluations()]
     checks = {(c.asset_key.to_user_string(), c.check_name): c for c in evaluations}
-    assert set(checks) == CHECKS and len(evaluations) == len(CHECKS)
-    for check in checks.values():
+    assert set(checks) == CHECKS and len(evaluations) == len(CHECKS) - 1 + len(SHARDS)
+    shard_checks = [c for c in evaluations if c.check_name == "hsface_shard_expectations"]
+    assert sorted(c.partition for c in shard_checks) == SHARDS
+    for check in evaluations:
         assert check.passed, check.metadata
         assert check.metadata["failed_expectations"].value == "none"
 
