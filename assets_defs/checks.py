@@ -86,8 +86,10 @@ def bound_text(kind: str, kwargs: dict[str, Any]) -> str:
     if "value" in kwargs:
         return f"== {brief(kwargs['value'])}"
     if "value_set" in kwargs:
-        # a column's distinct values must be the set, or each value must lie in it
-        relation = "==" if "distinct_values" in kind else "in"
+        # a column's distinct values are (or include) the set, or each value lies in it
+        relation = {"equal_set": "==", "contain_set": "contains"}.get(
+            kind.rsplit("_to_", 1)[-1], "in"
+        )
         return f"{relation} {brief(set(kwargs['value_set']))}"
     if "column_A" in kwargs:
         return f"{kwargs['column_A']} == {kwargs['column_B']}"
@@ -96,20 +98,27 @@ def bound_text(kind: str, kwargs: dict[str, Any]) -> str:
     return kind
 
 
-def observed_text(result: dict[str, Any]) -> str:
-    """What an expectation saw: the observed figure, or how many rows broke a per-row
-    expectation (with a few of their values), and what a set expectation missed."""
+def _examples(values: list | None) -> str:
+    return f" {brief(values)}" if values else ""
+
+
+def observed_text(result: dict[str, Any], column: pd.Series | None = None) -> str:
+    """What an expectation saw: its observed figure; for a per-row expectation the figure of
+    a one-row table (``column``), else how many rows broke it and a few of their values; for
+    a set expectation what the column lacks and what it has besides."""
     if "element_count" in result:
-        text = f"{result.get('unexpected_count', 0)} of {result['element_count']} rows unexpected"
-        examples = result.get("partial_unexpected_list")
-        return text + (f" {brief(examples)}" if examples else "")
-    parts = [f"observed {brief(result.get('observed_value'))}"]
-    for key, name in (("partial_missing_list", "missing"), ("partial_unexpected_list", "extra")):
-        if result.get(key):
-            parts.append(f"{name} {brief(result[key])}")
-    if result.get("observed_value") is None and len(parts) > 1:
-        parts.pop(0)  # a failed set expectation observes nothing but what it missed
-    return ", ".join(parts)
+        if column is not None and len(column) == 1:  # a summary table: show its figure
+            return f"observed {brief(column.iloc[0])}"
+        count = f"{result.get('unexpected_count', 0)} of {result['element_count']} rows unexpected"
+        return count + _examples(result.get("partial_unexpected_list"))
+    if "missing_count" in result:  # GX observes no value for a set expectation
+        missing = _examples(result.get("partial_missing_list"))
+        parts = [f"{result['missing_count']} missing{missing}"]
+        if "unexpected_count" in result:
+            extra = _examples(result.get("partial_unexpected_list"))
+            parts.append(f"{result['unexpected_count']} extra{extra}")
+        return ", ".join(parts)
+    return f"observed {brief(result.get('observed_value'))}"
 
 
 def validate(tables: dict[str, tuple[pd.DataFrame, Iterable[Any]]]) -> tuple[bool, dict[str, Any]]:
@@ -140,8 +149,9 @@ def validate(tables: dict[str, tuple[pd.DataFrame, Iterable[Any]]]) -> tuple[boo
             label = f"{name}.{cfg.type}" + (
                 f"[{cfg.kwargs['column']}]" if "column" in cfg.kwargs else ""
             )
+            column = frame.get(cfg.kwargs.get("column")) if "column" in cfg.kwargs else None
             metadata[label] = (
-                f"{'ok' if r.success else 'FAILED'} ({observed_text(r.result)}, "
+                f"{'ok' if r.success else 'FAILED'} ({observed_text(r.result, column)}, "
                 f"bound {bound_text(cfg.type, cfg.kwargs)})"
             )
             if not r.success:

@@ -153,6 +153,7 @@ def test_validate_reports_each_expectation():
         ("expect_column_min_to_be_between", {"min_value": 0, "strict_min": True}, "> 0"),
         ("expect_table_row_count_to_equal", {"value": 12}, "== 12"),
         ("expect_column_values_to_be_in_set", {"value_set": [True]}, "in {True}"),
+        ("expect_column_distinct_values_to_contain_set", {"value_set": ["yaw"]}, "contains {yaw}"),
         (
             "expect_column_distinct_values_to_equal_set",
             {"value_set": list(range(12))},
@@ -168,9 +169,13 @@ def test_bound_text_says_what_each_expectation_asks_for(kind, kwargs, bound):
 
 def test_observed_text_shows_the_figure_or_the_rows_that_break_the_bound():
     assert observed_text({"observed_value": np.float64(0.94738)}) == "observed 0.9474"
-    assert observed_text({"element_count": 4, "unexpected_count": 0}) == "0 of 4 rows unexpected"
-    missing = {"observed_value": None, "partial_missing_list": [1], "unexpected_count": 1}
-    assert observed_text(missing) == "missing [1]"
+    per_row = {"element_count": 4, "unexpected_count": 1, "partial_unexpected_list": [0.7]}
+    assert observed_text(per_row) == "1 of 4 rows unexpected [0.7]"
+    one_row = {"element_count": 1, "unexpected_count": 0}
+    assert observed_text(one_row, pd.Series([0.31])) == "observed 0.31"
+    as_set = {"observed_value": None, "missing_count": 1, "partial_missing_list": [1],
+              "unexpected_count": 0, "partial_unexpected_list": []}
+    assert observed_text(as_set) == "1 missing [1], 0 extra"
 
 
 def test_benchmark_table_marks_missing_and_unreadable_sets(tmp_path):
@@ -514,7 +519,7 @@ def test_fr_tables_pass_a_zoo_export_and_fail_a_low_heldout_average(tmp_path):
         "ok (observed 0.95, bound >= 0.9 and <= 1)"
     )
     assert meta["fr_teacher_embeddings.expect_column_values_to_be_between[dim]"] == (
-        "ok (0 of 1 rows unexpected, bound == 512)"
+        "ok (observed 512, bound == 512)"
     )
     zoo["figures"]["average"] = 0.85
     (folder / "zoo_manifest.json").write_text(json.dumps(zoo))
@@ -547,7 +552,7 @@ def test_fr_tables_read_the_last_validation_of_a_trained_model_and_fail_without_
         "fr_judge_heldout.expect_column_min_to_be_between[average]"
     )
     assert meta["fr_judge_heldout.expect_column_values_to_be_in_set[source]"] == (
-        "FAILED (1 of 1 rows unexpected [none], bound in {metrics.json, zoo_manifest.json})"
+        "FAILED (observed none, bound in {metrics.json, zoo_manifest.json})"
     )
 
 
@@ -673,7 +678,7 @@ def test_fr_lmdb_tables_expect_the_identity_range_times_the_images_per_identity(
         "hsface_shard_identities.expect_column_distinct_values_to_equal_set[label]"
     )
     assert meta["hsface_shard_identities.expect_column_distinct_values_to_equal_set[label]"] == (
-        "FAILED (missing [0, 1], extra [2, 3], bound == {0, 1})"
+        "FAILED (2 missing [0, 1], 2 extra [2, 3], bound == {0, 1})"
     )
 
 
