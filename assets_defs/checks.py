@@ -779,6 +779,8 @@ def heldout_table(source: str, figures: Mapping[str, Any], names: Iterable[str])
 
 
 def recorded_source_expectation():
+    """Held-out figures were recorded beside the model (a :func:`heldout_table` whose
+    source is a zoo manifest or a training's metrics)."""
     import great_expectations.expectations as gxe
 
     return gxe.ExpectColumnValuesToBeInSet(
