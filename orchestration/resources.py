@@ -149,6 +149,8 @@ class MlflowTracker:
                 model,
                 folder,
                 signature=signature,
+                # the whole module, pickled: loads without an input example (pt2 needs one)
+                serialization_format="pickle",
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "vec2face"],
             )
             self.client.log_artifacts(self.run_id, str(folder), artifact_path=artifact_path)
