@@ -201,7 +201,7 @@ def _generator(
     # the generator learns from the zoo's own teacher: the one every user of the zoo has
     teacher_dir = work / "generator_data" / "teacher"
     export("teacher", teacher_dir, root)
-    teacher, judge = load("teacher", root), load("judge", root)
+    teacher = load("teacher", root)
     lmdb = work / "generator_data" / "train.lmdb"
     if not lmdb.exists():
         # per-image features (no flip-sum): the generator must see which way a head turns
@@ -243,9 +243,10 @@ def _generator(
         data={"train": [pool], "subset": subset_cfg.model_dump(mode="json"),
               "features": f"zoo teacher v{teacher_meta['version']} ({teacher_meta['sha256'][:12]})",
               "heldout": {"benchmark": "lfw", "pairs": GENERATOR_PAIRS, "benchmarks": bench,
-                          "judge": f"zoo judge v{manifest('judge', root)['version']}"}},
+                          "judge": "the zoo's judge"}},
+        # the judge is loaded only to measure: the training may run while it is being built
         measure=lambda parts: zf.generator_figures(
-            parts["generator"], teacher, judge, lfw, GENERATOR_PAIRS)[0],
+            parts["generator"], teacher, load("judge", root), lfw, GENERATOR_PAIRS)[0],
         training={"recipe": config.model_dump(mode="json"), "epochs": config.epochs},
     )
 
