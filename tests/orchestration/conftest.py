@@ -2,28 +2,47 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[2]
 
-#: the shipped zoo (package data), relative to the project
+#: where the project ships its zoo (package data), relative to the project
 ZOO_WEIGHTS = Path("vec2face/zoo/weights")
 
 #: the micro profile: every section of params.yaml at seconds-sized values
 MICRO_PARAMS = Path(__file__).with_name("micro_params.yaml")
 
 
+@functools.cache
+def micro_zoo() -> Path:
+    """Every zoo entry built on the micro profile, once per test process: the micro chain's
+    zoo (it does not depend on the shipped weights, only on the code that makes them)."""
+    from vec2face.config import read_params
+    from vec2face.zoo import ZOO_NAMES
+    from vec2face.zoo.build import build
+
+    root = Path(tempfile.mkdtemp(prefix="vec2face-micro-zoo-"))
+    params = read_params(MICRO_PARAMS)
+    for name in ZOO_NAMES:
+        build(name, params, root / "work", root / "zoo", command=f"micro zoo: {name}",
+              progress=False)
+    return root / "zoo"
+
+
 def make_micro_project(repo: Path) -> Path:
     """Copy dvc.yaml into ``repo`` beside the micro params; outputs go to ``repo/outputs/tiny``
-    (the root dvc.yaml names), so ``dvc status`` speaks about the same folders."""
+    (the root dvc.yaml names), so ``dvc status`` speaks about the same folders. The micro
+    zoo lies where the project ships its zoo (dvc.yaml's zoo stages depend on those files);
+    point ``VEC2FACE_ZOO`` at ``repo / ZOO_WEIGHTS`` to load from it."""
     repo.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT / "dvc.yaml", repo / "dvc.yaml")
     shutil.copyfile(MICRO_PARAMS, repo / "params.yaml")
-    # dvc.yaml's zoo stages depend on the shipped weights, at their place in the project
-    shutil.copytree(PROJECT / ZOO_WEIGHTS, repo / ZOO_WEIGHTS, dirs_exist_ok=True)
+    shutil.copytree(micro_zoo(), repo / ZOO_WEIGHTS, dirs_exist_ok=True)
     return repo
 
 

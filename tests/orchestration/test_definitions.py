@@ -10,7 +10,7 @@ import yaml
 
 from assets_defs import build_asset_checks
 from assets_defs.generation import SHARD_RETRY
-from assets_defs.steps import STEPS, chain_steps, step_for_stage
+from assets_defs.steps import chain_steps, step_for_stage
 from orchestration.definitions import defs, make_definitions
 from orchestration.resources import DvcResource, MlflowResource, PipelinePaths, stage_graph
 from orchestration.schedules import weekly_regeneration
