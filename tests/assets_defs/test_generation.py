@@ -68,17 +68,25 @@ def test_complete_shards_names_the_missing_trailing_shard(tmp_path):
     ]
 
 
-def test_gaussian_ablation_overrides_only_the_sampler_settings_of_identities():
+def test_gaussian_ablation_overrides_the_sampler_settings_and_its_own_count():
     params = {
         "identities": {"n": 7, "sampler": "pca", "threshold": 0.3},
         "gaussian_ablation": {"sampler": "gaussian", "threshold": 1.0, "seed": 4},
     }
     ablation = load_step_config(GaussianAblationConfig, "gaussian_ablation", params)
-    ids = load_step_config(IdentitiesConfig, "identities", params, ablation.model_dump())
+    ids = load_step_config(
+        IdentitiesConfig, "identities", params, ablation.model_dump(exclude_none=True)
+    )
     assert (ids.n, ids.sampler, ids.threshold, ids.seed) == (7, "gaussian", 1.0, 4)
+    params["gaussian_ablation"]["n"] = 3  # the reports read only so many identities
+    ablation = load_step_config(GaussianAblationConfig, "gaussian_ablation", params)
+    ids = load_step_config(
+        IdentitiesConfig, "identities", params, ablation.model_dump(exclude_none=True)
+    )
+    assert ids.n == 3
     with pytest.raises(ConfigError, match=r"gaussian_ablation\.n"):
         load_step_config(
-            GaussianAblationConfig, "gaussian_ablation", {"gaussian_ablation": {"n": 3}}
+            GaussianAblationConfig, "gaussian_ablation", {"gaussian_ablation": {"n": 0}}
         )
 
 
