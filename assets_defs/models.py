@@ -202,6 +202,7 @@ def attribute_estimator(step: Step) -> dg.AssetsDefinition:
         config = load_step_config(AttributesTrainConfig, "attributes_train", paths.read_params())
         (pool_name, pool), = step_inputs(step, paths).items()
         out = paths.output(step.output)
+
         def build(tracker):
             summary = train_attributes(config, pool, out, tracker=tracker)
             estimator = load_toy_estimator(out / MODEL_FILE)

@@ -13,6 +13,7 @@ reused, so a build interrupted anywhere continues where it stopped.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import os
 import subprocess
@@ -97,7 +98,9 @@ def _pool_sizes(params: dict[str, Any], pool: str) -> tuple[str, dict[str, Any]]
                       "missing: the zoo renders that pool")
 
 
-def _pool(params: dict[str, Any], pool: str, work: Path, progress: bool) -> tuple[Path, dict]:
+def render_pool(
+    params: dict[str, Any], pool: str, work: Path, progress: bool
+) -> tuple[Path, dict]:
     """Render (or reuse) a pool of the toy world as the params size it."""
     from vec2face.toyfaces.world import ToyfacesConfig, make_toyfaces
 
@@ -114,7 +117,10 @@ def _pool_section(params: dict[str, Any], pool: str) -> dict[str, Any]:
     return {key: sizes}
 
 
-def _benchmarks(params: dict[str, Any], work: Path, progress: bool) -> tuple[Path, dict]:
+def render_benchmarks(
+    params: dict[str, Any], work: Path, progress: bool
+) -> tuple[Path, dict]:
+    """Render (or reuse) the benchmark sets as the ``benchmarks`` section sets them."""
     from vec2face.toyfaces.benchmarks import BenchmarksConfig, make_benchmarks
 
     config = load_step_config(BenchmarksConfig, "benchmarks", params)
@@ -132,8 +138,8 @@ def _fr(name: str, params: dict[str, Any], work: Path, progress: bool) -> _Train
     from vec2face.fr.train import fit, train_paths
 
     section = FR_SECTIONS[name]
-    pool_dir, pool = _pool(params, name, work, progress)
-    bins, bench = _benchmarks(params, work, progress)
+    pool_dir, pool = render_pool(params, name, work, progress)
+    bins, bench = render_benchmarks(params, work, progress)
     config = fr_train_config(params.get("profile"), params, section=section)
     out = work / name
     summary = fit(config, train_paths([pool_dir], out, bins), resume=True)
@@ -158,8 +164,8 @@ def _attributes(params: dict[str, Any], work: Path, progress: bool) -> _Trained:
     from vec2face.attributes.estimators import load_toy_estimator
     from vec2face.attributes.train import AttributesTrainConfig, train_attributes
 
-    train_dir, train_pool = _pool(params, ATTRIBUTE_TRAIN_POOL, work, progress)
-    heldout_dir, heldout_pool = _pool(params, ATTRIBUTE_HELDOUT_POOL, work, progress)
+    train_dir, train_pool = render_pool(params, ATTRIBUTE_TRAIN_POOL, work, progress)
+    heldout_dir, heldout_pool = render_pool(params, ATTRIBUTE_HELDOUT_POOL, work, progress)
     config = load_step_config(AttributesTrainConfig, "attributes_train", params)
     out = work / "attributes"
     done = out / "model.pt"
@@ -189,11 +195,13 @@ def _generator(
     from vec2face.data.subset import SubsetConfig, make_subset
     from vec2face.fr.extract import write_dataset_features
     from vec2face.generator.train import fit, generator_train_config
+    from vec2face.models import build_discriminator
     from vec2face.models.generator import load_generator_checkpoint
+    from vec2face.training import load_checkpoint
     from vec2face.zoo.models import export, load
 
-    pool_dir, pool = _pool(params, "webface", work, progress)
-    bins, bench = _benchmarks(params, work, progress)
+    pool_dir, pool = render_pool(params, "webface", work, progress)
+    bins, bench = render_benchmarks(params, work, progress)
     subset_cfg = load_step_config(SubsetConfig, "subset", params)
     subset_dir = work / "generator_data" / "webface_subset"
     if not (subset_dir / "subset_report.json").is_file():
@@ -221,10 +229,8 @@ def _generator(
     if not (out / "generator.pt").is_file():
         fit(config, lmdb, out, resume=True, progress=progress)
     generator, _ = load_generator_checkpoint(out / "generator.pt")
-    from vec2face.models import build_discriminator
-
     disc = build_discriminator(config.discriminator)
-    last = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    last = load_checkpoint(out / "checkpoints" / "last.pt")
     disc.load_state_dict(last["model_disc"])
     lfw = bins / "lfw.bin"
     return _Trained(
@@ -273,8 +279,6 @@ def code_commit() -> str:
 def _rounded_to_half(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose floating tensors went through float16 (what the zoo file
     would hold), computing in float32."""
-    import copy
-
     twin = copy.deepcopy(model)
     with torch.no_grad():
         for t in [*twin.parameters(), *twin.buffers()]:

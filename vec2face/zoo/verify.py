@@ -64,19 +64,24 @@ def measure_entry(
     progress: bool = True,
 ) -> dict[str, float]:
     """The figures of zoo entry ``name`` measured now, as its build measured them."""
-    from vec2face.zoo.build import ATTRIBUTE_HELDOUT_POOL, GENERATOR_PAIRS, _benchmarks, _pool
+    from vec2face.zoo.build import (
+        ATTRIBUTE_HELDOUT_POOL,
+        GENERATOR_PAIRS,
+        render_benchmarks,
+        render_pool,
+    )
 
     meta = manifest(name, root)
     params = _sections_as_params(meta)
     work = Path(work)
     kind = meta["kind"]
     if kind == "fr":
-        bins, _ = _benchmarks(params, work, progress)
+        bins, _ = render_benchmarks(params, work, progress)
         return zf.fr_figures(load(name, root), bins)
     if kind == "attributes":
-        pool_dir, _ = _pool(params, ATTRIBUTE_HELDOUT_POOL, work, progress)
+        pool_dir, _ = render_pool(params, ATTRIBUTE_HELDOUT_POOL, work, progress)
         return zf.attribute_figures(load(name, root), pool_dir)
-    bins, _ = _benchmarks(params, work, progress)
+    bins, _ = render_benchmarks(params, work, progress)
     pairs = (meta["data"].get("heldout") or {}).get("pairs", GENERATOR_PAIRS)
     return zf.generator_figures(
         load(name, root), load("teacher", root), load("judge", root), bins / "lfw.bin", pairs
