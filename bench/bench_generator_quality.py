@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from vec2face.data.images import decode_image
-from vec2face.data.verification_bin import read_bin
+from vec2face.data.verification_bin import read_pair_sample
 from vec2face.fr.extract import load_trained_backbone
 from vec2face.generation.identities import sample_identities
 from vec2face.generation.variation import intra_class_vectors
@@ -68,12 +68,11 @@ def main() -> None:
     teacher = load_trained_backbone(args.teacher)
     judge = load_trained_backbone(args.judge)
     generator, teacher, judge = (m.to(device) for m in (generator, teacher, judge))
-    blobs, issame = read_bin(Path(args.bins) / f"{args.set}.bin")
-    n = min(args.pairs, len(issame)) // 10 * 10
-    images = np.stack([decode_image(b) for b in blobs[: 2 * n]])
+    blobs, issame = read_pair_sample(Path(args.bins) / f"{args.set}.bin", args.pairs)
+    images = np.stack([decode_image(b) for b in blobs])
     start = time.perf_counter()
     figures, generated = measure_generator_quality(
-        generator, teacher, judge, images, issame[:n], amp=not args.no_amp
+        generator, teacher, judge, images, issame, amp=not args.no_amp
     )
     seconds = time.perf_counter() - start
     result = {"set": args.set, **figures.as_dict(), "seconds": seconds}

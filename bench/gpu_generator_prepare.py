@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from vec2face.data.verification_bin import read_bin, write_bin
+from vec2face.data.verification_bin import read_pair_sample, write_bin
 
 # The runs of the 2026-12-04 session (README, Status): A is the longest CPU run's recipe
 # (bf16 on CUDA), B the paper-size generator with the same losses (fp16 + grad scaler).
@@ -52,9 +52,9 @@ def main() -> None:
         (out / role).mkdir(parents=True, exist_ok=True)
         for name in ("backbone.pt", "backbone.json"):
             shutil.copy2(root / role / name, out / role / name)
-    blobs, issame = read_bin(root / "benchmarks" / "lfw.bin")
+    blobs, issame = read_pair_sample(root / "benchmarks" / "lfw.bin", args.pairs)
     (out / "bins").mkdir(exist_ok=True)
-    write_bin(blobs[: 2 * args.pairs], issame[: args.pairs], out / "bins" / "lfw.bin")
+    write_bin(blobs, issame.tolist(), out / "bins" / "lfw.bin")
     params = yaml.safe_load(Path(args.params).read_text())
     params["fr_teacher"]["checkpoint"] = str(out / "fr_teacher")
     params["fr_judge"]["checkpoint"] = str(out / "fr_judge")

@@ -60,7 +60,7 @@ def generator(
     import torch
 
     from vec2face.data.images import decode_image
-    from vec2face.data.verification_bin import read_bin
+    from vec2face.data.verification_bin import read_pair_sample
     from vec2face.errors import ConfigError
     from vec2face.fr.extract import load_trained_backbone
     from vec2face.generator.analysis import (
@@ -96,12 +96,11 @@ def generator(
         path = Path(bins) / f"{set_name}.bin"
         if not path.is_file():
             raise ConfigError(f"{path}: no such verification set (--bins/--set)")
-        blobs, issame = read_bin(path)
-        n = min(pairs, len(issame)) // 10 * 10
-        if n < 10:
-            raise ConfigError(f"--pairs must leave at least 10 pairs of {path}, got {pairs}")
-        images = np.stack([decode_image(b) for b in blobs[: 2 * n]])
-        benchmark = (images, np.asarray(issame[:n], dtype=bool))
+        try:
+            blobs, issame = read_pair_sample(path, pairs)
+        except ValueError as err:
+            raise ConfigError(f"--pairs: {err}") from err
+        benchmark = (np.stack([decode_image(b) for b in blobs]), issame)
     if identities_path is not None:
         vectors = np.array(np.load(identities_path, mmap_mode="r")[: max(num_identities, 2)])
     else:

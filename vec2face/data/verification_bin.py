@@ -88,3 +88,39 @@ def write_bin(images: list[bytes], issame: list[bool], path: str | Path) -> None
     plain_issame = [_as_bool(item, path, k) for k, item in enumerate(issame)]
     _check(plain_images, plain_issame, path)
     write_bytes_atomic(path, pickle.dumps((plain_images, plain_issame), protocol=4))
+
+
+def spread_pairs(num_pairs: int, n: int) -> np.ndarray:
+    """``n`` pair indices spread evenly over ``num_pairs`` pairs, the first and last included.
+
+    A verification ``.bin`` lays each fold out as a block of genuine pairs and then a block
+    of impostors (300 + 300 in a 6,000-pair set), so its first pairs are all of one kind
+    and cannot be scored; pairs spread over the whole file take both kinds from every fold.
+
+    Raises:
+        ValueError: ``n`` is not in [1, num_pairs].
+    """
+    if not 0 < n <= num_pairs:
+        raise ValueError(f"cannot take {n} of {num_pairs} pairs")
+    return np.linspace(0, num_pairs - 1, n).round().astype(np.int64)
+
+
+def read_pair_sample(path: str | Path, pairs: int) -> tuple[list[bytes], np.ndarray]:
+    """The encoded images and labels of a sample of a ``.bin``'s pairs: ``pairs`` rounded
+    down to a multiple of the protocol's 10 folds, spread over the file
+    (:func:`spread_pairs`).
+
+    Returns:
+        (2P encoded images, interleaved as in a ``.bin``; P booleans, genuine or not).
+
+    Raises:
+        ValueError: fewer than 10 pairs would be taken (names the file).
+    """
+    blobs, issame = read_bin(path)
+    n = min(pairs, len(issame)) // 10 * 10
+    if n < 10:
+        raise ValueError(f"{path}: a sample of {pairs} pairs leaves fewer than 10 of its "
+                         f"{len(issame)} pairs")
+    index = spread_pairs(len(issame), n)
+    images = [blobs[2 * i + k] for i in index for k in (0, 1)]
+    return images, np.asarray(issame, dtype=bool)[index]

@@ -103,21 +103,21 @@ def generator_figures(
     pairs: int = 200,
     seed: int = 0,
 ) -> tuple[dict[str, float], np.ndarray]:
-    """The generator's reconstruction figures on the first ``pairs`` pairs of a ``.bin``.
+    """The generator's reconstruction figures on ``pairs`` pairs of a ``.bin``, spread over
+    the file (both kinds from every fold: :func:`vec2face.data.verification_bin.read_pair_sample`).
 
     Returns:
         (figures of :func:`vec2face.generator.quality.measure_generator_quality`, the
         generated uint8 images).
     """
     from vec2face.data.images import decode_image
-    from vec2face.data.verification_bin import read_bin
+    from vec2face.data.verification_bin import read_pair_sample
     from vec2face.generator.quality import measure_generator_quality
 
-    blobs, issame = read_bin(bin_file)
-    n = min(pairs, len(issame)) // 10 * 10
-    images = np.stack([decode_image(b) for b in blobs[: 2 * n]])
+    blobs, issame = read_pair_sample(bin_file, pairs)
+    images = np.stack([decode_image(b) for b in blobs])
     figures, generated = measure_generator_quality(
-        generator, teacher, judge, images, issame[:n], seed=seed
+        generator, teacher, judge, images, issame, seed=seed
     )
     values = {k: round(float(v), 6) for k, v in figures.as_dict().items() if k != "pairs"}
     return values, generated

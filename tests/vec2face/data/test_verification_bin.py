@@ -78,3 +78,23 @@ def test_garbage_and_missing(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match="odd number"):
         write_bin([b"a"], [], tmp_path / "w.bin")
     assert not (tmp_path / "w.bin").exists()
+
+
+def test_a_pair_sample_spreads_over_the_folds_and_takes_both_kinds(tmp_path: Path) -> None:
+    from vec2face.data.verification_bin import read_pair_sample, spread_pairs
+
+    # insightface's layout: each fold a block of genuine pairs, then a block of impostors
+    issame = ([True] * 30 + [False] * 30) * 10
+    blobs = [f"{i}:{k}".encode() for i in range(len(issame)) for k in "ab"]
+    path = tmp_path / "set.bin"
+    write_bin(blobs, issame, path)
+    images, same = read_pair_sample(path, 25)  # rounded down to the 10 folds: 20 pairs
+    index = spread_pairs(600, 20)
+    assert index[0] == 0 and index[-1] == 599 and len(set(index.tolist())) == 20
+    assert len(images) == 40 and images[2] == f"{index[1]}:a".encode()
+    assert images[3] == f"{index[1]}:b".encode()
+    assert same.tolist() == [issame[i] for i in index] and 0 < same.sum() < 20
+    with pytest.raises(ValueError, match="set.bin: a sample of 9 pairs"):
+        read_pair_sample(path, 9)
+    with pytest.raises(ValueError, match="cannot take 601 of 600"):
+        spread_pairs(600, 601)
