@@ -11,6 +11,12 @@ import pandas as pd
 
 from assets_defs import _configs
 from assets_defs._produce import check_sources, produce, step_asset, step_inputs
+from assets_defs._registry import (
+    REGISTERED_FR_MODEL,
+    REGISTERED_GENERATOR,
+    promote,
+    versions_of_output,
+)
 from assets_defs.steps import STEPS
 from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
 from vec2face.attributes.train import MODEL_FILE
@@ -106,8 +112,6 @@ def dataset_reports(
 
 #: row name -> how its model is found: the teacher, and the two FR models of fr_model
 EVALUATED = ("teacher", "webface", "hsface")
-CHAMPION = "champion"
-REGISTERED_FR_MODEL = "fr-model"
 
 
 def accuracy_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> pd.DataFrame:
@@ -129,22 +133,6 @@ def combined_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> 
     return "\n".join(lines)
 
 
-def promotion(candidates: Mapping[str, float], champion: tuple[str, float] | None) -> str | None:
-    """The version to make champion: the best candidate, only if its benchmark average beats
-    the champion's (a tie keeps the champion).
-
-    Args:
-        candidates: version -> benchmark average of the new versions.
-        champion: (version, average) of the current champion, or None without one.
-    """
-    if not candidates:
-        return None
-    best = max(candidates, key=lambda v: (candidates[v], int(v)))
-    if champion is None or candidates[best] > champion[1]:
-        return best
-    return None
-
-
 def promote_fr_model(
     mlflow: MlflowResource, fr_model_md5: str, averages: Mapping[str, float]
 ) -> dict[str, Any]:
@@ -154,26 +142,20 @@ def promote_fr_model(
     for version in mlflow.model_versions(REGISTERED_FR_MODEL):
         trained_on = version.tags.get("trained_on")
         if version.tags.get("dvc_md5") == fr_model_md5 and trained_on in averages:
-            mlflow.tag_version(
-                REGISTERED_FR_MODEL, version.version, {"benchmark_average": averages[trained_on]}
-            )
             candidates[str(version.version)] = averages[trained_on]
-    current = mlflow.alias_version(REGISTERED_FR_MODEL, CHAMPION)
-    champion = None
-    if current is not None and str(current.version) not in candidates:
-        champion = (str(current.version), float(current.tags.get("benchmark_average", 0.0)))
-    elif current is not None:
-        champion = (str(current.version), candidates[str(current.version)])
-    chosen = promotion(candidates, champion)
-    if chosen is not None:
-        mlflow.set_alias(REGISTERED_FR_MODEL, CHAMPION, chosen)
-    final = chosen or (champion[0] if champion else None)
-    return {
-        "candidates": candidates,
-        "previous_champion": champion[0] if champion else None,
-        "promoted": chosen,
-        "champion": final,
-    }
+    return promote(mlflow, REGISTERED_FR_MODEL, candidates, "benchmark_average")
+
+
+def promote_generator(
+    mlflow: MlflowResource, generator_md5: str | None, hsface_average: float
+) -> dict[str, Any]:
+    """Tag the ``vec2face-generator`` version made from the fmae_generator output
+    ``generator_md5`` with the benchmark average of the FR model trained on its HSFace
+    (the paper's figure of merit for a generator) and make it ``champion`` when that beats
+    the champion's: the generator the next refresh warm-starts from."""
+    versions = versions_of_output(mlflow, REGISTERED_GENERATOR, generator_md5)
+    candidates = dict.fromkeys(versions, hsface_average)
+    return promote(mlflow, REGISTERED_GENERATOR, candidates, "hsface_fr_average")
 
 
 def zoo_teacher_results(teacher_dir: Path, benchmarks: BenchmarksConfig) -> dict | None:
@@ -209,7 +191,9 @@ def benchmark_accuracies(
     appendix Table 1) for the teacher, the WebFace-trained and the HSFace-trained FR models
     (``<model>.json``, ``accuracies.parquet``, ``table.md``; a zoo teacher's row is its
     manifest's, measured on the same sets); the ``champion`` alias of
-    'fr-model' moves to a new model only if its average beats the champion's."""
+    'fr-model' moves to a new model only if its average beats the champion's, and that of
+    'vec2face-generator' to the chain's generator only if the HSFace-trained model's average
+    beats the one its champion's HSFace reached."""
     step = STEPS["benchmark_accuracies"]
     params = paths.read_params()
     inputs = step_inputs(step, paths)
@@ -244,7 +228,13 @@ def benchmark_accuracies(
         tracker.log_artifact(out / "table.md")
         averages = {n: results[n]["average"]["accuracy"] for n in ("webface", "hsface")}
         fr_model_md5 = dvc.recorded_hash(inputs["fr_model"])
-        return {"results": results, "promotion": promote_fr_model(mlflow, fr_model_md5, averages)}
+        # the generator whose HSFace the hsface model trained on (the chain's current one)
+        generator_md5 = dvc.recorded_hash(paths.output(STEPS["fmae_generator"].output))
+        return {
+            "results": results,
+            "promotion": promote_fr_model(mlflow, fr_model_md5, averages),
+            "generator_promotion": promote_generator(mlflow, generator_md5, averages["hsface"]),
+        }
 
     result = produce(
         context,

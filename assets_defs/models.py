@@ -16,12 +16,14 @@ import numpy as np
 from assets_defs import _configs
 from assets_defs._features import extract
 from assets_defs._produce import ModelEntry, check_sources, produce, step_asset, step_inputs
+from assets_defs._registry import CHAMPION, REGISTERED_GENERATOR
+from assets_defs.generation import GENERATOR_FILE
 from assets_defs.steps import STEPS, Step
 from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
 from vec2face import zoo
 from vec2face.attributes.estimators import load_toy_estimator
 from vec2face.attributes.train import MODEL_FILE, AttributesTrainConfig, train_attributes
-from vec2face.config import load_step_config
+from vec2face.config import StepConfig, load_step_config
 from vec2face.data.subset import SubsetConfig
 from vec2face.errors import ConfigError
 from vec2face.fr.extract import load_trained_backbone
@@ -29,7 +31,11 @@ from vec2face.fr.profiles import read_backbone_meta
 from vec2face.fr.train import fit as fit_fr
 from vec2face.fr.train import train_paths
 from vec2face.generation.hsface import HSFaceConfig
-from vec2face.generator.train import GeneratorTrainConfig, generator_train_config
+from vec2face.generator.train import (
+    DISCRIMINATOR_FILE,
+    GeneratorTrainConfig,
+    generator_train_config,
+)
 from vec2face.generator.train import fit as fit_generator
 from vec2face.models import load_generator_checkpoint
 from vec2face.zoo.sources import zoo_ref
@@ -246,6 +252,35 @@ def generator_config(params: dict[str, Any], teacher_dir: Path) -> GeneratorTrai
     )
 
 
+#: the run tag with which a job asks fmae_generator to warm-start from the registry's champion
+GENERATOR_INIT_TAG = "vec2face/generator_init"
+
+
+class RegistryRef(StepConfig):
+    """The registry version a step warm-started from (what its fingerprint holds)."""
+
+    name: str
+    alias: str
+    version: str
+    dvc_md5: str
+
+
+def registry_champion(
+    mlflow: MlflowResource, paths: PipelinePaths
+) -> tuple[RegistryRef, Path] | None:
+    """The 'vec2face-generator' champion, its generator.pt and discriminator.pt downloaded
+    once into ``<root>/.registry/vec2face-generator/v<N>/``: (its ref, its generator.pt);
+    None when the registry has no champion."""
+    version = mlflow.alias_version(REGISTERED_GENERATOR, CHAMPION)
+    if version is None:
+        return None
+    folder = paths.root_dir() / ".registry" / REGISTERED_GENERATOR / f"v{version.version}"
+    mlflow.download_version_files(version, [GENERATOR_FILE, DISCRIMINATOR_FILE], folder)
+    ref = RegistryRef(name=REGISTERED_GENERATOR, alias=CHAMPION, version=str(version.version),
+                      dvc_md5=version.tags.get("dvc_md5", ""))
+    return ref, folder / GENERATOR_FILE
+
+
 @step_asset("fmae_generator", GROUP, {"pytorch", "mlflow"})
 def fmae_generator(
     context: dg.AssetExecutionContext,
@@ -257,7 +292,9 @@ def fmae_generator(
     teacher's features of every subset image make the training-layout LMDB
     (``training_data/``), then the generator learns feature -> image, warm-started from the
     toy zoo's generator (``generator.init: zoo``, a ``max_steps`` budget) or from scratch.
-    Registered as 'vec2face-generator'; each epoch's sample grid goes to MLflow."""
+    A run tagged ``vec2face/generator_init: registry`` (the regeneration jobs and schedule)
+    warm-starts from the registry's 'vec2face-generator' champion instead, when there is
+    one. Registered as 'vec2face-generator'; each epoch's sample grid goes to MLflow."""
     step = STEPS["fmae_generator"]
     params = paths.read_params()
     inputs = step_inputs(step, paths)
@@ -270,6 +307,7 @@ def fmae_generator(
         }
     )
     out = paths.output(step.output)
+    fit_config = config
 
     def build(tracker):
         data = extract(
@@ -281,16 +319,29 @@ def fmae_generator(
             flip=False,  # the generator must see which way a head turns (see _features)
         )
         summary = fit_generator(
-            config, out / "training_data" / "train.lmdb", out, tracker=tracker, progress=False
+            fit_config, out / "training_data" / "train.lmdb", out, tracker=tracker,
+            progress=False,
         )
-        tracker.log_artifact(out / "generator.pt")
-        generator, _ = load_generator_checkpoint(out / "generator.pt")
+        tracker.log_artifact(out / GENERATOR_FILE)
+        tracker.log_artifact(out / DISCRIMINATOR_FILE)  # a warm start takes both networks
+        generator, _ = load_generator_checkpoint(out / GENERATOR_FILE)
         tracker.log_pytorch_model(generator, "model", VECTOR_EXAMPLE)
         return {**summary, "training_data": data}
 
     settings = {"generator": config, "fr_teacher": teacher}
     if config.init == "zoo":  # another zoo generator warm-starts another run
         settings["init"] = zoo_ref("generator")
+    if context.run.tags.get(GENERATOR_INIT_TAG) == "registry":
+        champion = registry_champion(mlflow, paths)
+        if champion is None:
+            context.log.info(f"fmae_generator: no {REGISTERED_GENERATOR}@{CHAMPION} yet; "
+                             f"init: {config.init}")
+        else:
+            ref, checkpoint = champion
+            context.log.info(f"fmae_generator: warm start from {ref.name} v{ref.version} "
+                             f"({CHAMPION})")
+            fit_config = config.model_copy(update={"init": str(checkpoint)})
+            settings["init"] = ref  # another champion, another run
     return produce(
         context,
         step,
@@ -301,7 +352,7 @@ def fmae_generator(
         mlflow=mlflow,
         counts=_generator_counts,
         preview="samples/epoch_*.png",
-        models=[ModelEntry("vec2face-generator", "model", "webface_subset")],
+        models=[ModelEntry(REGISTERED_GENERATOR, "model", "webface_subset")],
     )
 
 

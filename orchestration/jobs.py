@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets_defs.models import GENERATOR_INIT_TAG
 from assets_defs.steps import STEPS
 from assets_defs.zoo import ZOO
 
@@ -18,6 +19,8 @@ HSFACE = dg.AssetSelection.assets(STEPS["hsface_dataset"].asset)
 
 #: the tag of every run the main job launches: the chain sensors leave those phases to it
 MAIN_JOB_TAG = ("vec2face/entry", "main_job")
+#: the tag of a data refresh: fmae_generator warm-starts from the registry's champion
+REGISTRY_WARM_START = (GENERATOR_INIT_TAG, "registry")
 _FROM_SHARDS = HSFACE.downstream(include_self=True)
 
 prepare_generation = dg.define_asset_job(
@@ -54,8 +57,10 @@ rebuild_from_webface_source = dg.define_asset_job(
         dg.AssetSelection.assets(STEPS["webface_pool"].asset).downstream(include_self=False)
         - _FROM_SHARDS
     ),
+    tags=dict([REGISTRY_WARM_START]),
     description="Rebuild what depends on the WebFace source (after its DVC hash changed) up to "
-    "the generator; the chain sensors then redo the shards and the evaluation.",
+    "the generator, warm-started from the registry's vec2face-generator champion; the chain "
+    "sensors then redo the shards and the evaluation.",
 )
 
 build_zoo = dg.define_asset_job(

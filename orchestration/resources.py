@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import dagster as dg
 
 from vec2face.config import read_params
 from vec2face.tracking import flatten
+from vec2face.utils.io import atomic_dir
 
 # ---------------------------------------------------------------------------------------
 # paths / profile
@@ -311,6 +312,19 @@ class MlflowResource(dg.ConfigurableResource):
             return self.client().get_model_version_by_alias(name, alias)
         except MlflowException:
             return None
+
+    def download_version_files(self, version: Any, names: Sequence[str], into: Path) -> Path:
+        """Files ``names`` of a registered version's run (artifacts at the run's root) into
+        folder ``into`` (written under a temporary name, then renamed); ``into``."""
+        into = Path(into)
+        if all((into / n).is_file() for n in names):
+            return into
+        client = self.client()
+        into.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_dir(into) as tmp:
+            for name in names:
+                client.download_artifacts(version.run_id, name, str(tmp))
+        return into
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(name, alias, version)

@@ -1,16 +1,16 @@
-"""Benchmark table and the champion promotion of 'fr-model' in the MLflow registry."""
+"""Benchmark table and the champion promotions of 'fr-model' and 'vec2face-generator' in
+the MLflow registry."""
 
 from __future__ import annotations
 
 import pytest
 
+from assets_defs._registry import CHAMPION, REGISTERED_FR_MODEL, REGISTERED_GENERATOR, promotion
 from assets_defs.evaluation import (
-    CHAMPION,
-    REGISTERED_FR_MODEL,
     accuracy_table,
     combined_table,
     promote_fr_model,
-    promotion,
+    promote_generator,
 )
 from orchestration.resources import MlflowResource
 
@@ -75,3 +75,27 @@ def test_promote_fr_model_moves_the_champion_only_to_a_better_new_version(tmp_pa
         "champion": better,
     }
     assert str(mlflow.alias_version(REGISTERED_FR_MODEL, CHAMPION).version) == better
+
+
+def _register_generator(mlflow: MlflowResource, md5: str) -> str:
+    with mlflow.start_run("fmae_generator") as tracker:
+        run_id = tracker.run_id
+    return mlflow.register_model(REGISTERED_GENERATOR, run_id, "model", {"dvc_md5": md5})
+
+
+def test_the_generator_champion_is_the_one_whose_hsface_trains_the_better_model(tmp_path):
+    mlflow = MlflowResource(root=str(tmp_path))
+    assert promote_generator(mlflow, None, 0.9)["champion"] is None  # nothing recorded
+    first = _register_generator(mlflow, "g1.dir")
+    assert promote_generator(mlflow, "g1.dir", 0.62)["promoted"] == first
+    second = _register_generator(mlflow, "g2.dir")
+    decision = promote_generator(mlflow, "g2.dir", 0.61)
+    assert decision["promoted"] is None and decision["champion"] == first
+    third = _register_generator(mlflow, "g3.dir")
+    decision = promote_generator(mlflow, "g3.dir", 0.64)
+    assert decision["previous_champion"] == first and decision["promoted"] == third
+    champion = mlflow.alias_version(REGISTERED_GENERATOR, CHAMPION)
+    assert str(champion.version) == third
+    assert float(champion.tags["hsface_fr_average"]) == pytest.approx(0.64)
+    tags = {str(v.version): v.tags for v in mlflow.model_versions(REGISTERED_GENERATOR)}
+    assert float(tags[second]["hsface_fr_average"]) == pytest.approx(0.61)

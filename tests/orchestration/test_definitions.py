@@ -10,6 +10,7 @@ import yaml
 
 from assets_defs import build_asset_checks
 from assets_defs.generation import SHARD_RETRY
+from assets_defs.models import GENERATOR_INIT_TAG
 from assets_defs.steps import chain_steps, step_for_stage
 from orchestration.definitions import defs, make_definitions
 from orchestration.resources import DvcResource, MlflowResource, PipelinePaths, stage_graph
@@ -158,6 +159,13 @@ def test_weekly_schedule_is_off_by_default_and_requests_the_first_phase():
     )
     requests = weekly_regeneration.evaluate_tick(context).run_requests
     assert len(requests) == 1 and requests[0].job_name in (None, "prepare_generation")
+    # a data refresh warm-starts the generator from the registry's champion
+    assert requests[0].tags[GENERATOR_INIT_TAG] == "registry"
+    assert defs.resolve_job_def("rebuild_from_webface_source").tags[GENERATOR_INIT_TAG] == (
+        "registry"
+    )
+    # the first build (the main job's phase) takes params' generator.init
+    assert GENERATOR_INIT_TAG not in defs.resolve_job_def("prepare_generation").tags
 
 
 def test_chain_sensors_are_on_and_the_source_sensor_off_by_default():

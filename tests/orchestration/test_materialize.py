@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from assets_defs import build_asset_checks, build_assets
 from assets_defs.generation import shard_keys
+from assets_defs.models import GENERATOR_INIT_TAG
 from assets_defs.steps import STEPS, chain_steps
 from assets_defs.zoo import ZOO
 from orchestration.definitions import make_resources
@@ -465,3 +466,43 @@ def test_zoo_sources_load_the_zoo_models_and_warm_start_the_generator(zoo_chain)
     assert lock["fr_teacher"]["params"]["params.yaml"] == {"sources.teacher": "zoo"}
     # the output holds the zoo manifest (sha256): another zoo file, another DVC hash
     assert (out / "fr_teacher" / "zoo_manifest.json").is_file()
+
+
+def test_a_data_refresh_warm_starts_the_generator_from_the_registry_champion(zoo_chain):
+    # runs after the zoo test above: the chain's generator is the champion now
+    repo, out = zoo_chain["repo"], zoo_chain["out"]
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("vec2face-generator", "champion")
+    hsface = json.loads((out / "benchmark_accuracies" / "hsface.json").read_text())
+    assert float(champion.tags["hsface_fr_average"]) == pytest.approx(
+        hsface["average"]["accuracy"]
+    )
+    before, _ = load_generator_checkpoint(out / "fmae_generator" / "generator.pt")
+
+    params = zoo_chain["params"]
+    assets = [*build_assets(params), *build_asset_checks(params)]
+    resources = make_resources(str(out), str(repo / "params.yaml"), str(repo))
+    result = dg.materialize(
+        assets,
+        selection=dg.AssetSelection.assets("fmae_generator"),
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        tags={GENERATOR_INIT_TAG: "registry"},
+    )
+    assert result.success
+    meta = result.asset_materializations_for_node("fmae_generator")[0].metadata
+    assert meta["reused"].value is False  # another init: another fingerprint
+    source = out / ".registry" / "vec2face-generator" / f"v{champion.version}"
+    assert sorted(p.name for p in source.iterdir()) == ["discriminator.pt", "generator.pt"]
+    tuned, report = load_generator_checkpoint(out / "fmae_generator" / "generator.pt")
+    assert report.metadata["metadata"]["init"] == str(source / "generator.pt")
+    # what was downloaded is the chain's generator, the one the evaluation promoted
+    downloaded = load_generator_checkpoint(source / "generator.pt")[0].state_dict()
+    for name, tensor in before.state_dict().items():
+        assert torch.equal(downloaded[name], tensor), name
+    assert any(not torch.equal(downloaded[n], t) for n, t in tuned.state_dict().items())
+    versions = client.search_model_versions("name='vec2face-generator'")
+    assert len(versions) == 2  # the refresh registered a new version; the champion stays
+    assert client.get_model_version_by_alias("vec2face-generator", "champion").version == (
+        champion.version
+    )

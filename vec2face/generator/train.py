@@ -71,6 +71,8 @@ log = logging.getLogger(__name__)
 LR_REFERENCE_BATCH = 112  # the official scaling: lr = blr * effective_batch / 112
 #: records whose features set the whitening init (every record of the toy subset)
 WHITEN_RECORDS = 50_000
+#: the final discriminator beside ``generator.pt`` (what a warm start from the folder reads)
+DISCRIMINATOR_FILE = "discriminator.pt"
 
 
 class GeneratorTrainConfig(StepConfig):
@@ -561,7 +563,9 @@ def fit(
       ``model_disc``, ``optimizer_g``, ``optimizer_d``, ``scaler``, ``epoch`` (epochs
       completed), ``config`` and ``metadata``; ``load_generator_checkpoint`` reads them too;
     * ``samples/epoch_XXXX.png``: input | reconstruction rows (also sent to the tracker);
-    * ``generator.pt``: the final generator, as ``save_generator_checkpoint`` writes it.
+    * ``generator.pt``: the final generator, as ``save_generator_checkpoint`` writes it;
+    * ``discriminator.pt``: the final discriminator (``{"model_disc", "name"}``), so that a
+      later run warm-starts both from this folder (``init: <out_dir>/generator.pt``).
 
     Args:
         config: training settings.
@@ -785,6 +789,9 @@ def _fit(
             epoch=epochs,
             extra={"config": recorded_config, "metadata": metadata},
         )
+        with atomic_path(out_dir / DISCRIMINATOR_FILE) as tmp:
+            torch.save({"model_disc": discriminator.state_dict(), "name": config.discriminator},
+                       tmp)
     barrier()
     fingerprint = state_fingerprint(generator)
     in_sync = True
@@ -843,9 +850,13 @@ def warm_start(
         if not path.is_file():
             raise ConfigError(f"generator.init: {path} not found (scratch, zoo or a checkpoint)")
         source, _ = load_generator_checkpoint(path)
-        beside = path.with_name("discriminator.pt")
+        beside = path.with_name(DISCRIMINATOR_FILE)
         disc_state, disc_name = None, config.discriminator
-        if beside.is_file():
+        carried = load_checkpoint(path)  # a training checkpoint carries its discriminator
+        if "model_disc" in carried:
+            disc_state = carried["model_disc"]
+            disc_name = carried.get("config", {}).get("discriminator", disc_name)
+        elif beside.is_file():
             payload = load_checkpoint(beside)
             disc_state, disc_name = payload["model_disc"], payload.get("name", disc_name)
         origin = str(path)

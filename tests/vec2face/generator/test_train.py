@@ -430,6 +430,22 @@ def test_warm_start_loads_both_networks_and_stops_at_the_step_budget(world, stra
     assert tracker.params["init"] == str(source)
 
 
+def test_a_run_folder_warm_starts_both_networks(world, straight_run, tmp_path):
+    # fit leaves its final discriminator beside generator.pt, and a training checkpoint
+    # carries its own: either is a complete warm-start source
+    run = straight_run[0]
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    beside = torch.load(run / "discriminator.pt", weights_only=True)
+    assert beside["name"] == "patchgan_tiny"
+    assert all(torch.equal(beside["model_disc"][k], v) for k, v in last["model_disc"].items())
+    for source in (run / "generator.pt", run / "checkpoints" / "last.pt"):
+        out = tmp_path / source.stem
+        cfg = _config(world, init=str(source), max_steps=1, lr=1e-12, weight_decay=0.0)
+        fit(cfg, world["data"], out, progress=False)
+        tuned = load_checkpoint(out / "checkpoints" / "last.pt")["model_disc"]
+        assert all(torch.allclose(tuned[k], v, atol=1e-6) for k, v in last["model_disc"].items())
+
+
 def test_step_budget_lays_the_schedule_over_the_steps(world, tmp_path):
     # 8 records at batch 4: two steps an epoch; a budget of 3 ends one step into epoch 2
     cfg = _config(world, epochs=10, max_steps=3, warmup_epochs=0, sample_grid_size=1)
