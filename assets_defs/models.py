@@ -268,14 +268,15 @@ class RegistryRef(StepConfig):
 def registry_champion(
     mlflow: MlflowResource, paths: PipelinePaths
 ) -> tuple[RegistryRef, Path] | None:
-    """The 'vec2face-generator' champion, its generator.pt and discriminator.pt downloaded
-    once into ``<root>/.registry/vec2face-generator/v<N>/``: (its ref, its generator.pt);
-    None when the registry has no champion."""
+    """The 'vec2face-generator' champion, its generator.pt (and discriminator.pt, when its
+    run logged one) downloaded once into ``<root>/.registry/vec2face-generator/v<N>/``:
+    (its ref, its generator.pt); None when the registry has no champion."""
     version = mlflow.alias_version(REGISTERED_GENERATOR, CHAMPION)
     if version is None:
         return None
     folder = paths.root_dir() / ".registry" / REGISTERED_GENERATOR / f"v{version.version}"
-    mlflow.download_version_files(version, [GENERATOR_FILE, DISCRIMINATOR_FILE], folder)
+    # versions registered before the discriminator was logged warm-start the generator only
+    mlflow.download_version_files(version, [GENERATOR_FILE], folder, [DISCRIMINATOR_FILE])
     ref = RegistryRef(name=REGISTERED_GENERATOR, alias=CHAMPION, version=str(version.version),
                       dvc_md5=version.tags.get("dvc_md5", ""))
     return ref, folder / GENERATOR_FILE

@@ -313,16 +313,30 @@ class MlflowResource(dg.ConfigurableResource):
         except MlflowException:
             return None
 
-    def download_version_files(self, version: Any, names: Sequence[str], into: Path) -> Path:
-        """Files ``names`` of a registered version's run (artifacts at the run's root) into
-        folder ``into`` (written under a temporary name, then renamed); ``into``."""
+    def download_version_files(
+        self, version: Any, names: Sequence[str], into: Path, optional: Sequence[str] = ()
+    ) -> Path:
+        """Files ``names`` (and those of ``optional`` the run has) of a registered version's
+        run, artifacts at the run's root, into folder ``into`` (written under a temporary
+        name, then renamed); ``into``.
+
+        Raises:
+            FileNotFoundError: the run lacks one of ``names`` (names the version and file).
+        """
         into = Path(into)
         if all((into / n).is_file() for n in names):
             return into
         client = self.client()
+        present = {a.path for a in client.list_artifacts(version.run_id)}
+        missing = [n for n in names if n not in present]
+        if missing:
+            raise FileNotFoundError(
+                f"registered model {version.name} version {version.version}: its run "
+                f"{version.run_id} has no artifact {missing[0]}"
+            )
         into.parent.mkdir(parents=True, exist_ok=True)
         with atomic_dir(into) as tmp:
-            for name in names:
+            for name in [*names, *(n for n in optional if n in present)]:
                 client.download_artifacts(version.run_id, name, str(tmp))
         return into
 

@@ -43,6 +43,28 @@ def test_mlflow_run_is_marked_failed_when_the_step_raises(tmp_path):
     assert MlflowClient(resource.resolved_uri()).get_run(tracker.run_id).info.status == "FAILED"
 
 
+def test_a_registered_versions_files_download_once_and_a_missing_one_is_named(tmp_path):
+    resource = MlflowResource(root=str(tmp_path / "out"))
+    weights = tmp_path / "generator.pt"
+    weights.write_bytes(b"weights")
+    with resource.start_run("fmae_generator") as tracker:
+        tracker.log_artifact(weights)
+    number = resource.register_model("vec2face-generator", tracker.run_id, "", {})
+    version = resource.model_versions("vec2face-generator")[0]
+    into = tmp_path / "cache" / f"v{number}"
+    # an optional file the run lacks (an older run without discriminator.pt) is skipped
+    got = resource.download_version_files(version, ["generator.pt"], into, ["discriminator.pt"])
+    assert got == into and sorted(p.name for p in into.iterdir()) == ["generator.pt"]
+    assert (into / "generator.pt").read_bytes() == b"weights"
+    weights.write_bytes(b"changed")  # present already: not fetched again
+    resource.download_version_files(version, ["generator.pt"], into)
+    assert (into / "generator.pt").read_bytes() == b"weights"
+    with pytest.raises(FileNotFoundError, match=f"vec2face-generator version {number}: .* "
+                       "has no artifact discriminator.pt"):
+        resource.download_version_files(version, ["discriminator.pt"], tmp_path / "other")
+    assert not (tmp_path / "other").exists()
+
+
 def test_tracking_uri_precedence(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert MlflowResource(root=str(tmp_path)).resolved_uri() == "http://127.0.0.1:5999"
