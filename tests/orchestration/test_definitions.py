@@ -150,6 +150,19 @@ def test_dvc_stages_read_the_params_sections_of_their_steps():
     }
 
 
+def test_dvc_stages_that_load_the_zoo_depend_on_its_files():
+    from dvc.repo import Repo
+
+    with Repo(str(PROJECT), uninitialized=True) as repo:
+        deps = {s.name: {d.def_path for d in s.deps if not hasattr(d, "params")}
+                for s in repo.index.stages if s.cmd}
+    for stage, name in (("fr_teacher", "teacher"), ("fr_judge", "judge"),
+                        ("attribute_estimator", "attributes"), ("fmae_generator", "generator")):
+        files = {f"vec2face/zoo/weights/{name}.safetensors", f"vec2face/zoo/weights/{name}.json"}
+        assert files <= deps[stage], stage
+        assert all((PROJECT / f).is_file() for f in files)
+
+
 def test_weekly_schedule_is_off_by_default_and_requests_the_first_phase():
     assert weekly_regeneration.default_status == dg.DefaultScheduleStatus.STOPPED
     assert weekly_regeneration.cron_schedule == "0 3 * * 1"
