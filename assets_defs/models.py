@@ -309,6 +309,20 @@ def fmae_generator(
     )
     out = paths.output(step.output)
     fit_config = config
+    settings = {"generator": config, "fr_teacher": teacher}
+    if config.init == "zoo":  # another zoo generator warm-starts another run
+        settings["init"] = zoo_ref("generator")
+    if context.run.tags.get(GENERATOR_INIT_TAG) == "registry":
+        champion = registry_champion(mlflow, paths)
+        if champion is None:
+            context.log.info(f"fmae_generator: no {REGISTERED_GENERATOR}@{CHAMPION} yet; "
+                             f"init: {config.init}")
+        else:
+            ref, checkpoint = champion
+            context.log.info(f"fmae_generator: warm start from {ref.name} v{ref.version} "
+                             f"({CHAMPION})")
+            fit_config = config.model_copy(update={"init": str(checkpoint)})
+            settings["init"] = ref  # another champion, another run
 
     def build(tracker):
         data = extract(
@@ -329,20 +343,6 @@ def fmae_generator(
         tracker.log_pytorch_model(generator, "model", VECTOR_EXAMPLE)
         return {**summary, "training_data": data}
 
-    settings = {"generator": config, "fr_teacher": teacher}
-    if config.init == "zoo":  # another zoo generator warm-starts another run
-        settings["init"] = zoo_ref("generator")
-    if context.run.tags.get(GENERATOR_INIT_TAG) == "registry":
-        champion = registry_champion(mlflow, paths)
-        if champion is None:
-            context.log.info(f"fmae_generator: no {REGISTERED_GENERATOR}@{CHAMPION} yet; "
-                             f"init: {config.init}")
-        else:
-            ref, checkpoint = champion
-            context.log.info(f"fmae_generator: warm start from {ref.name} v{ref.version} "
-                             f"({CHAMPION})")
-            fit_config = config.model_copy(update={"init": str(checkpoint)})
-            settings["init"] = ref  # another champion, another run
     return produce(
         context,
         step,

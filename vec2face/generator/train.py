@@ -62,7 +62,7 @@ from vec2face.training import (
     save_checkpoint,
     warmup_cosine_lr,
 )
-from vec2face.utils.io import atomic_path
+from vec2face.utils.io import atomic_path, save_torch_atomic
 from vec2face.utils.paths import path_in_folder
 from vec2face.utils.seeding import derive_seed
 
@@ -789,9 +789,10 @@ def _fit(
             epoch=epochs,
             extra={"config": recorded_config, "metadata": metadata},
         )
-        with atomic_path(out_dir / DISCRIMINATOR_FILE) as tmp:
-            torch.save({"model_disc": discriminator.state_dict(), "name": config.discriminator},
-                       tmp)
+        save_torch_atomic(
+            {"model_disc": discriminator.state_dict(), "name": config.discriminator},
+            out_dir / DISCRIMINATOR_FILE,
+        )
     barrier()
     fingerprint = state_fingerprint(generator)
     in_sync = True
@@ -849,13 +850,12 @@ def warm_start(
         path = Path(config.init)
         if not path.is_file():
             raise ConfigError(f"generator.init: {path} not found (scratch, zoo or a checkpoint)")
-        source, _ = load_generator_checkpoint(path)
+        source, report = load_generator_checkpoint(path)
         beside = path.with_name(DISCRIMINATOR_FILE)
         disc_state, disc_name = None, config.discriminator
-        carried = load_checkpoint(path)  # a training checkpoint carries its discriminator
-        if "model_disc" in carried:
-            disc_state = carried["model_disc"]
-            disc_name = carried.get("config", {}).get("discriminator", disc_name)
+        if report.discriminator is not None:  # a training checkpoint carries its own
+            disc_state = report.discriminator
+            disc_name = report.metadata.get("config", {}).get("discriminator", disc_name)
         elif beside.is_file():
             payload = load_checkpoint(beside)
             disc_state, disc_name = payload["model_disc"], payload.get("name", disc_name)

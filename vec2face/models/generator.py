@@ -716,6 +716,8 @@ class GeneratorLoadReport:
         ignored: checkpoint keys not loaded because the forward never uses them.
         epoch: the stored epoch, if any.
         metadata: the checkpoint's other plain entries (e.g. our training metadata).
+        discriminator: the discriminator state a training checkpoint of ours carries
+            (``model_disc``), else None.
     """
 
     path: str
@@ -724,6 +726,7 @@ class GeneratorLoadReport:
     ignored: tuple[str, ...] = ()
     epoch: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    discriminator: dict[str, torch.Tensor] | None = None
 
 
 def _masking_to_dict(m: MaskingConfig) -> dict[str, float]:
@@ -867,5 +870,7 @@ def load_generator_checkpoint(
         ignored=tuple(ignored),
         epoch=int(epoch) if isinstance(epoch, int) else None,
         metadata=metadata,
+        # an official file's discriminator (if any) is not one of ours: never carried over
+        discriminator=payload.get("model_disc") if isinstance(stored_arch, dict) else None,
     )
     return model.eval(), report
