@@ -38,20 +38,15 @@ REPORTED: dict[str, tuple[str, str]] = {
 
 
 def report_config(params: dict[str, Any], inputs: Mapping[str, Path]) -> ReportConfig:
-    """The ``dataset_reports`` section with the judge, teacher and attribute estimator the
-    chain trained."""
-    estimator = _configs.section(_configs.section(params, CONFIG_SECTION), "attribute_estimator")
+    """The ``dataset_reports`` section with the judge and attribute estimator the chain
+    made, and its teacher when the section asks for the teacher's figures (names one)."""
+    section = _configs.section(params, CONFIG_SECTION)
+    estimator = _configs.section(section, "attribute_estimator")
     estimator["checkpoint"] = str(inputs["attribute_estimator"] / MODEL_FILE)
-    return load_step_config(
-        ReportConfig,
-        CONFIG_SECTION,
-        params,
-        {
-            "judge": str(inputs["fr_judge"]),
-            "teacher": str(inputs["fr_teacher"]),
-            "attribute_estimator": estimator,
-        },
-    )
+    overrides = {"judge": str(inputs["fr_judge"]), "attribute_estimator": estimator}
+    if section.get("teacher"):
+        overrides["teacher"] = str(inputs["fr_teacher"])
+    return load_step_config(ReportConfig, CONFIG_SECTION, params, overrides)
 
 
 def _report_counts(summary: Mapping[str, Any]) -> dict[str, float]:

@@ -11,6 +11,7 @@ from assets_defs.evaluation import (
     combined_table,
     promote_fr_model,
     promote_generator,
+    report_config,
 )
 from orchestration.resources import MlflowResource
 
@@ -99,3 +100,17 @@ def test_the_generator_champion_is_the_one_whose_hsface_trains_the_better_model(
     assert float(champion.tags["hsface_fr_average"]) == pytest.approx(0.64)
     tags = {str(v.version): v.tags for v in mlflow.model_versions(REGISTERED_GENERATOR)}
     assert float(tags[second]["hsface_fr_average"]) == pytest.approx(0.61)
+
+
+def test_report_config_adds_the_chains_teacher_only_when_the_section_names_one(tmp_path):
+    inputs = {n: tmp_path / n for n in ("fr_judge", "fr_teacher", "attribute_estimator")}
+    params = {"dataset_reports": {"judge": "elsewhere/judge", "max_images": 40, "bf16": True}}
+    config = report_config(params, inputs)
+    assert config.teacher is None
+    assert config.judge == str(tmp_path / "fr_judge")  # the chain's judge, not the literal
+    assert config.attribute_estimator.checkpoint == str(
+        tmp_path / "attribute_estimator" / "model.pt"
+    )
+    assert (config.max_images, config.bf16) == (40, True)
+    params["dataset_reports"]["teacher"] = "outputs/tiny/fr_teacher"
+    assert report_config(params, inputs).teacher == str(tmp_path / "fr_teacher")

@@ -317,5 +317,23 @@ def test_stem_stride_two_halves_every_map_and_rounds_the_last_up():
     with torch.no_grad():
         assert model.forward_features(torch.zeros(1, 3, 112, 112)).shape == (1, 128 * 16)
     assert build_backbone("r50").cfg.final_side == 7
-    with pytest.raises(ValueError, match="stem_stride must be 1 or 2, got 3"):
+    with pytest.raises(ValueError, match="stem_stride must be 1, 2 or 4, got 3"):
         build_backbone("tiny", stem_stride=3)
+
+
+def test_patchify_stem_sees_each_4x4_patch_once():
+    model = build_backbone("tiny_patch4").eval()
+    assert model.conv1.kernel_size == (4, 4) and model.conv1.stride == (4, 4)
+    assert model.conv1.padding == (0, 0)
+    assert model.cfg.final_side == 2  # 112 -> 28 -> 14 -> 7 -> 4 -> 2
+    assert model.fc.in_features == 128 * 2 * 2
+    with torch.no_grad():
+        maps = model.feature_maps(torch.zeros(2, 3, 112, 112))
+        assert [m.shape[-1] for m in maps] == [28, 14, 7, 4, 2]
+        # a pixel reaches exactly one stem output: changing one changes one position only
+        x = torch.zeros(1, 3, 112, 112)
+        y = x.clone()
+        y[0, :, 5, 9] = 1.0
+        changed = (model.bn1(model.conv1(y)) - model.bn1(model.conv1(x))).abs().sum(1)[0] > 0
+        assert changed.nonzero().tolist() == [[1, 2]]
+        assert model(torch.zeros(3, 3, 112, 112)).shape == (3, 512)
