@@ -26,8 +26,8 @@ import dagster as dg
 from PIL import Image
 from pydantic import BaseModel
 
+from assets_defs.resources import DvcResource, MlflowResource, PipelinePaths
 from assets_defs.steps import STEPS, Step
-from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
 from vec2face.errors import ConfigError
 from vec2face.tracking import Tracker
 

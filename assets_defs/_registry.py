@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from orchestration.resources import MlflowResource
+from assets_defs.resources import MlflowResource
 
 CHAMPION = "champion"
 REGISTERED_FR_MODEL = "fr-model"

@@ -19,9 +19,9 @@ import torch
 from pydantic import Field
 
 from assets_defs.generation import GENERATOR_FILE, GaussianAblationConfig, shard_keys
+from assets_defs.resources import PipelinePaths
 from assets_defs.steps import STEPS
 from assets_defs.toy_world import pool_config
-from orchestration.resources import PipelinePaths
 from vec2face.attributes.estimators import load_toy_estimator
 from vec2face.attributes.train import MODEL_FILE
 from vec2face.config import StepConfig, load_step_config

@@ -17,8 +17,8 @@ from assets_defs._registry import (
     promote,
     versions_of_output,
 )
+from assets_defs.resources import DvcResource, MlflowResource, PipelinePaths
 from assets_defs.steps import STEPS
-from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
 from vec2face.attributes.train import MODEL_FILE
 from vec2face.config import load_step_config
 from vec2face.fr.evaluate import evaluate_bins, markdown_table

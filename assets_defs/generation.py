@@ -20,8 +20,8 @@ from assets_defs._produce import (
     step_inputs,
     write_stamp,
 )
+from assets_defs.resources import DvcResource, MlflowResource, PipelinePaths
 from assets_defs.steps import STEPS
-from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
 from vec2face.attributes.estimators import CONFIG_SECTION as ESTIMATOR_SECTION
 from vec2face.attributes.estimators import AttributeEstimatorConfig, load_attribute_estimator
 from vec2face.attributes.train import MODEL_FILE

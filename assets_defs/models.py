@@ -18,8 +18,8 @@ from assets_defs._features import extract
 from assets_defs._produce import ModelEntry, check_sources, produce, step_asset, step_inputs
 from assets_defs._registry import CHAMPION, REGISTERED_GENERATOR
 from assets_defs.generation import GENERATOR_FILE
+from assets_defs.resources import DvcResource, MlflowResource, PipelinePaths
 from assets_defs.steps import STEPS, Step
-from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
 from vec2face import zoo
 from vec2face.attributes.estimators import load_toy_estimator
 from vec2face.attributes.train import MODEL_FILE, AttributesTrainConfig, train_attributes

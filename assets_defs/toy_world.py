@@ -12,8 +12,8 @@ from typing import Any
 import dagster as dg
 
 from assets_defs._produce import produce, step_asset
+from assets_defs.resources import DvcResource, MlflowResource, PipelinePaths
 from assets_defs.steps import MODEL_POOLS, STEPS, WORLD_POOLS, Step
-from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
 from vec2face.config import load_step_config
 from vec2face.errors import ConfigError
 from vec2face.toyfaces.benchmarks import BenchmarksConfig, make_benchmarks

@@ -5,8 +5,8 @@ from typing import Any
 import dagster as dg
 
 from assets_defs._produce import produce, step_asset
+from assets_defs.resources import DvcResource, MlflowResource, PipelinePaths
 from assets_defs.steps import STEPS
-from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
 from vec2face.config import load_step_config
 from vec2face.data.subset import SubsetConfig, make_subset
 

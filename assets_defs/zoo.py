@@ -9,7 +9,7 @@ loads pretrained weights.
 
 import dagster as dg
 
-from orchestration.resources import PipelinePaths
+from assets_defs.resources import PipelinePaths
 from vec2face.zoo.build import build
 from vec2face.zoo.store import ZOO_NAMES
 

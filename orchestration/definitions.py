@@ -16,8 +16,8 @@ import dagster as dg
 
 from assets_defs import build_asset_checks, build_assets
 from assets_defs.generation import shard_keys
+from assets_defs.resources import DvcResource, MlflowResource, PipelinePaths
 from orchestration.jobs import all_jobs
-from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
 from orchestration.schedules import all_schedules
 from orchestration.sensors import make_sensors
 

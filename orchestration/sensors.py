@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from assets_defs.resources import DvcResource, PipelinePaths
 from assets_defs.steps import STEPS
 from orchestration.jobs import (
     BEFORE_SHARDS,
@@ -20,7 +21,6 @@ from orchestration.jobs import (
     generate_hsface_shards,
     rebuild_from_webface_source,
 )
-from orchestration.resources import DvcResource, PipelinePaths
 
 SOURCE = STEPS["webface_pool"]
 HSFACE_KEY = dg.AssetKey(STEPS["hsface_dataset"].asset)

@@ -1,23 +1,42 @@
-"""vec2face/ is a pure library: no orchestration, tracking or versioning imports."""
+"""The layers import one way only: vec2face/ (a pure library: no orchestration, tracking or
+versioning packages) <- assets_defs/ (assets, checks, resources) <- orchestration/
+(Definitions, jobs, schedules, sensors)."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import pytest
+
 FORBIDDEN = {"dagster", "mlflow", "dvc", "great_expectations"}
-ROOT = Path(__file__).resolve().parents[1] / "vec2face"
+REPO = Path(__file__).resolve().parents[1]
+ROOT = REPO / "vec2face"
 
 
-def test_vec2face_never_imports_orchestration_packages():
-    offenders = []
-    for path in ROOT.rglob("*.py"):
+def _imports(folder: Path) -> list[tuple[str, str]]:
+    """(file, imported module) for every absolute import of every module under ``folder``."""
+    found = []
+    for path in sorted(folder.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             names = []
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
-            offenders += [f"{path.relative_to(ROOT.parent)}: {n}" for n in names
-                          if n.split(".")[0] in FORBIDDEN]
+            found += [(str(path.relative_to(REPO)), n) for n in names]
+    return found
+
+
+def test_vec2face_never_imports_orchestration_packages():
+    offenders = [f"{f}: {n}" for f, n in _imports(ROOT) if n.split(".")[0] in FORBIDDEN]
     assert ROOT.is_dir() and not offenders, offenders
+
+
+@pytest.mark.parametrize(
+    "folder, above",
+    [("vec2face", {"assets_defs", "orchestration"}), ("assets_defs", {"orchestration"})],
+)
+def test_no_layer_imports_a_layer_above_it(folder, above):
+    offenders = [f"{f}: {n}" for f, n in _imports(REPO / folder) if n.split(".")[0] in above]
+    assert (REPO / folder).is_dir() and not offenders, offenders

@@ -13,7 +13,7 @@ from assets_defs.evaluation import (
     promote_generator,
     report_config,
 )
-from orchestration.resources import MlflowResource
+from assets_defs.resources import MlflowResource
 
 RESULTS = {
     "teacher": {"lfw": {"accuracy": 0.9, "accuracy_std": 0.01}, "average": {"accuracy": 0.9}},

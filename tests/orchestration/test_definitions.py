@@ -11,9 +11,9 @@ import yaml
 from assets_defs import build_asset_checks
 from assets_defs.generation import SHARD_RETRY
 from assets_defs.models import GENERATOR_INIT_TAG
+from assets_defs.resources import DvcResource, MlflowResource, PipelinePaths, stage_graph
 from assets_defs.steps import chain_steps, step_for_stage
 from orchestration.definitions import defs, make_definitions
-from orchestration.resources import DvcResource, MlflowResource, PipelinePaths, stage_graph
 from orchestration.schedules import weekly_regeneration
 from tests.orchestration.conftest import MICRO_PARAMS, PROJECT
 from vec2face.config import read_params

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from orchestration.resources import DvcResource, MlflowResource, PipelinePaths
+from assets_defs.resources import DvcResource, MlflowResource, PipelinePaths
 from vec2face.errors import ConfigError
 from vec2face.tracking import Tracker
 
