@@ -21,7 +21,7 @@ from assets_defs.resources import DvcResource, MlflowResource, PipelinePaths
 from assets_defs.steps import STEPS
 from vec2face.attributes.train import MODEL_FILE
 from vec2face.config import load_step_config
-from vec2face.fr.evaluate import evaluate_bins, markdown_table
+from vec2face.fr.evaluate import evaluate_bins, load_verification_sets, markdown_table
 from vec2face.fr.extract import load_trained_backbone
 from vec2face.fr.profiles import load_fr_model
 from vec2face.reports.dataset_report import CONFIG_SECTION, ReportConfig, write_report
@@ -205,14 +205,14 @@ def benchmark_accuracies(
         out.mkdir(parents=True, exist_ok=True)
         results = {}
         recorded = zoo_teacher_results(inputs["fr_teacher"], benchmarks)
+        sets = load_verification_sets(inputs["benchmark_sets"])  # decoded once, for every model
         for name in EVALUATED:
             if name == "teacher" and recorded is not None:
                 context.log.info("benchmark_accuracies: the zoo teacher's recorded figures")
                 results[name] = recorded
             else:
-                results[name] = evaluate_bins(
-                    models[name](), inputs["benchmark_sets"], None, 128, "cpu", autocast=True
-                )
+                model = models[name]()
+                results[name] = evaluate_bins(model, sets, batch_size=128, autocast=True)
             (out / f"{name}.json").write_text(json.dumps(results[name], indent=2) + "\n")
         table = accuracy_table(results)
         table.to_parquet(out / "accuracies.parquet", index=False)

@@ -135,7 +135,7 @@ def evaluate_sets(
 
 def evaluate_bins(
     model: nn.Module,
-    bins_dir: str | Path,
+    bins: str | Path | Sequence[VerificationSet],
     names: Sequence[str] | None = None,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
@@ -145,8 +145,10 @@ def evaluate_bins(
 
     Args:
         model: FR backbone taking (N, 3, 112, 112) in [-1, 1].
-        bins_dir: folder of ``.bin`` files.
-        names: sets to score (default: every standard set present, then the others).
+        bins: folder of ``.bin`` files, or sets :func:`load_verification_sets` already
+            decoded (several models scored on the same sets decode them once).
+        names: sets to score from a folder (default: every standard set present, then the
+            others).
         batch_size: images per forward pass.
         device: where to run.
         autocast: bfloat16 autocast (fast on AMX CPUs).
@@ -155,7 +157,7 @@ def evaluate_bins(
         Per set: accuracy, accuracy_std, best_threshold, TAR@FAR values; plus
         ``"average": {"accuracy": mean over sets}``.
     """
-    sets = load_verification_sets(bins_dir, names)
+    sets = load_verification_sets(bins, names) if isinstance(bins, (str, Path)) else bins
     results = evaluate_sets(model, sets, batch_size, device, autocast)
     results["average"] = {"accuracy": float(np.mean([r["accuracy"] for r in results.values()]))}
     return results

@@ -11,7 +11,7 @@ import torch
 from vec2face.cli.main import main
 from vec2face.data import encode_image, open_dataset, read_bin, write_bin, write_lmdb
 from vec2face.errors import ConfigError, DataFormatError
-from vec2face.fr.evaluate import evaluate_bins, markdown_table
+from vec2face.fr.evaluate import evaluate_bins, load_verification_sets, markdown_table
 from vec2face.fr.extract import (
     extract_features,
     identity_centers,
@@ -182,6 +182,8 @@ def test_evaluate_bins_and_the_cli_table(tmp_path, capsys):
     table = markdown_table(results, "m")
     assert table.splitlines()[0] == "| Model | LFW | CPLFW | Avg. |"
     assert table.splitlines()[2].startswith(f"| m | {100 * results['lfw']['accuracy']:.2f} |")
+    # sets decoded once score the same as the folder they came from
+    assert evaluate_bins(model, load_verification_sets(bins), batch_size=16) == results
 
     torch.save(model.state_dict(), tmp_path / "w.pt")
     rc = main(
