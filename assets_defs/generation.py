@@ -31,13 +31,13 @@ from vec2face.fr.profiles import load_fr_model
 from vec2face.generation.hsface import (
     SUMMARY_FILE,
     HSFaceConfig,
-    file_sha256,
     generate_hsface,
     read_shard_info,
     shard_name,
 )
 from vec2face.generation.identities import IdentitiesConfig, make_identities
 from vec2face.generation.merge import find_shards, merge_shards
+from vec2face.utils.hashing import file_sha256
 
 GROUP = "generation"
 

@@ -15,7 +15,6 @@ dict. So a run resumed from ``last.pt`` ends with the same weights as an uninter
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -47,7 +46,9 @@ from vec2face.fr.heads import ArcFace, CosFace, MarginClassifier
 from vec2face.models import build_backbone, list_models
 from vec2face.tracking import NullTracker, Tracker
 from vec2face.training import (
+    all_ranks_sum,
     autocast_for,
+    average_buffers,
     barrier,
     check_finite,
     cleanup_distributed,
@@ -59,6 +60,7 @@ from vec2face.training import (
     save_checkpoint,
     warmup_cosine_lr,
 )
+from vec2face.utils.hashing import state_sha256
 from vec2face.utils.io import atomic_path, save_torch_atomic
 from vec2face.utils.paths import path_in_folder
 from vec2face.utils.seeding import derive_seed
@@ -225,32 +227,6 @@ def learning_rate(config: FRTrainConfig, epoch_progress: float) -> float:
     )
 
 
-def _unwrap(module: nn.Module) -> MarginModel:
-    return module.module if isinstance(module, DistributedDataParallel) else module
-
-
-def _all_sum(value: torch.Tensor, distributed: bool) -> torch.Tensor:
-    # A NaN on any rank must stop every rank together, or the others hang in all-reduce.
-    v = value.detach().float().reshape(1).clone()
-    if distributed:
-        dist.all_reduce(v)
-    return v
-
-
-def average_buffers(module: nn.Module) -> None:
-    """Average floating-point buffers (BatchNorm running statistics) over ranks, in place.
-
-    DDP broadcasts rank 0's buffers before each forward, so after the last step of an epoch
-    every rank holds statistics updated by its own batch; averaging makes the ranks equal
-    (and the saved model the same on every rank).
-    """
-    world = dist.get_world_size()
-    for buf in module.buffers():
-        if buf.is_floating_point():
-            dist.all_reduce(buf)
-            buf.div_(world)
-
-
 def train_one_epoch(
     model: nn.Module,
     batches: BatchStream,
@@ -306,7 +282,7 @@ def train_one_epoch(
         labels = labels.to(device, non_blocking=True)
         with autocast_for(device, config.amp):
             loss, accuracy = model(x, labels)
-        check_finite(_all_sum(loss, distributed), epoch, step, batch=i)
+        check_finite(all_ranks_sum(loss, distributed), epoch, step, batch=i)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
@@ -352,16 +328,6 @@ def save_backbone(backbone: nn.Module, config: FRTrainConfig, out_dir: str | Pat
     with atomic_path(out / BACKBONE_META) as tmp:
         Path(tmp).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return path
-
-
-def state_fingerprint(module: nn.Module) -> str:
-    """sha256 over a module's state dict (names, dtypes, shapes, values): equal iff identical."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().cpu()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).clone().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def _checkpoint_state(
@@ -537,7 +503,7 @@ def fit(
             if not stats and sets:
                 stats = _validate(model, sets, config, device)
             result.update(backbone=str(backbone_path), metrics=stats, history=history)
-            result["backbone_sha256"] = state_fingerprint(model.backbone)
+            result["backbone_sha256"] = state_sha256(model.backbone)
             # the file names the backbone relative to ``out``: the same output, the same bytes
             recorded = {**result, "backbone": path_in_folder(backbone_path, out)}
             with atomic_path(out / "metrics.json") as tmp:
@@ -545,7 +511,7 @@ def fit(
             tracker.log_artifact(backbone_path)
             tracker.log_artifact(out / BACKBONE_META)
         else:
-            result["backbone_sha256"] = state_fingerprint(model.backbone)
+            result["backbone_sha256"] = state_sha256(model.backbone)
         barrier()
         return result
     finally:

@@ -34,7 +34,6 @@ the generator computes the next batch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -72,6 +71,7 @@ from vec2face.generation.variation import (
 from vec2face.generator.data import tensor_to_image
 from vec2face.models.generator import Vec2FaceGenerator, load_generator_checkpoint
 from vec2face.tracking import NullTracker, Tracker
+from vec2face.utils.hashing import bytes_sha256, file_sha256, state_sha256
 from vec2face.utils.io import write_bytes_atomic
 from vec2face.utils.paths import path_in_folder
 from vec2face.utils.seeding import derive_seed, rng_for
@@ -229,25 +229,12 @@ def identity_masks(
     return model.draw_masks(n, model.gen_masking, g, "cpu")
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file, read in 16 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 24), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def shard_stamp(
     config: HSFaceConfig, identity_rows: np.ndarray, extra: Mapping[str, Any] | None
 ) -> dict:
     """What a shard's content depends on; a complete shard is reused only if it matches."""
     return {
-        "identity_vectors_sha256": _sha256(
+        "identity_vectors_sha256": bytes_sha256(
             np.ascontiguousarray(identity_rows, np.float32).tobytes()
         ),
         "images_per_identity": config.images_per_identity,
@@ -265,16 +252,6 @@ def shard_stamp(
         "attrop_lr": config.attrop_lr,
         **dict(extra or {}),
     }
-
-
-def module_sha256(module: torch.nn.Module) -> str:
-    """SHA-256 of a module's state dict (names, dtypes, shapes and values), for stamps."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 def targeted_samples(config: HSFaceConfig, identity: int) -> np.ndarray:
@@ -887,9 +864,9 @@ def generate_hsface(
         "estimated_attributes": estimator is not None,
         # what the images depend on beyond the settings: the teacher AttrOP steers with, the
         # estimator that measures targets and fills the manifest (a plain callable: unknown)
-        "fr_model_sha256": module_sha256(fr_model) if config.uses_attrop else None,
+        "fr_model_sha256": state_sha256(fr_model) if config.uses_attrop else None,
         "attribute_estimator_sha256": (
-            module_sha256(estimator) if isinstance(estimator, torch.nn.Module) else None
+            state_sha256(estimator) if isinstance(estimator, torch.nn.Module) else None
         ),
     }
     if fr_model is not None:
@@ -986,7 +963,7 @@ def generate_hsface(
             },
             "identity_vectors": {
                 "path": path_in_folder(identity_vectors_path, out_dir),
-                "rows_sha256": _sha256(vectors.tobytes()),
+                "rows_sha256": bytes_sha256(vectors.tobytes()),
             },
             "identities": config.num_identities,
             "images": sum(i["images"] for i in all_infos),
@@ -1013,13 +990,11 @@ __all__ = [
     "SIZES",
     "HSFaceConfig",
     "Estimator",
-    "file_sha256",
     "generate_hsface",
     "generate_shard",
     "identity_masks",
     "iter_fr_records",
     "load_identity_vectors",
-    "module_sha256",
     "read_shard_info",
     "shard_masks",
     "shard_name",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import math
 import time
@@ -50,6 +49,7 @@ from vec2face.models.generator import (
 from vec2face.tracking import NullTracker, Tracker, flatten
 from vec2face.training import (
     DistEnv,
+    all_ranks_sum,
     amp_dtype,
     autocast_for,
     barrier,
@@ -60,8 +60,10 @@ from vec2face.training import (
     load_checkpoint,
     make_grad_scaler,
     save_checkpoint,
+    unwrap,
     warmup_cosine_lr,
 )
+from vec2face.utils.hashing import state_sha256
 from vec2face.utils.io import atomic_path, save_torch_atomic
 from vec2face.utils.paths import path_in_folder
 from vec2face.utils.seeding import derive_seed
@@ -289,19 +291,6 @@ def _recorded_config(config: GeneratorTrainConfig, out_dir: Path) -> dict[str, A
     return dump
 
 
-def _unwrap(module: nn.Module) -> nn.Module:
-    return module.module if isinstance(module, DistributedDataParallel) else module
-
-
-def _global_value(value: torch.Tensor, distributed: bool) -> torch.Tensor:
-    """Sum of a scalar over ranks, so that a NaN on any rank stops every rank together
-    (a rank that stopped alone would leave the others waiting in the gradient all-reduce)."""
-    v = value.detach().float().reshape(1).clone()
-    if distributed:
-        dist.all_reduce(v)
-    return v
-
-
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -359,7 +348,7 @@ def train_one_epoch(
     Raises:
         NonFiniteLossError: a loss is NaN/inf on some rank (names epoch, step and batch).
     """
-    gen, dsc = _unwrap(model), _unwrap(disc)
+    gen, dsc = unwrap(model), unwrap(disc)
     opt_g, opt_d = optimizers
     distributed = isinstance(model, DistributedDataParallel)
     world = dist.get_world_size() if distributed else 1
@@ -437,7 +426,7 @@ def train_one_epoch(
                     logits = disc(torch.cat([images, out.images.detach()]))
                     d_loss = ls_discriminator_loss(*logits.chunk(2))
                 losses.append(d_loss)
-            checked = _global_value(
+            checked = all_ranks_sum(
                 torch.stack([x.detach().float() for x in losses]).sum(), distributed
             )
             check_finite(checked, epoch, step, batch=i)
@@ -521,17 +510,6 @@ def save_sample_grid(
     with atomic_path(path) as tmp:
         Image.fromarray(grid).save(tmp, format="PNG")
     return path
-
-
-def state_fingerprint(module: nn.Module) -> str:
-    """sha256 over a module's state dict (names, dtypes, shapes, bytes): equal iff identical."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().cpu()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-        # A fresh flat copy: channels-last 1x1 kernels count as contiguous yet have stride != 1.
-        h.update(t.reshape(-1).clone().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def _fixed_samples(dataset: GeneratorTrainingData, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -794,7 +772,7 @@ def _fit(
             out_dir / DISCRIMINATOR_FILE,
         )
     barrier()
-    fingerprint = state_fingerprint(generator)
+    fingerprint = state_sha256(generator)
     in_sync = True
     if env.distributed:
         prints: list[Any] = [None] * env.world_size

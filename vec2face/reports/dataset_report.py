@@ -25,7 +25,6 @@ non-finite attribute estimates are left out of their statistics and counted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -64,6 +63,7 @@ from vec2face.reports.plots import (
     plot_leakage_similarity,
     plot_pose,
 )
+from vec2face.utils.hashing import bytes_sha256, file_sha256
 from vec2face.utils.io import atomic_dir, atomic_path, write_bytes_atomic
 from vec2face.utils.paths import path_in_folder
 
@@ -80,7 +80,6 @@ __all__ = [
 CONFIG_SECTION = "dataset_reports"
 _RESERVED_NAMES = {"cache", "comparison"}
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_HASH_CHUNK = 1 << 20
 
 
 class ReportConfig(StepConfig):
@@ -135,18 +134,6 @@ class ReportConfig(StepConfig):
 # ------------------------------------------------------------------------------ helpers
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 @dataclass(frozen=True)
 class _ModelSpec:
     """An FR model to run: where its weights are and what they are."""
@@ -168,10 +155,10 @@ class _ModelSpec:
         """Backbone name, checkpoint and sha256 (of the weights plus any backbone.json)."""
         weights = self.weights_file()
         meta = weights.parent / "backbone.json"
-        digest = _sha256_file(weights)
+        digest = file_sha256(weights)
         name = self.backbone
         if meta.is_file():
-            digest = _sha256_bytes((digest + _sha256_file(meta)).encode())
+            digest = bytes_sha256((digest + file_sha256(meta)).encode())
             name = name or json.loads(meta.read_text()).get("backbone")
         return {"backbone": name or "?", "checkpoint": str(weights), "sha256": digest}
 
@@ -198,7 +185,7 @@ def _cached(
     """``compute()``, or its earlier result saved under ``cache_dir`` for the same ``key``."""
     if cache_dir is None:
         return compute()
-    digest = _sha256_bytes(json.dumps(key, sort_keys=True).encode())[:32]
+    digest = bytes_sha256(json.dumps(key, sort_keys=True).encode())[:32]
     path = Path(cache_dir) / f"{kind}-{digest}.npy"
     if path.is_file():
         return np.load(path, allow_pickle=False)
@@ -572,7 +559,7 @@ def _estimator_key(config: AttributeEstimatorConfig) -> dict[str, Any]:
                     f"{path}: no such file (config key {CONFIG_SECTION}.attribute_estimator."
                     f"{field})"
                 )
-            key[field] = _sha256_file(path)
+            key[field] = file_sha256(path)
     return key
 
 
@@ -614,8 +601,8 @@ def analyze_dataset(
     data_key = {
         # named from the cache folder: a cache inside the output is the same under any root
         "dataset": path_in_folder(path, cache) if cache is not None else None,
-        "records": _sha256_bytes(np.ascontiguousarray(records, dtype=np.int64).tobytes()),
-        "labels": _sha256_bytes(np.ascontiguousarray(labels, dtype=np.int64).tobytes()),
+        "records": bytes_sha256(np.ascontiguousarray(records, dtype=np.int64).tobytes()),
+        "labels": bytes_sha256(np.ascontiguousarray(labels, dtype=np.int64).tobytes()),
     }
 
     def figures(spec: _ModelSpec) -> ModelFigures:

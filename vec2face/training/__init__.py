@@ -2,13 +2,22 @@
 atomic resumable checkpoints, and the non-finite-loss guard."""
 
 from vec2face.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from vec2face.training.distributed import DistEnv, barrier, cleanup_distributed, init_distributed
+from vec2face.training.distributed import (
+    DistEnv,
+    all_ranks_sum,
+    average_buffers,
+    barrier,
+    cleanup_distributed,
+    init_distributed,
+    unwrap,
+)
+from vec2face.training.guards import NonFiniteLossError, check_finite
 from vec2face.training.precision import amp_dtype, autocast_for, make_grad_scaler
 from vec2face.training.schedules import multistep_lr, warmup_cosine_lr
-from vec2face.training.guards import NonFiniteLossError, check_finite
 
 __all__ = [
-    "DistEnv", "NonFiniteLossError", "amp_dtype", "autocast_for", "barrier", "check_finite",
-    "cleanup_distributed", "init_distributed", "latest_checkpoint", "load_checkpoint",
-    "make_grad_scaler", "multistep_lr", "save_checkpoint", "warmup_cosine_lr",
+    "DistEnv", "NonFiniteLossError", "all_ranks_sum", "amp_dtype", "autocast_for",
+    "average_buffers", "barrier", "check_finite", "cleanup_distributed", "init_distributed",
+    "latest_checkpoint", "load_checkpoint", "make_grad_scaler", "multistep_lr",
+    "save_checkpoint", "unwrap", "warmup_cosine_lr",
 ]

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -64,3 +66,35 @@ def cleanup_distributed() -> None:
     """Leave the process group, if one was joined."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The model inside a :class:`DistributedDataParallel` wrapper (or ``module`` itself)."""
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+def all_ranks_sum(value: torch.Tensor, distributed: bool) -> torch.Tensor:
+    """A scalar summed over ranks, shape (1,), float32.
+
+    Checked for NaN/inf, the sum makes every rank stop together when any rank's value is
+    not finite: a rank that stopped alone would leave the others waiting in the gradient
+    all-reduce.
+    """
+    v = value.detach().float().reshape(1).clone()
+    if distributed:
+        dist.all_reduce(v)
+    return v
+
+
+def average_buffers(module: nn.Module) -> None:
+    """Average floating-point buffers (BatchNorm running statistics) over ranks, in place.
+
+    DDP broadcasts rank 0's buffers before each forward, so after the last step of an epoch
+    every rank holds statistics updated by its own batch; averaging makes the ranks equal
+    (and the saved model the same on every rank).
+    """
+    world = dist.get_world_size()
+    for buf in module.buffers():
+        if buf.is_floating_point():
+            dist.all_reduce(buf)
+            buf.div_(world)

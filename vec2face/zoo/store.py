@@ -9,7 +9,6 @@ altered file is refused with its path and the command that rebuilds it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -19,13 +18,13 @@ from typing import Any
 import torch
 
 from vec2face.errors import ConfigError, Vec2FaceError
+from vec2face.utils.hashing import file_sha256
 from vec2face.utils.io import atomic_path
 
 __all__ = [
     "PACKAGE_ZOO",
     "ZOO_NAMES",
     "ZooError",
-    "file_sha256",
     "manifest",
     "read_parts",
     "rebuild_command",
@@ -99,15 +98,6 @@ def manifest(name: str, root: str | os.PathLike | None = None) -> dict[str, Any]
         raise ZooError(f"{path}: not the manifest of zoo model '{name}'; rebuild it with "
                        f"'{rebuild_command(name)}'")
     return data
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_parts(

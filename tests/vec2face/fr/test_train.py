@@ -16,9 +16,10 @@ from vec2face.errors import ConfigError
 from vec2face.fr import heads
 from vec2face.fr import train as train_mod
 from vec2face.fr.profiles import FR_PROFILES, fr_train_config
-from vec2face.fr.train import fit, state_fingerprint, train_paths
+from vec2face.fr.train import fit, train_paths
 from vec2face.models.state_dict import load_backbone
 from vec2face.training import NonFiniteLossError, load_checkpoint
+from vec2face.utils.hashing import state_sha256
 
 _FAST = dict(
     backbone="tiny",
@@ -89,7 +90,7 @@ def test_training_lowers_the_loss_and_writes_a_loadable_backbone(tmp_path):
     meta = json.loads((out / "backbone.json").read_text())
     assert meta == {"backbone": "tiny", "embedding_size": 32, "overrides": {"input_size": 32}}
     model = load_backbone("tiny", out / "backbone.pt", embedding_size=32, input_size=32)
-    assert state_fingerprint(model) == result["backbone_sha256"]
+    assert state_sha256(model) == result["backbone_sha256"]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
         "checkpoint_0003.pt",
         "checkpoint_0004.pt",
@@ -239,4 +240,4 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
     saved = load_backbone(
         "tiny", tmp_path / "run" / "backbone.pt", embedding_size=32, input_size=32
     )
-    assert state_fingerprint(saved) == ranks[0]["sha"]
+    assert state_sha256(saved) == ranks[0]["sha"]

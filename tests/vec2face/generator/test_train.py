@@ -23,9 +23,10 @@ from vec2face.config import load_step_config
 from vec2face.data import encode_image, write_lmdb
 from vec2face.errors import ConfigError, DataFormatError, Vec2FaceError
 from vec2face.generator.losses import GeneratorLossConfig
-from vec2face.generator.train import GeneratorTrainConfig, fit, state_fingerprint
+from vec2face.generator.train import GeneratorTrainConfig, fit
 from vec2face.models import build_backbone, load_generator_checkpoint
 from vec2face.training import NonFiniteLossError, load_checkpoint
+from vec2face.utils.hashing import state_sha256
 
 REPO = Path(__file__).resolve().parents[3]
 N = 8
@@ -161,7 +162,7 @@ def test_run_writes_official_checkpoint_layout_samples_and_final_generator(strai
         assert torch.equal(v, state["model_vec2face"][k]), k
     # The training checkpoint is itself loadable as a generator checkpoint.
     from_training, _ = load_generator_checkpoint(ckpts / "last.pt")
-    assert state_fingerprint(from_training) == state_fingerprint(final) == summary["weights_sha256"]
+    assert state_sha256(from_training) == state_sha256(final) == summary["weights_sha256"]
 
     grid = Image.open(out / "samples" / "epoch_0001.png")
     assert grid.size == (2 * 112, GRID_ROWS * 112) and grid.mode == "RGB"
@@ -367,7 +368,7 @@ def test_torchrun_two_cpu_processes_train_identical_replicas(world, tmp_path):
     assert summary["replicas_in_sync"] is True
     assert summary["stats"]["gan_weight"] == pytest.approx(0.8) and summary["stats"]["steps"] == 2
     final, _ = load_generator_checkpoint(out / "generator.pt")
-    assert state_fingerprint(final) == summary["weights_sha256"]
+    assert state_sha256(final) == summary["weights_sha256"]
     assert (out / "samples" / "epoch_0000.png").is_file()
 
 

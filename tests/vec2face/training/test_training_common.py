@@ -59,3 +59,15 @@ def test_amp_dtype_per_device_and_choice():
     assert amp_dtype(cpu, "float16") == torch.bfloat16  # CPU autocast is bf16 whatever the choice
     with pytest.raises(ValueError, match="cuda_dtype"):
         amp_dtype(cuda, "int8")
+
+
+def test_single_process_helpers_of_the_ddp_engines():
+    from torch import nn
+
+    from vec2face.training import all_ranks_sum, unwrap
+
+    v = all_ranks_sum(torch.tensor(2.5, dtype=torch.bfloat16, requires_grad=True), False)
+    assert v.shape == (1,) and v.dtype == torch.float32 and v.item() == 2.5
+    assert not v.requires_grad
+    net = nn.Linear(2, 2)
+    assert unwrap(net) is net

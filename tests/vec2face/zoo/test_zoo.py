@@ -13,9 +13,10 @@ from vec2face import zoo
 from vec2face.cli.main import main
 from vec2face.config import read_params
 from vec2face.fr.extract import load_trained_backbone
+from vec2face.utils.hashing import file_sha256
 from vec2face.zoo.build import build
 from vec2face.zoo.figures import improves, out_of_tolerance
-from vec2face.zoo.store import PACKAGE_ZOO, ZooError, file_sha256
+from vec2face.zoo.store import PACKAGE_ZOO, ZooError
 
 MICRO_PARAMS = Path(__file__).resolve().parents[2] / "orchestration" / "micro_params.yaml"
 
