@@ -2,8 +2,7 @@
 library's config class, with the paths of upstream outputs filled in.
 
 ``params.yaml`` names its preset once, in the top-level ``profile`` key (``tiny`` or
-``paper``: :data:`vec2face.fr.profiles.FR_PROFILES`,
-:data:`vec2face.generator.train.GENERATOR_PROFILES`); the training sections hold only what
+``paper``: the YAML files of :mod:`vec2face.presets`); the training sections hold only what
 differs from that preset, so a change to a preset flows into every step that uses it.
 The paths inside sections (``fr_teacher.checkpoint``, ``generator.teacher_checkpoint``,
 ...) serve the CLI and ``dvc repro``; Dagster replaces them with the outputs of the

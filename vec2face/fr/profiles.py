@@ -1,7 +1,8 @@
 """Profiles of the FR steps (configuration only) and the FR models other steps consume.
 
-A profile is a named set of ``fr_train`` values: ``paper`` is the Table 5 recipe (the
-config defaults), ``tiny`` trains the toy teacher and judge on CPU in minutes. Values
+A profile is a named set of ``fr_train`` values, the ``fr_train`` section of a preset file
+(:mod:`vec2face.presets`): ``paper`` is the Table 5 recipe (the config defaults), ``tiny``
+trains the toy teacher and judge on CPU in minutes. Values
 stack as: config defaults < profile < ``params.yaml`` section < explicit overrides.
 
 The teacher (feature extractor) and the judge (an independent FR model, DESIGN 3.1b) are
@@ -20,35 +21,13 @@ from pydantic import Field
 
 from vec2face.config import StepConfig, load_step_config, read_params
 from vec2face.errors import ConfigError
+from vec2face.presets import PRESETS, preset_section
 
 __all__ = ["FR_PROFILES", "FRModelConfig", "fr_model_config", "fr_train_config", "load_fr_model"]
 
+#: The ``fr_train`` section of each preset (``vec2face/presets/<name>.yaml``).
 FR_PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "tiny": {
-        "backbone": "tiny",
-        # ArcFace s 64 m 0.5 stayed at ~4% train accuracy after one epoch on the toy pool
-        # (toy-LFW 58%); CosFace s 32 m 0.3 trains from the first epoch. Three epochs of the
-        # stride-2 ``tiny`` on 2,000 identities x 40: toy-LFW 90.6 / 97.0 / 97.8% after
-        # epochs 1 / 2 / 3 (1,000-pair validation), 98.2% on all 6,000 pairs; 16 minutes.
-        "margin": "cosface",
-        "scale": 32.0,
-        "margin_value": 0.3,
-        "epochs": 3,
-        "batch_size": 128,
-        "lr": 0.1,
-        "lr_schedule": "cosine",
-        "warmup_epochs": 0.3,
-        "rand_augment": False,
-        "erase_prob": 0.0,
-        "amp": True,
-        "channels_last": True,
-        "num_workers": 0,
-        "cache_max_gb": 4.0,
-        "val_every": 0,
-        "val_pairs": 1000,
-        "eval_batch_size": 256,
-    },
+    name: preset_section(name, "fr_train") for name in PRESETS
 }
 
 

@@ -46,6 +46,7 @@ from vec2face.models.generator import (
     load_generator_checkpoint,
     save_generator_checkpoint,
 )
+from vec2face.presets import PRESETS, preset_section
 from vec2face.tracking import NullTracker, Tracker, flatten
 from vec2face.training import (
     DistEnv,
@@ -197,47 +198,12 @@ class GeneratorTrainConfig(StepConfig):
         return self
 
 
-#: Named presets of the ``generator`` section. ``paper`` is the config defaults (the official
-#: recipe); ``tiny`` trains the tiny model on the toy WebFace subset on 2 CPU cores. Values
-#: stack as: defaults < profile < params.yaml section < explicit overrides.
+#: The ``generator`` section of each preset (``vec2face/presets/<name>.yaml``): ``paper`` is
+#: the config defaults (the official recipe); ``tiny`` trains the tiny model on the toy
+#: WebFace subset on 2 CPU cores. Values stack as: defaults < profile < params.yaml section <
+#: explicit overrides.
 GENERATOR_PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "tiny": {
-        "model": "tiny",
-        "discriminator": "patchgan_tiny",
-        "teacher": "tiny",
-        # ~50 images/s (bf16, AlexNet LPIPS) before the GAN, ~40 with it: ~7 min an epoch
-        # of the 20,000-image toy subset on 2 cores.
-        "epochs": 3,
-        "batch_size": 32,
-        # The official blr (4e-5 -> lr 1.1e-5 at batch 32) is tuned for 100+ GPU epochs;
-        # a few CPU epochs need a larger step: lr 4e-4.
-        "blr": 1.4e-3,
-        "warmup_epochs": 0.2,
-        "num_workers": 1,
-        # Unit-variance inputs (see GeneratorArch.vector_scale): the setting of the runs below.
-        "model_args": {"vector_scale": math.sqrt(512)},
-        # whiten_input_init stays off: it sped up MSE-only learning (held-out MSE after 300
-        # steps 0.190 -> 0.171) but over these 3 epochs traded identity for pixels (judge
-        # cosine 0.773 -> 0.619, face MAE 36.0 -> 30.4 on 200 toy-LFW pairs), still no eyes.
-        "loss": {
-            # AlexNet LPIPS: VGG16 would take most of a CPU step at 112x112.
-            "lpips_net": "alex",
-            # The tiny teacher is easy to satisfy with non-faces: at weight 1.0 a 625-step run
-            # (4,000 toy images) reached teacher cosine 0.86 with one striped mean face for
-            # every input (output std across inputs 0.045, MSE 0.190 = the mean image's);
-            # at 0.1 the same cosine came with input-dependent faces (0.075, MSE 0.179).
-            "identity": 0.1,
-            # No GAN within the profile's 3 epochs. Switched on at epoch 1 (weight 0.8, not
-            # adaptive), it collapsed every output to one identical oval by the end of
-            # epoch 2 (toy subset, 625 steps an epoch); after epoch 1 without it the outputs
-            # are blurry heads that follow the input (judge cosine 0.709 on 200 toy-LFW
-            # pairs). The paper likewise starts the GAN only once the reconstructions have a
-            # face's layout (appendix A.2). Longer runs set disc_start (and may set
-            # adaptive_gan_weight, which kept 250 GAN steps input-dependent here).
-            "disc_start": 3,
-        },
-    },
+    name: preset_section(name, "generator") for name in PRESETS
 }
 
 

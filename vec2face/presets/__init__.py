@@ -1,0 +1,35 @@
+"""Named presets of the training steps (``tiny``, ``paper``): YAML files beside this module.
+
+A preset holds one section per training step (``fr_train``, ``generator``); ``profile:``
+in ``params.yaml`` (or ``--profile``) selects one, and the step's own section overrides
+its keys. The files ship with the package, so an installed ``vec2face`` has them too.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from vec2face.errors import ConfigError
+
+__all__ = ["PRESETS", "preset_section"]
+
+#: The presets this package ships, by name.
+PRESETS: tuple[str, ...] = ("paper", "tiny")
+
+
+def preset_section(name: str, section: str) -> dict[str, Any]:
+    """The ``section`` of preset ``name`` (empty when the preset leaves it at the defaults).
+
+    Raises:
+        ConfigError: an unknown preset, or a preset file that is not a mapping of sections.
+    """
+    if name not in PRESETS:
+        raise ConfigError(f"unknown profile '{name}'; known: {', '.join(PRESETS)}")
+    source = resources.files(__name__) / f"{name}.yaml"
+    data = yaml.safe_load(source.read_text()) or {}
+    if not isinstance(data, dict) or not isinstance(data.get(section, {}), dict):
+        raise ConfigError(f"{source}: a preset must map section names to mappings")
+    return dict(data.get(section) or {})
