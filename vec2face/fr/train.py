@@ -46,6 +46,7 @@ from vec2face.fr.heads import ArcFace, CosFace, MarginClassifier
 from vec2face.models import build_backbone, list_models
 from vec2face.tracking import NullTracker, Tracker
 from vec2face.training import (
+    DistEnv,
     all_ranks_sum,
     autocast_for,
     average_buffers,
@@ -414,53 +415,25 @@ def fit(
     out = Path(paths.out)
     ckpt_dir = out / "checkpoints"
     try:
-        data = FRTrainingData(paths.data, paths.masks, image_size=config.image_size)
-        if data.cache_bytes() <= config.cache_max_gb * 2**30:
-            data.decode_all()
-        batches = BatchStream(
-            data,
-            config.batch_size,
-            seed=config.seed,
-            rank=env.rank,
-            world_size=env.world_size,
-            num_workers=config.num_workers,
-            pin_memory=device.type == "cuda",
-        )
-        model = build_margin_model(config, data.num_classes).to(device)
-        if config.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-        )
-        scaler = make_grad_scaler(device, config.amp)
-
+        data, batches = _training_data(config, paths, env)
+        model, optimizer, scaler = _model_and_optimizer(config, data.num_classes, device)
         start_epoch = 0
         last = latest_checkpoint(ckpt_dir) if resume else None
         if last is not None:
             start_epoch = _restore(model, optimizer, scaler, load_checkpoint(last, device), config)
             log.info("resumed from %s at epoch %d", last, start_epoch)
-
         train_model: nn.Module = model
         if env.distributed:
             train_model = DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None
             )
-
-        sets = []
-        if env.is_main and paths.bins is not None:
-            sets = [
-                s.subset(config.val_pairs)
-                for s in load_verification_sets(paths.bins, config.val_sets)
-            ]
+        sets = _validation_sets(config, paths) if env.is_main else []
         if env.is_main:
             tracker.log_params(
                 {
                     "fr_train": json.loads(config.model_dump_json()),
                     "data": [str(p) for p in paths.data],
-                    "num_classes": data.num_classes,
-                    "num_images": len(data),
-                    "world_size": env.world_size,
+                    **_data_summary(data, env),
                 }
             )
 
@@ -474,10 +447,9 @@ def fit(
             )
             if env.distributed:
                 average_buffers(model)
-            final = epoch + 1 == config.epochs
             if env.is_main:
                 due = config.val_every and (epoch + 1) % config.val_every == 0
-                if sets and (due or final):
+                if sets and (due or epoch + 1 == config.epochs):
                     stats.update(_validate(model, sets, config, device))
                 stats["epoch"] = float(epoch + 1)
                 history.append(stats)
@@ -491,31 +463,86 @@ def fit(
                 )
             barrier()
 
-        result: dict[str, Any] = {
-            "epochs": config.epochs,
-            "num_classes": data.num_classes,
-            "num_images": len(data),
-            "label_ranges": data.label_ranges,
-            "world_size": env.world_size,
-        }
+        result: dict[str, Any] = {"epochs": config.epochs, **_data_summary(data, env)}
         if env.is_main:
-            backbone_path = save_backbone(model.backbone, config, out)
-            if not stats and sets:
+            if not stats and sets:  # resumed after the last epoch: validate the final model
                 stats = _validate(model, sets, config, device)
-            result.update(backbone=str(backbone_path), metrics=stats, history=history)
-            result["backbone_sha256"] = state_sha256(model.backbone)
-            # the file names the backbone relative to ``out``: the same output, the same bytes
-            recorded = {**result, "backbone": path_in_folder(backbone_path, out)}
-            with atomic_path(out / "metrics.json") as tmp:
-                Path(tmp).write_text(json.dumps(recorded, indent=2, default=str) + "\n")
-            tracker.log_artifact(backbone_path)
-            tracker.log_artifact(out / BACKBONE_META)
+            _write_outputs(model, config, out, result, stats, history, tracker)
         else:
             result["backbone_sha256"] = state_sha256(model.backbone)
         barrier()
         return result
     finally:
         cleanup_distributed()
+
+
+def _training_data(
+    config: FRTrainConfig, paths: FRTrainPaths, env: DistEnv
+) -> tuple[FRTrainingData, BatchStream]:
+    """The datasets (decoded into memory when they fit ``cache_max_gb``) and this rank's
+    shuffled batches."""
+    data = FRTrainingData(paths.data, paths.masks, image_size=config.image_size)
+    if data.cache_bytes() <= config.cache_max_gb * 2**30:
+        data.decode_all()
+    batches = BatchStream(
+        data,
+        config.batch_size,
+        seed=config.seed,
+        rank=env.rank,
+        world_size=env.world_size,
+        num_workers=config.num_workers,
+        pin_memory=env.device.type == "cuda",
+    )
+    return data, batches
+
+
+def _data_summary(data: FRTrainingData, env: DistEnv) -> dict[str, Any]:
+    return {
+        "num_classes": data.num_classes,
+        "num_images": len(data),
+        "label_ranges": data.label_ranges,
+        "world_size": env.world_size,
+    }
+
+
+def _validation_sets(config: FRTrainConfig, paths: FRTrainPaths) -> list:
+    """The verification sets validated on (``val_pairs`` pairs of each), or none."""
+    if paths.bins is None:
+        return []
+    return [s.subset(config.val_pairs) for s in load_verification_sets(paths.bins, config.val_sets)]
+
+
+def _model_and_optimizer(config: FRTrainConfig, num_classes: int, device: torch.device):
+    """Backbone + margin head on ``device``, SGD over its trainable tensors, grad scaler."""
+    model = build_margin_model(config, num_classes).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(
+        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    return model, optimizer, make_grad_scaler(device, config.amp)
+
+
+def _write_outputs(
+    model: MarginModel,
+    config: FRTrainConfig,
+    out: Path,
+    result: dict[str, Any],
+    stats: dict[str, float],
+    history: list[dict[str, float]],
+    tracker: Tracker,
+) -> None:
+    """``backbone.pt`` + ``backbone.json`` and ``metrics.json`` (rank 0); fills ``result``."""
+    backbone_path = save_backbone(model.backbone, config, out)
+    result.update(backbone=str(backbone_path), metrics=stats, history=history)
+    result["backbone_sha256"] = state_sha256(model.backbone)
+    # the file names the backbone relative to ``out``: the same output, the same bytes
+    recorded = {**result, "backbone": path_in_folder(backbone_path, out)}
+    with atomic_path(out / "metrics.json") as tmp:
+        Path(tmp).write_text(json.dumps(recorded, indent=2, default=str) + "\n")
+    tracker.log_artifact(backbone_path)
+    tracker.log_artifact(out / BACKBONE_META)
 
 
 def train_paths(
