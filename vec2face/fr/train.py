@@ -485,13 +485,7 @@ def _training_data(
     if data.cache_bytes() <= config.cache_max_gb * 2**30:
         data.decode_all()
     batches = BatchStream(
-        data,
-        config.batch_size,
-        seed=config.seed,
-        rank=env.rank,
-        world_size=env.world_size,
-        num_workers=config.num_workers,
-        pin_memory=env.device.type == "cuda",
+        data, config.batch_size, **env.loader_args(config.seed, config.num_workers)
     )
     return data, batches
 

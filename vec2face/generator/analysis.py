@@ -349,117 +349,17 @@ def analyze_generator(
 
     config = config or AnalysisConfig()
     vectors = np.array(identity_vectors, np.float32)  # a copy: the input may be a read-only mmap
-    rep_dim = generator.arch.rep_dim
-    if vectors.ndim != 2 or vectors.shape[1] != rep_dim:
-        raise ConfigError(
-            f"identity vectors must be (N, {rep_dim}) for this generator, got {vectors.shape}"
-        )
-    k = min(config.identities, len(vectors))
-    if k < 2:
-        raise ConfigError(f"the analyses need at least 2 identity vectors, got {len(vectors)}")
-    if not np.isfinite(vectors[:k]).all():
-        raise ConfigError("identity vectors contain NaN/inf")
-    for d in config.sweep_dims:
-        if not 0 <= d <= rep_dim - config.chunk_width:
-            raise ConfigError(
-                f"sweep dimension {d} (chunk width {config.chunk_width}) is outside 0..{rep_dim}"
-            )
-    if (benchmark is not None or compare is not None) and judge is None:
-        raise ConfigError("open-set reconstruction needs a judge FR model")
-    ids = vectors[:k]
+    ids = _checked_identities(generator, vectors, config, judge, benchmark, compare)
     run = _Runner(generator, teacher, config)
     figures: dict[str, bytes] = {}
-    summary: dict = {"identities": k, "seed": config.seed}
-
-    # Figure 7: consecutive identities, the last back to the first
-    pairs = [(i, (i + 1) % k) for i in range(k)] if k > 2 else [(0, 1)]
-    grid_v = np.stack([interpolate(ids[a], ids[b], config.steps) for a, b in pairs])
-    grid_i = run.images(grid_v)
-    f = run.features(grid_i)
-    to_a = np.stack([_cos(f[r], ids[a]) for r, (a, _) in enumerate(pairs)])
-    to_b = np.stack([_cos(f[r], ids[b]) for r, (_, b) in enumerate(pairs)])
-    t = np.linspace(0, 1, config.steps)
-    figures["interpolation.png"] = _png(
-        labelled_grid(grid_i, [f"t={x:.2f}" for x in t], [f"{a}->{b}" for a, b in pairs])
-    )
-    summary["interpolation"] = {
-        "file": "interpolation.png", "t": _rounded(t), "pairs": [list(p) for p in pairs],
-        "teacher_cos_to_start": _rounded(to_a.mean(0)),
-        "teacher_cos_to_end": _rounded(to_b.mean(0)),
-    }
-
-    # Figure 8: three rows per identity would be a tall figure; the first identity only
-    rows = {"scale": SCALE_FACTORS, "negative": NEGATIVE_FACTORS, "halving": HALVING_FACTORS}
-    grid_v = np.stack([scale(ids[0], fs) for fs in rows.values()])
-    grid_i = run.images(grid_v)
-    f = run.features(grid_i)
-    cols = max(len(fs) for fs in rows.values())
-    canvas = np.full((len(rows), cols, 112, 112, 3), 255, np.uint8)
-    canvas[:, : grid_i.shape[1]] = grid_i
-    figures["scaling.png"] = _png(labelled_grid(
-        canvas, [], list(rows), [[f"x {_fmt(x)}" for x in fs] for fs in rows.values()]
-    ))
-    summary["scaling"] = {
-        "file": "scaling.png",
-        **{name: {"factors": list(fs), "teacher_cos_to_vector": _rounded(_cos(f[r], ids[0]))}
-           for r, (name, fs) in enumerate(rows.items())},
-    }
-
-    # Figures 12, 13: one coordinate, then an 8-wide chunk, set to multiples of the rms
-    base_f = run.features(run.images(ids[:1]))[0]
-    for name, width in (("dimension_sweep", 1), ("chunk_sweep", config.chunk_width)):
-        grid_v = np.stack([
-            dimension_sweep(ids[0], d, width, config.multiples) for d in config.sweep_dims
-        ])
-        grid_i = run.images(grid_v)
-        f = run.features(grid_i)
-        labels = [f"d{d}" if width == 1 else f"d{d}-{d + width - 1}" for d in config.sweep_dims]
-        figures[f"{name}.png"] = _png(
-            labelled_grid(grid_i, [f"{m:+g} rms" for m in config.multiples], labels)
-        )
-        summary[name] = {
-            "file": f"{name}.png", "width": width, "dims": list(config.sweep_dims),
-            "multiples": list(config.multiples),
-            "teacher_cos_to_vector": [_rounded(_cos(f[r], ids[0])) for r in range(len(labels))],
-            "teacher_cos_to_unchanged_image": [
-                _rounded(_cos(f[r], base_f)) for r in range(len(labels))
-            ],
-        }
-
-    # Figure 9: the same vector under `repeats` seeds
-    reps = np.stack([run.images(ids, seed=config.seed + s) for s in range(config.repeats)], 1)
-    f = run.features(reps)  # (k, repeats, D)
-    to_v = np.stack([_cos(f[i], ids[i]) for i in range(k)])
-    fn = f / np.linalg.norm(f, axis=-1, keepdims=True)
-    gram = np.einsum("ird,isd->irs", fn, fn)
-    off = gram[:, ~np.eye(config.repeats, dtype=bool)]
-    figures["stochasticity.png"] = _png(
-        labelled_grid(reps, [f"seed {config.seed + s}" for s in range(config.repeats)],
-                      [f"id {i}" for i in range(k)])
-    )
-    summary["stochasticity"] = {
-        "file": "stochasticity.png", "repeats": config.repeats,
-        "teacher_cos_to_vector": {"mean": float(to_v.mean()), "std": float(to_v.std()),
-                                  "min": float(to_v.min()), "max": float(to_v.max())},
-        "teacher_cos_between_repeats": {"mean": float(off.mean()), "min": float(off.min())},
-        # per identity, the std over repeats of each pixel, averaged: 0 = deterministic
-        "pixel_std": float(reps.astype(np.float64).std(axis=1).mean()),
-    }
-
-    # Appendix A.1: open-set reconstruction, ours and another generator's
+    summary: dict = {"identities": len(ids), "seed": config.seed}
+    for analysis in (_interpolation, _scaling, _sweeps, _stochasticity):
+        figures.update(analysis(run, ids, config, summary))
     histograms: dict[str, np.ndarray] = {}
     if benchmark is not None:
-        images, issame = benchmark
-        quality, generated = measure_generator_quality(
-            generator, teacher, judge, images, issame, config.seed, config.batch_size, config.amp
+        figures.update(
+            _reconstruction(generator, teacher, judge, benchmark, config, summary, histograms)
         )
-        cos = reconstruction_cosines(judge, images[0::2], generated, config.batch_size, config.amp)
-        histograms["this generator"] = cos
-        n = min(8, len(generated))
-        figures["reconstruction.png"] = _png(labelled_grid(
-            np.stack([images[0::2][:n], generated[:n]]), [], ["original", "generated"]
-        ))
-        summary["reconstruction"] = {"file": "reconstruction.png", **quality.as_dict()}
     if compare is not None:
         name, originals, generated = compare
         cos = reconstruction_cosines(judge, originals, generated, config.batch_size, config.amp)
@@ -484,3 +384,127 @@ def analyze_generator(
             )
         (tmp / "analysis.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _checked_identities(generator, vectors, config, judge, benchmark, compare) -> np.ndarray:
+    """The first ``config.identities`` vectors, once every input is checked (ConfigError)."""
+    rep_dim = generator.arch.rep_dim
+    if vectors.ndim != 2 or vectors.shape[1] != rep_dim:
+        raise ConfigError(
+            f"identity vectors must be (N, {rep_dim}) for this generator, got {vectors.shape}"
+        )
+    k = min(config.identities, len(vectors))
+    if k < 2:
+        raise ConfigError(f"the analyses need at least 2 identity vectors, got {len(vectors)}")
+    if not np.isfinite(vectors[:k]).all():
+        raise ConfigError("identity vectors contain NaN/inf")
+    for d in config.sweep_dims:
+        if not 0 <= d <= rep_dim - config.chunk_width:
+            raise ConfigError(
+                f"sweep dimension {d} (chunk width {config.chunk_width}) is outside 0..{rep_dim}"
+            )
+    if (benchmark is not None or compare is not None) and judge is None:
+        raise ConfigError("open-set reconstruction needs a judge FR model")
+    return vectors[:k]
+
+
+def _interpolation(run: _Runner, ids: np.ndarray, config: AnalysisConfig, summary: dict):
+    """Figure 7: consecutive identities, the last back to the first."""
+    k = len(ids)
+    pairs = [(i, (i + 1) % k) for i in range(k)] if k > 2 else [(0, 1)]
+    grid_v = np.stack([interpolate(ids[a], ids[b], config.steps) for a, b in pairs])
+    grid_i = run.images(grid_v)
+    f = run.features(grid_i)
+    to_a = np.stack([_cos(f[r], ids[a]) for r, (a, _) in enumerate(pairs)])
+    to_b = np.stack([_cos(f[r], ids[b]) for r, (_, b) in enumerate(pairs)])
+    t = np.linspace(0, 1, config.steps)
+    summary["interpolation"] = {
+        "file": "interpolation.png", "t": _rounded(t), "pairs": [list(p) for p in pairs],
+        "teacher_cos_to_start": _rounded(to_a.mean(0)),
+        "teacher_cos_to_end": _rounded(to_b.mean(0)),
+    }
+    return {"interpolation.png": _png(
+        labelled_grid(grid_i, [f"t={x:.2f}" for x in t], [f"{a}->{b}" for a, b in pairs])
+    )}
+
+
+def _scaling(run: _Runner, ids: np.ndarray, config: AnalysisConfig, summary: dict):
+    """Figure 8, for the first identity only (three rows per identity make a tall figure)."""
+    rows = {"scale": SCALE_FACTORS, "negative": NEGATIVE_FACTORS, "halving": HALVING_FACTORS}
+    grid_v = np.stack([scale(ids[0], fs) for fs in rows.values()])
+    grid_i = run.images(grid_v)
+    f = run.features(grid_i)
+    cols = max(len(fs) for fs in rows.values())
+    canvas = np.full((len(rows), cols, 112, 112, 3), 255, np.uint8)
+    canvas[:, : grid_i.shape[1]] = grid_i
+    summary["scaling"] = {
+        "file": "scaling.png",
+        **{name: {"factors": list(fs), "teacher_cos_to_vector": _rounded(_cos(f[r], ids[0]))}
+           for r, (name, fs) in enumerate(rows.items())},
+    }
+    return {"scaling.png": _png(labelled_grid(
+        canvas, [], list(rows), [[f"x {_fmt(x)}" for x in fs] for fs in rows.values()]
+    ))}
+
+
+def _sweeps(run: _Runner, ids: np.ndarray, config: AnalysisConfig, summary: dict):
+    """Figures 12, 13: one coordinate, then an 8-wide chunk, set to multiples of the rms."""
+    figures = {}
+    base_f = run.features(run.images(ids[:1]))[0]
+    for name, width in (("dimension_sweep", 1), ("chunk_sweep", config.chunk_width)):
+        grid_v = np.stack([
+            dimension_sweep(ids[0], d, width, config.multiples) for d in config.sweep_dims
+        ])
+        grid_i = run.images(grid_v)
+        f = run.features(grid_i)
+        labels = [f"d{d}" if width == 1 else f"d{d}-{d + width - 1}" for d in config.sweep_dims]
+        figures[f"{name}.png"] = _png(
+            labelled_grid(grid_i, [f"{m:+g} rms" for m in config.multiples], labels)
+        )
+        summary[name] = {
+            "file": f"{name}.png", "width": width, "dims": list(config.sweep_dims),
+            "multiples": list(config.multiples),
+            "teacher_cos_to_vector": [_rounded(_cos(f[r], ids[0])) for r in range(len(labels))],
+            "teacher_cos_to_unchanged_image": [
+                _rounded(_cos(f[r], base_f)) for r in range(len(labels))
+            ],
+        }
+    return figures
+
+
+def _stochasticity(run: _Runner, ids: np.ndarray, config: AnalysisConfig, summary: dict):
+    """Figure 9: the same vector under ``config.repeats`` seeds."""
+    k = len(ids)
+    reps = np.stack([run.images(ids, seed=config.seed + s) for s in range(config.repeats)], 1)
+    f = run.features(reps)  # (k, repeats, D)
+    to_v = np.stack([_cos(f[i], ids[i]) for i in range(k)])
+    fn = f / np.linalg.norm(f, axis=-1, keepdims=True)
+    gram = np.einsum("ird,isd->irs", fn, fn)
+    off = gram[:, ~np.eye(config.repeats, dtype=bool)]
+    summary["stochasticity"] = {
+        "file": "stochasticity.png", "repeats": config.repeats,
+        "teacher_cos_to_vector": {"mean": float(to_v.mean()), "std": float(to_v.std()),
+                                  "min": float(to_v.min()), "max": float(to_v.max())},
+        "teacher_cos_between_repeats": {"mean": float(off.mean()), "min": float(off.min())},
+        # per identity, the std over repeats of each pixel, averaged: 0 = deterministic
+        "pixel_std": float(reps.astype(np.float64).std(axis=1).mean()),
+    }
+    return {"stochasticity.png": _png(
+        labelled_grid(reps, [f"seed {config.seed + s}" for s in range(config.repeats)],
+                      [f"id {i}" for i in range(k)])
+    )}
+
+
+def _reconstruction(generator, teacher, judge, benchmark, config, summary, histograms):
+    """Appendix A.1: each benchmark pair's first image rebuilt from its teacher feature."""
+    images, issame = benchmark
+    quality, generated = measure_generator_quality(
+        generator, teacher, judge, images, issame, config.seed, config.batch_size, config.amp
+    )
+    cos = reconstruction_cosines(judge, images[0::2], generated, config.batch_size, config.amp)
+    histograms["this generator"] = cos
+    n = min(8, len(generated))
+    summary["reconstruction"] = {"file": "reconstruction.png", **quality.as_dict()}
+    return {"reconstruction.png": _png(labelled_grid(
+        np.stack([images[0::2][:n], generated[:n]]), [], ["original", "generated"]
+    ))}

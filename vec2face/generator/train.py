@@ -563,13 +563,7 @@ def _fit(
     # Data first: a dataset without features fails before any model is built.
     dataset = GeneratorTrainingData(data_path, config.mask)
     loader = make_train_loader(
-        dataset,
-        config.batch_size,
-        seed=config.seed,
-        rank=env.rank,
-        world_size=env.world_size,
-        num_workers=config.num_workers,
-        pin_memory=device.type == "cuda",
+        dataset, config.batch_size, **env.loader_args(config.seed, config.num_workers)
     )
 
     # Same seed on every rank: identical initial weights (DDP broadcasts rank 0's anyway).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -31,6 +32,16 @@ class DistEnv:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
+
+    def loader_args(self, seed: int, num_workers: int) -> dict[str, Any]:
+        """What a training loader needs to give this rank its share of a seeded shuffle."""
+        return {
+            "seed": seed,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "num_workers": num_workers,
+            "pin_memory": self.device.type == "cuda",
+        }
 
 
 def init_distributed(device: str = "auto") -> DistEnv:

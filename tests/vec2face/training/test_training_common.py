@@ -71,3 +71,13 @@ def test_single_process_helpers_of_the_ddp_engines():
     assert not v.requires_grad
     net = nn.Linear(2, 2)
     assert unwrap(net) is net
+
+
+def test_a_rank_s_loader_arguments():
+    from vec2face.training import DistEnv
+
+    env = DistEnv(rank=1, world_size=4, local_rank=1, device=torch.device("cpu"))
+    assert env.loader_args(7, 2) == {
+        "seed": 7, "rank": 1, "world_size": 4, "num_workers": 2, "pin_memory": False,
+    }
+    assert env.distributed and not env.is_main
