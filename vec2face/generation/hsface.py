@@ -807,6 +807,127 @@ def _attrop_totals(reports: list[dict]) -> dict | None:
     return totals
 
 
+def _stamp_extra(
+    config: HSFaceConfig,
+    checkpoint: Path,
+    arch_name: str,
+    estimator: AttributeEstimator | Estimator | None,
+    fr_model: torch.nn.Module | None,
+) -> dict[str, Any]:
+    """What a shard's images depend on beyond the settings and its identity vectors."""
+    return {
+        "generator_sha256": file_sha256(checkpoint),
+        "generator_arch": arch_name,
+        "estimated_attributes": estimator is not None,
+        # what the images depend on beyond the settings: the teacher AttrOP steers with, the
+        # estimator that measures targets and fills the manifest (a plain callable: unknown)
+        "fr_model_sha256": state_sha256(fr_model) if config.uses_attrop else None,
+        "attribute_estimator_sha256": (
+            state_sha256(estimator) if isinstance(estimator, torch.nn.Module) else None
+        ),
+    }
+
+
+def _shards_to_generate(
+    config: HSFaceConfig,
+    out_dir: Path,
+    wanted: list[int],
+    vectors: np.ndarray,
+    stamp_extra: Mapping[str, Any],
+) -> tuple[list[int], list[int]]:
+    """(to generate, complete and reused) among ``wanted``; a complete shard made with other
+    settings is a ConfigError, not silently mixed in."""
+    todo, skipped = [], []
+    for k in wanted:
+        folder = out_dir / "shards" / shard_name(k)
+        info = read_shard_info(folder)
+        if info is None:
+            todo.append(k)
+            continue
+        start, stop = config.shard_range(k)
+        expected = shard_stamp(config, vectors[start:stop], stamp_extra)
+        diff = _stamp_diff(info.get("stamp", {}), expected)
+        if diff or (info.get("identity_start"), info.get("identity_stop")) != (start, stop):
+            raise ConfigError(
+                f"{folder} was made with other settings "
+                f"({', '.join(diff) or 'identity range'}); "
+                "remove it or choose another output folder"
+            )
+        skipped.append(k)
+        if config.export_imagefolder and not (folder / "images").is_dir():
+            _export_imagefolder(folder)
+    return todo, skipped
+
+
+def _run_summary(
+    config: HSFaceConfig,
+    generated: list[dict],
+    skipped: list[int],
+    seconds: float,
+    gen_seconds: float,
+    complete: bool,
+    device: torch.device,
+) -> dict[str, Any]:
+    """What :func:`generate_hsface` returns, but the dataset file it may also write."""
+    images = sum(i["images"] for i in generated)
+    return {
+        "config": config.model_dump(mode="json"),
+        "identities": config.num_identities,
+        "images_per_identity": config.images_per_identity,
+        "num_shards": config.num_shards,
+        "generated_shards": [i["shard"] for i in generated],
+        "skipped_shards": skipped,
+        "images_generated": images,
+        "seconds": seconds,
+        "images_per_s": images / gen_seconds if images else 0.0,
+        "complete": complete,
+        "device": str(device),
+        "attrop": {
+            part: _attrop_totals([i[part] for i in generated if i.get(part)])
+            for part in ("refinement", "targeting")
+        },
+    }
+
+
+def _write_dataset_file(
+    config: HSFaceConfig,
+    out_dir: Path,
+    checkpoint: Path,
+    stamp_extra: Mapping[str, Any],
+    identity_vectors_path: str | os.PathLike,
+    vectors: np.ndarray,
+    shard_infos: list[dict],
+) -> int:
+    """Write ``hsface.json`` of a complete dataset (atomically); return its image count."""
+    dataset = {
+        "config": config.model_dump(mode="json"),
+        # inputs named relative to ``out_dir``: the same dataset, the same bytes
+        "generator": {
+            "path": path_in_folder(checkpoint, out_dir),
+            "sha256": stamp_extra["generator_sha256"],
+            "arch": stamp_extra["generator_arch"],
+        },
+        "identity_vectors": {
+            "path": path_in_folder(identity_vectors_path, out_dir),
+            "rows_sha256": bytes_sha256(vectors.tobytes()),
+        },
+        "identities": config.num_identities,
+        "images": sum(i["images"] for i in shard_infos),
+        "shards": [
+            {
+                "shard": i["shard"],
+                "path": f"shards/{shard_name(i['shard'])}",
+                "identity_start": i["identity_start"],
+                "identity_stop": i["identity_stop"],
+                "images": i["images"],
+            }
+            for i in shard_infos
+        ],
+    }
+    write_bytes_atomic(out_dir / SUMMARY_FILE, json.dumps(dataset, indent=2).encode())
+    return dataset["images"]
+
+
 def generate_hsface(
     config: HSFaceConfig,
     generator_checkpoint: str | os.PathLike,
@@ -858,76 +979,33 @@ def generate_hsface(
         identity_vectors_path, config.num_identities, model.arch.rep_dim
     )
     device = model.latent_prior_proj_f.weight.device
-    stamp_extra: dict[str, Any] = {
-        "generator_sha256": file_sha256(checkpoint),
-        "generator_arch": report.arch_name,
-        "estimated_attributes": estimator is not None,
-        # what the images depend on beyond the settings: the teacher AttrOP steers with, the
-        # estimator that measures targets and fills the manifest (a plain callable: unknown)
-        "fr_model_sha256": state_sha256(fr_model) if config.uses_attrop else None,
-        "attribute_estimator_sha256": (
-            state_sha256(estimator) if isinstance(estimator, torch.nn.Module) else None
-        ),
-    }
+    stamp_extra = _stamp_extra(config, checkpoint, report.arch_name, estimator, fr_model)
     if fr_model is not None:
         fr_model.to(device)
     if isinstance(estimator, torch.nn.Module):
         estimator.to(device)
     out_dir = Path(out_dir)
     (out_dir / "shards").mkdir(parents=True, exist_ok=True)
-    tracker.log_params(
-        {
-            "hsface": config.model_dump(mode="json"),
-            "generator": str(checkpoint),
-            "identity_vectors": str(identity_vectors_path),
-        }
-    )
-
+    tracker.log_params({
+        "hsface": config.model_dump(mode="json"),
+        "generator": str(checkpoint),
+        "identity_vectors": str(identity_vectors_path),
+    })
     wanted = [shard] if shard is not None else list(range(config.num_shards))
-    todo, skipped = [], []
-    for k in wanted:
-        info = read_shard_info(out_dir / "shards" / shard_name(k))
-        if info is None:
-            todo.append(k)
-            continue
-        start, stop = config.shard_range(k)
-        expected = shard_stamp(config, vectors[start:stop], stamp_extra)
-        diff = _stamp_diff(info.get("stamp", {}), expected)
-        if diff or (info.get("identity_start"), info.get("identity_stop")) != (start, stop):
-            raise ConfigError(
-                f"{out_dir / 'shards' / shard_name(k)} was made with other settings "
-                f"({', '.join(diff) or 'identity range'}); "
-                "remove it or choose another output folder"
-            )
-        skipped.append(k)
-        if (
-            config.export_imagefolder
-            and not (out_dir / "shards" / shard_name(k) / "images").is_dir()
-        ):
-            _export_imagefolder(out_dir / "shards" / shard_name(k))
+    todo, skipped = _shards_to_generate(config, out_dir, wanted, vectors, stamp_extra)
 
     m = config.images_per_identity
     total = sum((stop - start) * m for start, stop in map(config.shard_range, todo))
-    bar = tqdm(total=total, unit="img", desc="hsface", disable=not progress)
-    generated = []
     t_gen = time.perf_counter()
-    try:
+    with tqdm(total=total, unit="img", desc="hsface", disable=not progress) as bar:
+        generated = []
         for k in todo:
             info = generate_shard(
-                model,
-                vectors,
-                k,
-                config,
-                out_dir,
-                estimator=estimator,
-                fr_model=fr_model,
-                stamp_extra=stamp_extra,
-                progress=bar,
+                model, vectors, k, config, out_dir, estimator=estimator, fr_model=fr_model,
+                stamp_extra=stamp_extra, progress=bar,
             )
             generated.append(info)
             tracker.log_metrics({"shard_images_per_s": info["images"] / info["seconds"]}, step=k)
-    finally:
-        bar.close()
     gen_seconds = time.perf_counter() - t_gen
     images = sum(i["images"] for i in generated)
 
@@ -935,52 +1013,14 @@ def generate_hsface(
         read_shard_info(out_dir / "shards" / shard_name(k)) for k in range(config.num_shards)
     ]
     complete = all(i is not None for i in all_infos)
-    summary: dict[str, Any] = {
-        "config": config.model_dump(mode="json"),
-        "identities": config.num_identities,
-        "images_per_identity": m,
-        "num_shards": config.num_shards,
-        "generated_shards": [i["shard"] for i in generated],
-        "skipped_shards": skipped,
-        "images_generated": images,
-        "seconds": time.perf_counter() - t0,
-        "images_per_s": images / gen_seconds if images else 0.0,
-        "complete": complete,
-        "device": str(device),
-        "attrop": {
-            part: _attrop_totals([i[part] for i in generated if i.get(part)])
-            for part in ("refinement", "targeting")
-        },
-    }
+    seconds = time.perf_counter() - t0
+    summary = _run_summary(config, generated, skipped, seconds, gen_seconds, complete, device)
     if complete:
-        dataset = {
-            "config": config.model_dump(mode="json"),
-            # inputs named relative to ``out_dir``: the same dataset, the same bytes
-            "generator": {
-                "path": path_in_folder(checkpoint, out_dir),
-                "sha256": stamp_extra["generator_sha256"],
-                "arch": report.arch_name,
-            },
-            "identity_vectors": {
-                "path": path_in_folder(identity_vectors_path, out_dir),
-                "rows_sha256": bytes_sha256(vectors.tobytes()),
-            },
-            "identities": config.num_identities,
-            "images": sum(i["images"] for i in all_infos),
-            "shards": [
-                {
-                    "shard": i["shard"],
-                    "path": f"shards/{shard_name(i['shard'])}",
-                    "identity_start": i["identity_start"],
-                    "identity_stop": i["identity_stop"],
-                    "images": i["images"],
-                }
-                for i in all_infos
-            ],
-        }
-        write_bytes_atomic(out_dir / SUMMARY_FILE, json.dumps(dataset, indent=2).encode())
+        written = _write_dataset_file(
+            config, out_dir, checkpoint, stamp_extra, identity_vectors_path, vectors, all_infos
+        )
         summary["summary_file"] = str(out_dir / SUMMARY_FILE)
-        summary["images"] = dataset["images"]
+        summary["images"] = written
     tracker.log_metrics({"images_generated": images, "images_per_s": summary["images_per_s"]})
     return summary
 
