@@ -566,26 +566,8 @@ def _fit(
         dataset, config.batch_size, **env.loader_args(config.seed, config.num_workers)
     )
 
-    # Same seed on every rank: identical initial weights (DDP broadcasts rank 0's anyway).
-    torch.manual_seed(derive_seed(config.seed, "generator-init"))
-    generator = build_generator(config.model, **config.model_args).to(device)
-    if generator.arch.rep_dim != dataset.feature_dim:
-        raise ConfigError(
-            f"generator.model '{config.model}' takes {generator.arch.rep_dim}-d vectors, the data "
-            f"carries {dataset.feature_dim}-d features"
-        )
-    discriminator = build_discriminator(config.discriminator).to(device)
     fresh = not (resume and last is not None)
-    init_from = "scratch"
-    if config.init != "scratch" and fresh:
-        init_from = warm_start(config, generator, discriminator)
-        log.info("warm start from %s", init_from)
-    whitening: dict[str, float] = {}
-    if config.whiten_input_init and fresh and config.init == "scratch":
-        # Features only (no image decoding), evenly spaced records: deterministic, no RNG.
-        features = torch.from_numpy(dataset.features(WHITEN_RECORDS))
-        whitening = generator.init_input_whitening(features)
-        log.info("vector projection initialised to whiten the features: %s", whitening)
+    generator, discriminator, init_from, whitening = _build_models(config, dataset, device, fresh)
     teacher = None
     if config.loss.teacher_terms:
         teacher = load_trained_backbone(
@@ -597,12 +579,7 @@ def _fit(
     base_lr = (
         config.lr if config.lr is not None else config.blr * effective_batch / LR_REFERENCE_BATCH
     )
-    opt_g = torch.optim.AdamW(
-        generator.parameters(), lr=base_lr, betas=config.betas, weight_decay=config.weight_decay
-    )
-    opt_d = torch.optim.AdamW(
-        discriminator.parameters(), lr=base_lr, betas=config.betas, weight_decay=config.weight_decay
-    )
+    opt_g, opt_d = (_adamw(net, base_lr, config) for net in (generator, discriminator))
     scaler = make_grad_scaler(device, config.amp, config.amp_cuda_dtype)
 
     recorded_config = _recorded_config(config, out_dir)
@@ -613,11 +590,8 @@ def _fit(
             last, config, recorded_config, generator, discriminator, opt_g, opt_d, scaler
         )
         # The whitening init happened in the first run: its figures travel on.
-        whitening = {
-            k.removeprefix("whitening_"): v
-            for k, v in saved_metadata.items()
-            if k.startswith("whitening_")
-        }
+        prefix = "whitening_"
+        whitening = {k[len(prefix):]: v for k, v in saved_metadata.items() if k.startswith(prefix)}
         log.info("resuming from %s after epoch %d", last, start_epoch)
     elif resume:
         log.info("no checkpoint in %s; starting from scratch", ckpt_dir)
@@ -643,19 +617,8 @@ def _fit(
         **{f"whitening_{k}": v for k, v in whitening.items()},
     }
     if env.is_main:
-        tracker.log_params(
-            flatten(
-                {
-                    **config.model_dump(mode="json"),
-                    **{k: v for k, v in metadata.items() if k not in ("data", "mask")},
-                    "device": str(device),
-                    "precision": _precision_name(device, config.amp, config.amp_cuda_dtype),
-                    "generator_params": sum(p.numel() for p in generator.parameters()),
-                    "discriminator_params": sum(p.numel() for p in discriminator.parameters()),
-                }
-            )
-        )
-        grid_images, grid_features = _fixed_samples(dataset, config.sample_grid_size)
+        _log_run_params(tracker, config, metadata, device, generator, discriminator)
+        grid_samples = _fixed_samples(dataset, config.sample_grid_size)
     samples: list[str] = []
 
     steps_per_epoch = len(loader) - len(loader) % config.accum_iter
@@ -669,46 +632,18 @@ def _fit(
         loader.sampler.set_epoch(epoch)
         loader.generator.manual_seed(derive_seed(config.seed, "loader", epoch, env.rank))
         stats = train_one_epoch(
-            model,
-            disc,
-            loss_fn,
-            loader,
-            (opt_g, opt_d),
-            scaler,
-            epoch,
-            config,
-            base_lr=base_lr,
-            device=device,
-            progress=progress and env.is_main,
+            model, disc, loss_fn, loader, (opt_g, opt_d), scaler, epoch, config,
+            base_lr=base_lr, device=device, progress=progress and env.is_main,
             schedule_epochs=schedule_epochs,
             max_batches=config.max_steps - epoch * steps_per_epoch if config.max_steps else None,
         )
         if env.is_main:
-            save_checkpoint(
-                {
-                    CHECKPOINT_KEY: generator.state_dict(),
-                    "arch": generator.arch.to_dict(),
-                    "masking": {
-                        "train": dataclasses.asdict(generator.train_masking),
-                        "generation": dataclasses.asdict(generator.gen_masking),
-                    },
-                    "model_disc": discriminator.state_dict(),
-                    "optimizer_g": opt_g.state_dict(),
-                    "optimizer_d": opt_d.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "epoch": epoch + 1,
-                    "config": recorded_config,
-                    "metadata": metadata,
-                    "stats": stats,
-                },
-                ckpt_dir,
-                epoch + 1,
-                keep=config.keep_checkpoints,
-            )
+            state = _training_state(generator, discriminator, (opt_g, opt_d), scaler, epoch + 1)
+            state.update(config=recorded_config, metadata=metadata, stats=stats)
+            save_checkpoint(state, ckpt_dir, epoch + 1, keep=config.keep_checkpoints)
             grid = save_sample_grid(
                 generator,
-                grid_images.to(device),
-                grid_features.to(device),
+                *(t.to(device) for t in grid_samples),
                 samples_dir / f"epoch_{epoch:04d}.png",
                 seed=config.seed,
             )
@@ -721,25 +656,15 @@ def _fit(
 
     final = out_dir / "generator.pt"
     if env.is_main:
-        save_generator_checkpoint(
-            generator,
-            final,
-            epoch=epochs,
-            extra={"config": recorded_config, "metadata": metadata},
-        )
+        extra = {"config": recorded_config, "metadata": metadata}
+        save_generator_checkpoint(generator, final, epoch=epochs, extra=extra)
         save_torch_atomic(
             {"model_disc": discriminator.state_dict(), "name": config.discriminator},
             out_dir / DISCRIMINATOR_FILE,
         )
     barrier()
     fingerprint = state_sha256(generator)
-    in_sync = True
-    if env.distributed:
-        prints: list[Any] = [None] * env.world_size
-        dist.all_gather_object(prints, fingerprint)
-        in_sync = len(set(prints)) == 1
-        if not in_sync:
-            log.warning("generator weights differ between ranks: %s", prints)
+    in_sync = _replicas_in_sync(fingerprint, env)
     return {
         "epochs": epochs,
         "steps": min(config.max_steps or math.inf, config.epochs * steps_per_epoch),
@@ -758,6 +683,80 @@ def _fit(
         "weights_sha256": fingerprint,
         "replicas_in_sync": in_sync,
     }
+
+
+def _adamw(net: nn.Module, lr: float, config: GeneratorTrainConfig) -> torch.optim.AdamW:
+    return torch.optim.AdamW(
+        net.parameters(), lr=lr, betas=config.betas, weight_decay=config.weight_decay
+    )
+
+
+def _log_run_params(tracker, config, metadata, device, generator, discriminator) -> None:
+    """The run's settings, its metadata (paths aside) and the models' sizes, flattened."""
+    tracker.log_params(flatten({
+        **config.model_dump(mode="json"),
+        **{k: v for k, v in metadata.items() if k not in ("data", "mask")},
+        "device": str(device),
+        "precision": _precision_name(device, config.amp, config.amp_cuda_dtype),
+        "generator_params": sum(p.numel() for p in generator.parameters()),
+        "discriminator_params": sum(p.numel() for p in discriminator.parameters()),
+    }))
+
+
+def _build_models(
+    config: GeneratorTrainConfig, dataset: GeneratorTrainingData, device: torch.device, fresh: bool
+) -> tuple[nn.Module, nn.Module, str, dict[str, float]]:
+    """Generator and discriminator on ``device``, warm-started or whitened when a fresh run
+    asks for it: (generator, discriminator, where the weights came from, whitening figures)."""
+    # Same seed on every rank: identical initial weights (DDP broadcasts rank 0's anyway).
+    torch.manual_seed(derive_seed(config.seed, "generator-init"))
+    generator = build_generator(config.model, **config.model_args).to(device)
+    if generator.arch.rep_dim != dataset.feature_dim:
+        raise ConfigError(
+            f"generator.model '{config.model}' takes {generator.arch.rep_dim}-d vectors, the data "
+            f"carries {dataset.feature_dim}-d features"
+        )
+    discriminator = build_discriminator(config.discriminator).to(device)
+    init_from = "scratch"
+    if config.init != "scratch" and fresh:
+        init_from = warm_start(config, generator, discriminator)
+        log.info("warm start from %s", init_from)
+    whitening: dict[str, float] = {}
+    if config.whiten_input_init and fresh and config.init == "scratch":
+        # Features only (no image decoding), evenly spaced records: deterministic, no RNG.
+        features = torch.from_numpy(dataset.features(WHITEN_RECORDS))
+        whitening = generator.init_input_whitening(features)
+        log.info("vector projection initialised to whiten the features: %s", whitening)
+    return generator, discriminator, init_from, whitening
+
+
+def _training_state(generator, discriminator, optimizers, scaler, epoch: int) -> dict[str, Any]:
+    """What a resumable checkpoint holds besides the config, metadata and statistics."""
+    opt_g, opt_d = optimizers
+    return {
+        CHECKPOINT_KEY: generator.state_dict(),
+        "arch": generator.arch.to_dict(),
+        "masking": {
+            "train": dataclasses.asdict(generator.train_masking),
+            "generation": dataclasses.asdict(generator.gen_masking),
+        },
+        "model_disc": discriminator.state_dict(),
+        "optimizer_g": opt_g.state_dict(),
+        "optimizer_d": opt_d.state_dict(),
+        "scaler": scaler.state_dict(),
+        "epoch": epoch,
+    }
+
+
+def _replicas_in_sync(fingerprint: str, env: DistEnv) -> bool:
+    """Whether every rank ends with the same weights (always, without a process group)."""
+    if not env.distributed:
+        return True
+    prints: list[Any] = [None] * env.world_size
+    dist.all_gather_object(prints, fingerprint)
+    if len(set(prints)) > 1:
+        log.warning("generator weights differ between ranks: %s", prints)
+    return len(set(prints)) == 1
 
 
 def warm_start(
