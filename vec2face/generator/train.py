@@ -552,7 +552,7 @@ def _fit(
     env: DistEnv,
 ) -> dict[str, Any]:
     device = env.device
-    ckpt_dir, samples_dir = out_dir / "checkpoints", out_dir / "samples"
+    ckpt_dir = out_dir / "checkpoints"
     last = latest_checkpoint(ckpt_dir)
     if last is not None and not resume:
         raise ConfigError(
@@ -568,12 +568,7 @@ def _fit(
 
     fresh = not (resume and last is not None)
     generator, discriminator, init_from, whitening = _build_models(config, dataset, device, fresh)
-    teacher = None
-    if config.loss.teacher_terms:
-        teacher = load_trained_backbone(
-            config.teacher_checkpoint, config.teacher, config_key="generator.teacher_checkpoint"
-        )
-    loss_fn = GeneratorLoss(config.loss, teacher, config.lpips_backbone_weights).to(device)
+    loss_fn = _loss(config, device)
 
     effective_batch = config.batch_size * config.accum_iter * env.world_size
     base_lr = (
@@ -596,23 +591,18 @@ def _fit(
     elif resume:
         log.info("no checkpoint in %s; starting from scratch", ckpt_dir)
 
-    model: nn.Module = generator
-    disc: nn.Module = discriminator
+    model, disc = generator, discriminator
     if env.distributed:
         ids = [device.index] if device.type == "cuda" else None
-        model = DistributedDataParallel(generator, device_ids=ids)
-        disc = DistributedDataParallel(discriminator, device_ids=ids)
+        model, disc = (DistributedDataParallel(m, device_ids=ids) for m in (model, disc))
 
     metadata = {  # stored in the checkpoints: paths relative to out_dir, as in recorded_config
         "data": path_in_folder(data_path, out_dir),
         "mask": recorded_config["mask"],
         "samples": len(dataset),
-        "world_size": env.world_size,
-        "effective_batch_size": effective_batch,
-        "lr": base_lr,
+        **_run_figures(env, effective_batch, base_lr, loss_fn),
         "discriminator": config.discriminator,
         "teacher": config.teacher,
-        "pretrained_lpips_backbone": loss_fn.pretrained_lpips_backbone,
         "init": init_from,
         **{f"whitening_{k}": v for k, v in whitening.items()},
     }
@@ -641,12 +631,7 @@ def _fit(
             state = _training_state(generator, discriminator, (opt_g, opt_d), scaler, epoch + 1)
             state.update(config=recorded_config, metadata=metadata, stats=stats)
             save_checkpoint(state, ckpt_dir, epoch + 1, keep=config.keep_checkpoints)
-            grid = save_sample_grid(
-                generator,
-                *(t.to(device) for t in grid_samples),
-                samples_dir / f"epoch_{epoch:04d}.png",
-                seed=config.seed,
-            )
+            grid = _epoch_grid(generator, grid_samples, out_dir, epoch, config.seed)
             samples.append(str(grid))
             tracker.log_metrics(stats, step=epoch)
             tracker.log_artifact(grid)
@@ -658,10 +643,8 @@ def _fit(
     if env.is_main:
         extra = {"config": recorded_config, "metadata": metadata}
         save_generator_checkpoint(generator, final, epoch=epochs, extra=extra)
-        save_torch_atomic(
-            {"model_disc": discriminator.state_dict(), "name": config.discriminator},
-            out_dir / DISCRIMINATOR_FILE,
-        )
+        disc_state = {"model_disc": discriminator.state_dict(), "name": config.discriminator}
+        save_torch_atomic(disc_state, out_dir / DISCRIMINATOR_FILE)
     barrier()
     fingerprint = state_sha256(generator)
     in_sync = _replicas_in_sync(fingerprint, env)
@@ -675,14 +658,38 @@ def _fit(
         "generator": str(final),
         "checkpoint": str(ckpt_dir / "last.pt"),
         "samples": samples,
-        "lr": base_lr,
-        "effective_batch_size": effective_batch,
-        "world_size": env.world_size,
+        **_run_figures(env, effective_batch, base_lr, loss_fn),
         "rank": env.rank,
-        "pretrained_lpips_backbone": loss_fn.pretrained_lpips_backbone,
         "weights_sha256": fingerprint,
         "replicas_in_sync": in_sync,
     }
+
+
+def _run_figures(env: DistEnv, effective_batch: int, lr: float, loss_fn) -> dict[str, Any]:
+    return {
+        "world_size": env.world_size,
+        "effective_batch_size": effective_batch,
+        "lr": lr,
+        "pretrained_lpips_backbone": loss_fn.pretrained_lpips_backbone,
+    }
+
+
+def _epoch_grid(generator, samples, out_dir: Path, epoch: int, seed: int) -> Path:
+    """``samples/epoch_XXXX.png``: the fixed samples' originals beside their reconstructions."""
+    device = generator.latent_prior_proj_f.weight.device
+    images, features = (t.to(device) for t in samples)
+    path = out_dir / "samples" / f"epoch_{epoch:04d}.png"
+    return save_sample_grid(generator, images, features, path, seed=seed)
+
+
+def _loss(config: GeneratorTrainConfig, device: torch.device) -> GeneratorLoss:
+    """The loss, with the frozen teacher its identity and FR-perceptual terms need."""
+    teacher = None
+    if config.loss.teacher_terms:
+        teacher = load_trained_backbone(
+            config.teacher_checkpoint, config.teacher, config_key="generator.teacher_checkpoint"
+        )
+    return GeneratorLoss(config.loss, teacher, config.lpips_backbone_weights).to(device)
 
 
 def _adamw(net: nn.Module, lr: float, config: GeneratorTrainConfig) -> torch.optim.AdamW:
