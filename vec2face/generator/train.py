@@ -319,14 +319,8 @@ def train_one_epoch(
     distributed = isinstance(model, DistributedDataParallel)
     world = dist.get_world_size() if distributed else 1
     accum = config.accum_iter
-    steps_in_loader = len(loader)
-    usable = steps_in_loader - steps_in_loader % accum
-    stop = usable if max_batches is None else min(usable, max_batches - max_batches % accum)
+    usable, stop = _epoch_steps(len(loader), accum, max_batches)
     total_epochs = config.epochs if schedule_epochs is None else schedule_epochs
-    if usable == 0:
-        raise ConfigError(
-            f"generator.accum_iter={accum} exceeds the {steps_in_loader} steps of one epoch"
-        )
     gan_on = loss_fn.gan_weight(epoch) > 0
     clip = config.clip_grad if config.clip_grad is not None else math.inf
 
@@ -344,12 +338,7 @@ def train_one_epoch(
     start = time.perf_counter()
 
     bar = tqdm(
-        loader,
-        total=stop,
-        desc=f"epoch {epoch}",
-        disable=not progress,
-        leave=False,
-        dynamic_ncols=True,
+        loader, f"epoch {epoch}", stop, disable=not progress, leave=False, dynamic_ncols=True
     )
     for i, (images, features, _labels) in enumerate(bar):
         if i >= stop:
@@ -371,27 +360,10 @@ def train_one_epoch(
                 stack.enter_context(model.no_sync())
                 if gan_on:
                     stack.enter_context(disc.no_sync())
-            with autocast_for(device, config.amp, config.amp_cuda_dtype):
-                out = model(features)
-                total, terms = loss_fn(
-                    out.images,
-                    images,
-                    out.tokens,
-                    out.target_tokens,
-                    features,
-                    epoch=epoch,
-                    discriminator=dsc if gan_on else None,
-                    last_layer=gen.last_layer() if config.loss.adaptive_gan_weight else None,
-                )
-            losses = [total]
-            if gan_on:
-                dsc.requires_grad_(True)
-                with autocast_for(device, config.amp, config.amp_cuda_dtype):
-                    # One pass over real and fake together: DDP allows one forward per backward,
-                    # and GroupNorm makes the result identical to two separate passes.
-                    logits = disc(torch.cat([images, out.images.detach()]))
-                    d_loss = ls_discriminator_loss(*logits.chunk(2))
-                losses.append(d_loss)
+            total, terms, d_loss = _step_losses(
+                model, disc, loss_fn, images, features, epoch, config, device, gan_on
+            )
+            losses = [total] if d_loss is None else [total, d_loss]
             checked = all_ranks_sum(
                 torch.stack([x.detach().float() for x in losses]).sum(), distributed
             )
@@ -404,21 +376,7 @@ def train_one_epoch(
                 terms["disc_loss"] = float(d_loss.detach())
 
         if boundary:
-            norms = {"grad_norm_g": (opt_g, gen)}
-            if gan_on:
-                norms["grad_norm_d"] = (opt_d, dsc)
-            for name, (opt, net) in norms.items():
-                scaler.unscale_(opt)
-                norm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), clip))
-                # fp16 overflow: the scaler skips this step and lowers its scale; not a failure.
-                if math.isfinite(norm):
-                    terms[name] = norm
-                else:
-                    overflows += 1
-                scaler.step(opt)
-            scaler.update()
-            opt_g.zero_grad(set_to_none=True)
-            opt_d.zero_grad(set_to_none=True)
+            overflows += _apply_gradients(scaler, optimizers, (gen, dsc), gan_on, clip, terms)
 
         for k, v in terms.items():
             sums[k] += v
@@ -429,12 +387,7 @@ def train_one_epoch(
     bar.close()
     elapsed = time.perf_counter() - start
 
-    stats = {k: sums[k] / counts[k] for k in sorted(sums)}
-    if distributed:
-        # Every rank computed the same terms, so the keys line up; grad norms are already equal.
-        values = torch.tensor([stats[k] for k in stats], dtype=torch.float64)
-        dist.all_reduce(values)
-        stats = {k: float(v) / world for k, v in zip(stats, values.tolist(), strict=True)}
+    stats = _mean_over_steps_and_ranks(sums, counts, distributed, world)
     stats.update(
         lr=lr,
         steps=float(stop),
@@ -442,6 +395,81 @@ def train_one_epoch(
         epoch_time_s=elapsed,
         images_per_s=images_seen / max(elapsed, 1e-9),
     )
+    return stats
+
+
+def _epoch_steps(steps_in_loader: int, accum: int, max_batches: int | None) -> tuple[int, int]:
+    """(steps that fill whole accumulation groups, steps this epoch runs)."""
+    usable = steps_in_loader - steps_in_loader % accum
+    if usable == 0:
+        raise ConfigError(
+            f"generator.accum_iter={accum} exceeds the {steps_in_loader} steps of one epoch"
+        )
+    stop = usable if max_batches is None else min(usable, max_batches - max_batches % accum)
+    return usable, stop
+
+
+def _step_losses(model, disc, loss_fn, images, features, epoch, config, device, gan_on):
+    """(generator loss, its terms, discriminator loss or None) of one batch.
+
+    The generator's loss sees the discriminator frozen; with the GAN on, the discriminator's
+    least-squares loss is computed on real and detached generated images, its parameters
+    trainable until the caller's backward pass has run.
+    """
+    gen, dsc = unwrap(model), unwrap(disc)
+    with autocast_for(device, config.amp, config.amp_cuda_dtype):
+        out = model(features)
+        total, terms = loss_fn(
+            out.images,
+            images,
+            out.tokens,
+            out.target_tokens,
+            features,
+            epoch=epoch,
+            discriminator=dsc if gan_on else None,
+            last_layer=gen.last_layer() if config.loss.adaptive_gan_weight else None,
+        )
+    if not gan_on:
+        return total, terms, None
+    dsc.requires_grad_(True)
+    with autocast_for(device, config.amp, config.amp_cuda_dtype):
+        # One pass over real and fake together: DDP allows one forward per backward,
+        # and GroupNorm makes the result identical to two separate passes.
+        logits = disc(torch.cat([images, out.images.detach()]))
+        d_loss = ls_discriminator_loss(*logits.chunk(2))
+    return total, terms, d_loss
+
+
+def _apply_gradients(scaler, optimizers, nets, gan_on: bool, clip: float, terms) -> int:
+    """Unscale, clip and apply the accumulated gradients (the discriminator's only with the
+    GAN on); record finite norms in ``terms``; return the steps an fp16 overflow skipped."""
+    (opt_g, opt_d), (gen, dsc) = optimizers, nets
+    norms = {"grad_norm_g": (opt_g, gen)}
+    if gan_on:
+        norms["grad_norm_d"] = (opt_d, dsc)
+    overflows = 0
+    for name, (opt, net) in norms.items():
+        scaler.unscale_(opt)
+        norm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), clip))
+        # fp16 overflow: the scaler skips this step and lowers its scale; not a failure.
+        if math.isfinite(norm):
+            terms[name] = norm
+        else:
+            overflows += 1
+        scaler.step(opt)
+    scaler.update()
+    opt_g.zero_grad(set_to_none=True)
+    opt_d.zero_grad(set_to_none=True)
+    return overflows
+
+
+def _mean_over_steps_and_ranks(sums, counts, distributed: bool, world: int) -> dict[str, float]:
+    stats = {k: sums[k] / counts[k] for k in sorted(sums)}
+    if distributed:
+        # Every rank computed the same terms, so the keys line up; grad norms are already equal.
+        values = torch.tensor([stats[k] for k in stats], dtype=torch.float64)
+        dist.all_reduce(values)
+        stats = {k: float(v) / world for k, v in zip(stats, values.tolist(), strict=True)}
     return stats
 
 
