@@ -325,24 +325,10 @@ def train_attributes(
     tracker.log_params(config.model_dump())
 
     t_load = time.perf_counter()
-    data = load_labelled_toyfaces(data_dir, config.max_images, config.seed)
-    if heldout_dir is not None:
-        train_data, val_data = data, load_labelled_toyfaces(heldout_dir)
-    else:
-        train_data, val_data = _split(data, config.val_fraction, config.seed)
+    train_data, val_data = _datasets(config, data_dir, heldout_dir)
     load_s = time.perf_counter() - t_load
 
-    torch.manual_seed(derive_seed("attributes", "init", config.seed))
-    model = build_attribute_net(config.arch).to(device).to(memory_format=torch.channels_last)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": config.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=config.lr,
-    )
+    model, optimizer = _model_and_optimizer(config, device)
     start_epoch, history = 0, []
     ckpt_dir = out / "checkpoints"
     last = latest_checkpoint(ckpt_dir) if resume else None
@@ -356,12 +342,8 @@ def train_attributes(
     for epoch in range(start_epoch, config.epochs):
         stats = train_one_epoch(model, train_data, optimizer, config, epoch, device)
         if val_data is not None:
-            stats.update(
-                {
-                    f"val_{k}": v
-                    for k, v in evaluate_estimator(model, val_data, amp=config.amp).items()
-                }
-            )
+            heldout = evaluate_estimator(model, val_data, amp=config.amp)
+            stats.update({f"val_{k}": v for k, v in heldout.items()})
         history.append({"epoch": epoch + 1, **stats})
         tracker.log_metrics(stats, step=epoch + 1)
         save_checkpoint(
@@ -397,7 +379,39 @@ def train_attributes(
         "history": history,
         "model": str(out / MODEL_FILE),
     }
-    # the files name paths relative to ``out``: the same output, the same bytes
+    _write_outputs(model, config, out, summary, heldout_dir)
+    tracker.log_metrics({f"heldout_{k}": v for k, v in metrics.items()})
+    tracker.log_artifact(out / MODEL_FILE)
+    return summary
+
+
+def _datasets(config: AttributesTrainConfig, data_dir, heldout_dir):
+    """(training data, held-out data): another pool's identities, or a share of this one's."""
+    data = load_labelled_toyfaces(data_dir, config.max_images, config.seed)
+    if heldout_dir is not None:
+        return data, load_labelled_toyfaces(heldout_dir)
+    return _split(data, config.val_fraction, config.seed)
+
+
+def _model_and_optimizer(config: AttributesTrainConfig, device: torch.device):
+    """The seeded estimator (channels-last) and AdamW without decay on biases and norms."""
+    torch.manual_seed(derive_seed("attributes", "init", config.seed))
+    model = build_attribute_net(config.arch).to(device).to(memory_format=torch.channels_last)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.lr,
+    )
+    return model, optimizer
+
+
+def _write_outputs(model, config: AttributesTrainConfig, out: Path, summary: dict, heldout_dir):
+    """``model.pt`` (with its held-out metrics) and ``metrics.json``, paths relative to ``out``:
+    the same output, the same bytes."""
     heldout = dict(summary["heldout"])
     if heldout_dir is not None:
         heldout["source"] = path_in_folder(heldout_dir, out)
@@ -413,6 +427,3 @@ def train_attributes(
     save_torch_atomic(state, out / MODEL_FILE)
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(recorded, indent=2))
-    tracker.log_metrics({f"heldout_{k}": v for k, v in metrics.items()})
-    tracker.log_artifact(out / MODEL_FILE)
-    return summary
