@@ -164,6 +164,24 @@ def _recorded_report(report: dict[str, Any], src: Path, out: Path) -> dict[str, 
     return recorded
 
 
+def _draw_identities(ds, groups, candidates: np.ndarray, config: SubsetConfig, skips: SkipLog):
+    """Visit the candidates in a seeded order until ``config.identities`` have ``min_images``
+    readable images: (accepted label -> readable positions, identities checked, rejected)."""
+    visit = rng_for("subset", "identities", config.seed).permutation(candidates)
+    accepted: dict[int, list[int]] = {}
+    rejected = checked = 0
+    for label in visit:
+        if len(accepted) == config.identities:
+            break
+        checked += 1
+        readable = _check_identity(ds, groups[int(label)], config, int(label), skips)
+        if len(readable) >= config.min_images:
+            accepted[int(label)] = readable
+        else:
+            rejected += 1
+    return accepted, checked, rejected
+
+
 def make_subset(src: str | Path, out: str | Path, config: SubsetConfig) -> dict[str, Any]:
     """Draw ``config.identities`` identities from ``src`` and write them to ``out``.
 
@@ -207,19 +225,7 @@ def make_subset(src: str | Path, out: str | Path, config: SubsetConfig) -> dict[
                 f"subset: {config.identities} identities requested but only {len(candidates)} of "
                 f"{len(uniq)} in {src} have at least {config.min_images} images"
             )
-        visit = rng_for("subset", "identities", config.seed).permutation(candidates)
-        accepted: dict[int, list[int]] = {}
-        rejected = 0
-        checked = 0
-        for label in visit:
-            if len(accepted) == config.identities:
-                break
-            checked += 1
-            readable = _check_identity(ds, groups[int(label)], config, int(label), skips)
-            if len(readable) >= config.min_images:
-                accepted[int(label)] = readable
-            else:
-                rejected += 1
+        accepted, checked, rejected = _draw_identities(ds, groups, candidates, config, skips)
         eligible = len(candidates) - rejected
         if len(accepted) < config.identities:
             raise Vec2FaceError(
