@@ -612,9 +612,7 @@ def _fit(
         start_epoch, stats, saved_metadata = _restore(
             last, config, recorded_config, generator, discriminator, opt_g, opt_d, scaler
         )
-        # The whitening init happened in the first run: its figures travel on.
-        prefix = "whitening_"
-        whitening = {k[len(prefix):]: v for k, v in saved_metadata.items() if k.startswith(prefix)}
+        whitening = _saved_whitening(saved_metadata)  # the first run's init travels on
         log.info("resuming from %s after epoch %d", last, start_epoch)
     elif resume:
         log.info("no checkpoint in %s; starting from scratch", ckpt_dir)
@@ -629,9 +627,7 @@ def _fit(
         "mask": recorded_config["mask"],
         "samples": len(dataset),
         **_run_figures(env, effective_batch, base_lr, loss_fn),
-        "discriminator": config.discriminator,
-        "teacher": config.teacher,
-        "init": init_from,
+        "discriminator": config.discriminator, "teacher": config.teacher, "init": init_from,
         **{f"whitening_{k}": v for k, v in whitening.items()},
     }
     if env.is_main:
@@ -670,9 +666,7 @@ def _fit(
     final = out_dir / "generator.pt"
     if env.is_main:
         extra = {"config": recorded_config, "metadata": metadata}
-        save_generator_checkpoint(generator, final, epoch=epochs, extra=extra)
-        disc_state = {"model_disc": discriminator.state_dict(), "name": config.discriminator}
-        save_torch_atomic(disc_state, out_dir / DISCRIMINATOR_FILE)
+        _save_final(generator, discriminator, config.discriminator, final, epochs, extra)
     barrier()
     fingerprint = state_sha256(generator)
     in_sync = _replicas_in_sync(fingerprint, env)
@@ -691,6 +685,18 @@ def _fit(
         "weights_sha256": fingerprint,
         "replicas_in_sync": in_sync,
     }
+
+
+def _saved_whitening(metadata: dict[str, Any]) -> dict[str, float]:
+    prefix = "whitening_"
+    return {k[len(prefix):]: v for k, v in metadata.items() if k.startswith(prefix)}
+
+
+def _save_final(generator, discriminator, disc_name: str, path: Path, epochs: int, extra) -> None:
+    """``generator.pt`` and, beside it, ``discriminator.pt`` (a later warm start reads both)."""
+    save_generator_checkpoint(generator, path, epoch=epochs, extra=extra)
+    disc_state = {"model_disc": discriminator.state_dict(), "name": disc_name}
+    save_torch_atomic(disc_state, path.parent / DISCRIMINATOR_FILE)
 
 
 def _run_figures(env: DistEnv, effective_batch: int, lr: float, loss_fn) -> dict[str, Any]:
