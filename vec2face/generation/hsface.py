@@ -819,8 +819,8 @@ def _stamp_extra(
         "generator_sha256": file_sha256(checkpoint),
         "generator_arch": arch_name,
         "estimated_attributes": estimator is not None,
-        # what the images depend on beyond the settings: the teacher AttrOP steers with, the
-        # estimator that measures targets and fills the manifest (a plain callable: unknown)
+        # the teacher AttrOP steers with, the estimator that measures targets and fills the
+        # manifest (a plain callable: unknown)
         "fr_model_sha256": state_sha256(fr_model) if config.uses_attrop else None,
         "attribute_estimator_sha256": (
             state_sha256(estimator) if isinstance(estimator, torch.nn.Module) else None
@@ -1007,7 +1007,6 @@ def generate_hsface(
             generated.append(info)
             tracker.log_metrics({"shard_images_per_s": info["images"] / info["seconds"]}, step=k)
     gen_seconds = time.perf_counter() - t_gen
-    images = sum(i["images"] for i in generated)
 
     all_infos = [
         read_shard_info(out_dir / "shards" / shard_name(k)) for k in range(config.num_shards)
@@ -1021,7 +1020,9 @@ def generate_hsface(
         )
         summary["summary_file"] = str(out_dir / SUMMARY_FILE)
         summary["images"] = written
-    tracker.log_metrics({"images_generated": images, "images_per_s": summary["images_per_s"]})
+    tracker.log_metrics(
+        {k: summary[k] for k in ("images_generated", "images_per_s")}
+    )
     return summary
 
 

@@ -622,11 +622,12 @@ def _fit(
         ids = [device.index] if device.type == "cuda" else None
         model, disc = (DistributedDataParallel(m, device_ids=ids) for m in (model, disc))
 
+    figures = _run_figures(env, effective_batch, base_lr, loss_fn)
     metadata = {  # stored in the checkpoints: paths relative to out_dir, as in recorded_config
         "data": path_in_folder(data_path, out_dir),
         "mask": recorded_config["mask"],
         "samples": len(dataset),
-        **_run_figures(env, effective_batch, base_lr, loss_fn),
+        **figures,
         "discriminator": config.discriminator, "teacher": config.teacher, "init": init_from,
         **{f"whitening_{k}": v for k, v in whitening.items()},
     }
@@ -680,7 +681,7 @@ def _fit(
         "generator": str(final),
         "checkpoint": str(ckpt_dir / "last.pt"),
         "samples": samples,
-        **_run_figures(env, effective_batch, base_lr, loss_fn),
+        **figures,
         "rank": env.rank,
         "weights_sha256": fingerprint,
         "replicas_in_sync": in_sync,

@@ -7,6 +7,8 @@ its keys. The files ship with the package, so an installed ``vec2face`` has them
 
 from __future__ import annotations
 
+import copy
+import functools
 from importlib import resources
 from typing import Any
 
@@ -28,8 +30,17 @@ def preset_section(name: str, section: str) -> dict[str, Any]:
     """
     if name not in PRESETS:
         raise ConfigError(f"unknown profile '{name}'; known: {', '.join(PRESETS)}")
+    data = _preset(name)
+    if not isinstance(data.get(section, {}), dict):
+        raise ConfigError(f"preset {name}: section '{section}' must be a mapping")
+    return copy.deepcopy(data.get(section) or {})
+
+
+@functools.cache
+def _preset(name: str) -> dict[str, Any]:
+    """The parsed preset file, read once a process (callers get deep copies of sections)."""
     source = resources.files(__name__) / f"{name}.yaml"
     data = yaml.safe_load(source.read_text()) or {}
-    if not isinstance(data, dict) or not isinstance(data.get(section, {}), dict):
+    if not isinstance(data, dict):
         raise ConfigError(f"{source}: a preset must map section names to mappings")
-    return dict(data.get(section) or {})
+    return data
