@@ -29,18 +29,34 @@ from assets_defs.generation import (
     make_hsface_dataset,
 )
 from assets_defs.models import model_assets
-from assets_defs.steps import MODEL_POOLS, WORLD_POOLS, chain_steps
+from assets_defs.steps import MODEL_POOLS, WORLD_POOLS, Step, chain_steps
 from assets_defs.toy_world import benchmark_sets, pool_assets
 from assets_defs.webface import webface_subset
 from assets_defs.zoo import zoo_assets
 
 
+def with_code_versions(
+    assets: list[dg.AssetsDefinition], steps: dict[str, Step], params: dict[str, Any]
+) -> list[dg.AssetsDefinition]:
+    """``assets`` with each step's code version under ``params`` (the zoo group's own
+    assets, which are not steps, as they are)."""
+
+    def versioned(spec: dg.AssetSpec) -> dg.AssetSpec:
+        step = steps.get(spec.key.to_user_string())
+        return spec if step is None else spec.replace_attributes(
+            code_version=step.code_version(params)
+        )
+
+    return [asset.map_asset_specs(versioned) for asset in assets]
+
+
 def build_assets(params: dict[str, Any]) -> list[dg.AssetsDefinition]:
-    """Every asset of the chain; ``params`` fixes the HSFace shards (the partitions) and where
+    """Every asset of the chain; ``params`` fixes the HSFace shards (the partitions), where
     each off-the-shelf model comes from (``sources``: the zoo, or a training step and its
-    pool)."""
+    pool) and each step's code version (the values of the params keys it reads and its
+    code: a change of either makes the step stale)."""
     steps = chain_steps(params)
-    return [
+    return with_code_versions([
         *pool_assets(steps),
         benchmark_sets,
         webface_subset,
@@ -51,7 +67,7 @@ def build_assets(params: dict[str, Any]) -> list[dg.AssetsDefinition]:
         gaussian_ablation,
         *all_evaluation_assets,
         *zoo_assets,
-    ]
+    ], steps, params)
 
 
 #: the checks of the assets every chain has, whatever its params (see build_asset_checks)

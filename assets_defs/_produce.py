@@ -1,8 +1,10 @@
 """What every step asset does around its library call.
 
-1. fingerprint the step: code version + validated config + DVC hashes of its inputs;
-2. reuse the output when the fingerprint matches the last one and the output still has
-   the DVC hash recorded then (so an unchanged rerun redoes no work), else clear the
+1. describe what the output would be made of: the asset's code version (its params values
+   and code), the DVC hashes of its inputs and its validated settings
+   (:class:`assets_defs.freshness.Provenance`);
+2. reuse the output when the asset's last materialization was made of the same and the
+   output still has its data version (so an unchanged rerun redoes no work), else clear the
    output folder and call the library step inside an MLflow run (the step logs its
    per-epoch metrics and files to that run through the library's ``Tracker``);
 3. record the output in DVC (cache + ``dvc.lock``), log the config and headline values
@@ -13,7 +15,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import shutil
@@ -24,17 +25,19 @@ from typing import Any
 
 import dagster as dg
 from PIL import Image
-from pydantic import BaseModel
 
+from assets_defs.freshness import (
+    Provenance,
+    Settings,
+    is_current,
+    last_materialization,
+    reused_result,
+    settings_dump,
+)
 from assets_defs.resources import DvcResource, MlflowResource, PipelinePaths
 from assets_defs.steps import STEPS, Step
 from vec2face.errors import ConfigError
 from vec2face.tracking import Tracker
-
-STAMP_DIR = ".stamps"
-
-#: a step's validated settings: one config, or several by name (a step reading two sections)
-Settings = BaseModel | Mapping[str, BaseModel]
 
 
 @dataclass(frozen=True)
@@ -58,38 +61,14 @@ class ModelEntry:
 def step_asset(
     name: str, group: str, kinds: set[str], step: Step | None = None, **kwargs: Any
 ) -> Any:
-    """``dg.asset`` of the step ``name``: its key, upstream assets and code version come from
+    """``dg.asset`` of the step ``name``: its key and upstream assets come from
     :data:`assets_defs.steps.STEPS` (or ``step``, the row as the params' sources resolve it),
-    so the graph and ``dvc.yaml`` share one table."""
+    so the graph and ``dvc.yaml`` share one table. Its code version depends on the params:
+    :func:`assets_defs.build_assets` sets it."""
     step = step or STEPS[name]
     return dg.asset(
-        name=step.asset,
-        deps=list(step.upstream),
-        group_name=group,
-        code_version=step.code_version,
-        kinds=kinds,
-        **kwargs,
+        name=step.asset, deps=list(step.upstream), group_name=group, kinds=kinds, **kwargs
     )
-
-
-def settings_dump(config: Settings) -> dict[str, Any]:
-    """JSON-ready values of a config or of a name -> config mapping."""
-    if isinstance(config, BaseModel):
-        return config.model_dump(mode="json")
-    return {name: cfg.model_dump(mode="json") for name, cfg in config.items()}
-
-
-def fingerprint(step: Step, config: Settings, input_hashes: Mapping[str, str]) -> str:
-    blob = json.dumps(
-        {
-            "step": step.asset,
-            "code_version": step.code_version,
-            "config": settings_dump(config),
-            "inputs": dict(sorted(input_hashes.items())),
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def preview_markdown(path: Path, width: int = 448) -> str | None:
@@ -135,19 +114,59 @@ def check_sources(sources: Mapping[str, str | Path | None]) -> None:
             raise ConfigError(f"{path} not found (config key {key})")
 
 
-def _stamp_path(paths: PipelinePaths, name: str) -> Path:
-    return paths.root_dir() / STAMP_DIR / f"{name}.json"
+def _registered_versions(
+    context: dg.AssetExecutionContext,
+    mlflow: MlflowResource,
+    models: Sequence[ModelEntry],
+    run_id: str,
+    md5: str,
+    hashes: Mapping[str, str],
+) -> dict[str, str]:
+    """Register each of ``models`` from the run's artifacts; ``name:path`` -> version."""
+    versions = {}
+    for model in models:
+        data_tags = (
+            {
+                "training_data": model.training_data,
+                "training_data_dvc_md5": hashes[model.training_data],
+            }
+            if model.training_data is not None
+            else {}
+        )
+        tags = {**data_tags, "dagster_run_id": context.run.run_id, "dvc_md5": md5, **model.tags}
+        version = mlflow.register_model(model.name, run_id, model.artifact_path, tags)
+        versions[f"{model.name}:{model.artifact_path}"] = version
+        context.log.info(f"{context.asset_key.to_user_string()}: registered {model.name} "
+                         f"version {version}")
+    return versions
 
 
-def read_stamp(paths: PipelinePaths, name: str) -> dict[str, Any]:
-    path = _stamp_path(paths, name)
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def write_stamp(paths: PipelinePaths, name: str, stamp: Mapping[str, Any]) -> None:
-    path = _stamp_path(paths, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(stamp, indent=2))
+def _metadata(
+    step: Step,
+    out: Path,
+    md5: str,
+    summary: Mapping[str, Any],
+    counts: Callable[[Mapping[str, Any]], Mapping[str, float]],
+    tracker: Tracker,
+    mlflow: MlflowResource,
+    preview: str | None,
+) -> dict[str, Any]:
+    """The asset metadata of a new output: where it is, its versions, its headline values."""
+    metadata: dict[str, Any] = {
+        "path": dg.MetadataValue.path(str(out)),
+        "dvc_md5": md5,
+        "dvc_stage": step.stage,
+        "reused": False,
+        "mlflow_run_id": tracker.run_id,
+        "mlflow_tracking_uri": mlflow.resolved_uri(),
+        "mlflow_run": dg.MetadataValue.url(mlflow.run_url(tracker.run_id, tracker.experiment_id)),
+        **counts(summary),
+    }
+    shown = sorted(out.glob(preview)) if preview else []
+    markdown = preview_markdown(shown[-1]) if shown else None
+    if markdown:
+        metadata["preview"] = dg.MetadataValue.md(markdown)
+    return metadata
 
 
 def produce(
@@ -179,96 +198,38 @@ def produce(
         models: models to register from the run's artifacts.
     """
     out = paths.output(step.output)
-    hashes = input_hashes(step_inputs(step, paths), dvc)
-    fp = fingerprint(step, config, hashes)
-    stamp = read_stamp(paths, step.asset)
+    inputs = step_inputs(step, paths)
+    hashes = input_hashes(inputs, dvc)
+    now = Provenance.of(context, config, hashes)
+    last = last_materialization(context.instance, step.asset)
+    if is_current(last, now, lambda: dvc.record(out) if out.exists() else None):
+        context.log.info(f"{step.asset}: inputs, settings and code unchanged; reusing {out}")
+        return reused_result(last)
 
-    reused = bool(
-        stamp.get("fingerprint") == fp and out.exists() and dvc.record(out) == stamp.get("dvc_md5")
-    )
-    if reused:
-        context.log.info(f"{step.asset}: inputs, config and code unchanged; reusing {out}")
-        summary, md5, run_id = stamp["summary"], stamp["dvc_md5"], stamp.get("mlflow_run_id")
-        experiment_id = stamp.get("mlflow_experiment_id")
-        versions = stamp.get("model_versions", {})
-    else:
-        context.log.info(f"{step.asset}: writing {out}")
-        if out.exists():
-            shutil.rmtree(out)  # the previous version stays in the DVC cache
-        tags = {
-            "dagster_run_id": context.run.run_id,
-            "dagster_asset": step.asset,
-            "dvc_stage": step.stage,
-        }
-        with mlflow.start_run(step.asset, tags=tags) as tracker:
-            tracker.log_params({"config": settings_dump(config)})
-            # what the step read, as MLflow dataset inputs (a model's training data)
-            trained_on = {m.training_data for m in models}
-            for name, path in step_inputs(step, paths).items():
-                use = "training" if name in trained_on else "input"
-                tracker.log_dataset_input(name, path, hashes[name], use)
-            summary = json.loads(json.dumps(build(tracker), default=str))
-            md5 = dvc.record(out)
-            tracker.set_tags({"dvc_md5": md5, **{f"input.{k}": v for k, v in hashes.items()}})
-            tracker.log_metrics(counts(summary))
-            for name in artifacts:
-                if (out / name).exists():
-                    tracker.log_artifact(out / name)
-            run_id = tracker.run_id
-            experiment_id = tracker.experiment_id
-        versions = {}
-        for model in models:
-            data_tags = (
-                {
-                    "training_data": model.training_data,
-                    "training_data_dvc_md5": hashes[model.training_data],
-                }
-                if model.training_data is not None
-                else {}
-            )
-            version = mlflow.register_model(
-                model.name,
-                run_id,
-                model.artifact_path,
-                {
-                    **data_tags,
-                    "dagster_run_id": context.run.run_id,
-                    "dvc_md5": md5,
-                    **model.tags,
-                },
-            )
-            versions[f"{model.name}:{model.artifact_path}"] = version
-            context.log.info(f"{step.asset}: registered {model.name} version {version}")
-        write_stamp(
-            paths,
-            step.asset,
-            {
-                "fingerprint": fp,
-                "dvc_md5": md5,
-                "summary": summary,
-                "mlflow_run_id": run_id,
-                "mlflow_experiment_id": experiment_id,
-                "model_versions": versions,
-            },
-        )
-
-    metadata: dict[str, Any] = {
-        "path": dg.MetadataValue.path(str(out)),
-        "dvc_md5": md5,
-        "dvc_stage": step.stage,
-        "reused": reused,
-        "mlflow_run_id": run_id or "",
-        "mlflow_tracking_uri": mlflow.resolved_uri(),
-        **{k: v for k, v in counts(summary).items()},
-    }
-    if run_id and experiment_id:
-        metadata["mlflow_run"] = dg.MetadataValue.url(mlflow.run_url(run_id, experiment_id))
+    context.log.info(f"{step.asset}: writing {out}")
+    if out.exists():
+        shutil.rmtree(out)  # the previous version stays in the DVC cache
+    tags = {"dagster_run_id": context.run.run_id, "dagster_asset": step.asset,
+            "dvc_stage": step.stage}
+    with mlflow.start_run(step.asset, tags=tags) as tracker:
+        tracker.log_params({"config": settings_dump(config)})
+        # what the step read, as MLflow dataset inputs (a model's training data)
+        trained_on = {m.training_data for m in models}
+        for name, path in inputs.items():
+            use = "training" if name in trained_on else "input"
+            tracker.log_dataset_input(name, path, hashes[name], use)
+        summary = json.loads(json.dumps(build(tracker), default=str))
+        md5 = dvc.record(out)
+        tracker.set_tags({"dvc_md5": md5, **{f"input.{k}": v for k, v in hashes.items()}})
+        tracker.log_metrics(counts(summary))
+        for name in artifacts:
+            if (out / name).exists():
+                tracker.log_artifact(out / name)
+    metadata = _metadata(step, out, md5, summary, counts, tracker, mlflow, preview)
+    versions = _registered_versions(context, mlflow, models, tracker.run_id, md5, hashes)
     if versions:
         metadata["registered_versions"] = ", ".join(
             f"{k} v{v}" for k, v in sorted(versions.items())
         )
-    shown = sorted(out.glob(preview)) if preview else []
-    markdown = preview_markdown(shown[-1]) if shown else None
-    if markdown:
-        metadata["preview"] = dg.MetadataValue.md(markdown)
+    metadata.update(now.metadata())
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(md5))

@@ -10,24 +10,14 @@ import dagster as dg
 from pydantic import BaseModel, Field
 
 from assets_defs import _configs
-from assets_defs._features import extract
-from assets_defs._produce import (
-    fingerprint,
-    input_hashes,
-    produce,
-    read_stamp,
-    step_asset,
-    step_inputs,
-    write_stamp,
-)
+from assets_defs._produce import input_hashes, produce, step_asset, step_inputs
+from assets_defs.freshness import Provenance, is_current, last_materialization
 from assets_defs.resources import DvcResource, MlflowResource, PipelinePaths
 from assets_defs.steps import STEPS
-from vec2face.attributes.estimators import CONFIG_SECTION as ESTIMATOR_SECTION
-from vec2face.attributes.estimators import AttributeEstimatorConfig, load_attribute_estimator
 from vec2face.attributes.train import MODEL_FILE
 from vec2face.config import StepConfig, load_step_config
 from vec2face.errors import ConfigError, DataFormatError
-from vec2face.fr.profiles import load_fr_model
+from vec2face.fr.profiles import write_model_features
 from vec2face.generation.hsface import (
     SUMMARY_FILE,
     HSFaceConfig,
@@ -37,6 +27,8 @@ from vec2face.generation.hsface import (
 )
 from vec2face.generation.identities import IdentitiesConfig, make_identities
 from vec2face.generation.merge import find_shards, merge_shards
+from vec2face.generation.models import generation_settings as library_settings
+from vec2face.generation.models import load_generation_models
 from vec2face.utils.hashing import file_sha256
 
 GROUP = "generation"
@@ -95,7 +87,9 @@ def identity_vectors(
     )
 
     def build(_tracker):
-        reference = extract(teacher, "fr_teacher.checkpoint", inputs["pca_pool"], out / "reference")
+        reference = write_model_features(
+            teacher, inputs["pca_pool"], out / "reference", config_key="fr_teacher.checkpoint"
+        )
         return {**make_identities(config, out / IDENTITIES_FILE), "reference": reference}
 
     return produce(
@@ -122,44 +116,72 @@ def shard_keys(params: dict[str, Any]) -> list[str]:
 def generation_settings(
     params: dict[str, Any], config: HSFaceConfig, inputs: Mapping[str, Path]
 ) -> dict[str, BaseModel]:
-    """Everything besides the input files that the images and manifest of ``config`` depend on,
-    read as ``vec2face generate --params`` reads it: the ``hsface`` settings, the
-    ``attribute_estimator`` section on the estimator the chain trained (it fills the manifest's
-    yaw/pitch/age/quality and measures AttrOP's targets), and, only when the settings run
-    AttrOP, the ``fr_teacher`` section on the teacher the chain trained."""
-    settings: dict[str, BaseModel] = {
-        "hsface": config,
-        ESTIMATOR_SECTION: load_step_config(
-            AttributeEstimatorConfig,
-            ESTIMATOR_SECTION,
-            params,
-            {
-                "checkpoint": str(inputs["attribute_estimator"] / MODEL_FILE),
-                "attributes": list(config.target_attributes),
-            },
-        ),
+    """What the images and manifest of ``config`` depend on besides the input files, as
+    ``vec2face generate`` reads it, on the estimator and the teacher the chain made."""
+    return library_settings(
+        config,
+        params,
+        estimator=inputs["attribute_estimator"] / MODEL_FILE,
+        teacher=inputs["fr_teacher"],
+    )
+
+
+def _shard_version(shard_dir: Path) -> str | None:
+    """A complete shard's content version (its LMDB's sha256); None while incomplete."""
+    if read_shard_info(shard_dir) is None:
+        return None
+    return file_sha256(shard_dir / "train.lmdb")
+
+
+def _generate_shard(
+    context: dg.AssetExecutionContext,
+    config: HSFaceConfig,
+    settings: Mapping[str, BaseModel],
+    inputs: Mapping[str, Path],
+    hashes: Mapping[str, str],
+    out: Path,
+    mlflow: MlflowResource,
+) -> dict[str, Any]:
+    """Generate the run's shard into the dataset folder ``out`` inside an MLflow run; the
+    shard's metadata."""
+    step, key = STEPS["hsface_dataset"], context.partition_key
+    shard_dir = out / "shards" / shard_name(int(key))
+    for stale in (shard_dir, out / SUMMARY_FILE):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
+    tags = {
+        "dagster_run_id": context.run.run_id,
+        "dagster_asset": step.asset,
+        "dagster_partition": key,
+        "dvc_stage": step.stage,
+        **{f"input.{k}": v for k, v in hashes.items()},
     }
-    if config.uses_attrop:
-        settings["fr_teacher"] = _configs.fr_model(params, "teacher", inputs["fr_teacher"])
-    return settings
-
-
-def generation_models(settings: Mapping[str, BaseModel]) -> dict[str, Any]:
-    """``generate_hsface``'s ``estimator`` and ``fr_model`` for :func:`generation_settings`;
-    loaded only when a step generates, so a reused output loads no model."""
-    teacher = settings.get("fr_teacher")
+    with mlflow.start_run(f"{step.asset}[{key}]", tags=tags) as tracker:
+        generate_hsface(
+            config,
+            inputs["fmae_generator"] / GENERATOR_FILE,
+            inputs["identity_vectors"] / IDENTITIES_FILE,
+            out,
+            shard=int(key),
+            progress=False,
+            tracker=tracker,
+            **load_generation_models(settings),
+        )
+        info = read_shard_info(shard_dir)
+        if info is None:
+            raise DataFormatError(f"{shard_dir}: the shard is incomplete after generation")
+        summary = {
+            k: info[k] for k in ("identity_start", "identity_stop", "images", "seconds") if k in info
+        }
+        tracker.log_metrics({k: float(v) for k, v in summary.items()})
     return {
-        "estimator": load_attribute_estimator(settings[ESTIMATOR_SECTION]),
-        "fr_model": (
-            load_fr_model(teacher, config_key="fr_teacher.checkpoint") if teacher else None
-        ),
+        "path": dg.MetadataValue.path(str(shard_dir)),
+        "reused": False,
+        "mlflow_run_id": tracker.run_id,
+        **summary,
     }
-
-
-def _shard_fingerprint(
-    settings: Mapping[str, BaseModel], key: str, hashes: Mapping[str, str]
-) -> str:
-    return fingerprint(STEPS["hsface_dataset"], settings, {**hashes, "shard": key})
 
 
 def make_hsface_dataset(params: dict[str, Any]) -> dg.AssetsDefinition:
@@ -177,11 +199,11 @@ def make_hsface_dataset(params: dict[str, Any]) -> dg.AssetsDefinition:
         dvc: DvcResource,
         mlflow: MlflowResource,
     ) -> dg.MaterializeResult:
-        """HSFace (DESIGN 3.6), one shard per partition: the generator turns each identity
-        vector plus its intra-class variations into images, written as an FR-layout LMDB with
-        the vectors and a manifest whose attribute columns the attribute estimator fills (the
-        teacher steers AttrOP when the ``hsface`` section asks for it). The dataset folder is
-        recorded in DVC once every shard is current."""
+        """HSFace (the paper's generated dataset), one shard per partition: the generator
+        turns each identity vector plus its intra-class variations into images, written as an
+        FR-layout LMDB with the vectors and a manifest whose attribute columns the attribute
+        estimator fills (the teacher steers AttrOP when the ``hsface`` section asks for it).
+        The dataset folder is recorded in DVC once every shard is current."""
         params = paths.read_params()
         config = hsface_config(params)
         key = context.partition_key
@@ -195,82 +217,29 @@ def make_hsface_dataset(params: dict[str, Any]) -> dg.AssetsDefinition:
         hashes = input_hashes(inputs, dvc)
         settings = generation_settings(params, config, inputs)
         out = paths.output(step.output)
-        shard_dir = out / "shards" / shard_name(int(key))
-        fp = _shard_fingerprint(settings, key, hashes)
-        stamp = read_stamp(paths, f"{step.asset}/{key}")
-        info = read_shard_info(shard_dir)
-        reused = bool(
-            info is not None
-            and stamp.get("fingerprint") == fp
-            and stamp.get("sha256") == file_sha256(shard_dir / "train.lmdb")
-        )
-        if reused:
-            context.log.info(
-                f"hsface_dataset[{key}]: inputs, config and code unchanged; reusing {shard_dir}"
-            )
-            run_id, summary = stamp.get("mlflow_run_id"), stamp["summary"]
+        shards = {k: out / "shards" / shard_name(int(k)) for k in keys}
+        now = Provenance.of(context, settings, hashes)
+        last = last_materialization(context.instance, step.asset, key)
+        if is_current(last, now, lambda: _shard_version(shards[key])):
+            context.log.info(f"hsface_dataset[{key}]: inputs, settings and code unchanged; "
+                             f"reusing {shards[key]}")
+            metadata = {**last.metadata, "reused": True}
         else:
-            for stale in (shard_dir, out / SUMMARY_FILE):
-                if stale.is_dir():
-                    shutil.rmtree(stale)
-                elif stale.exists():
-                    stale.unlink()
-            tags = {
-                "dagster_run_id": context.run.run_id,
-                "dagster_asset": step.asset,
-                "dagster_partition": key,
-                "dvc_stage": step.stage,
-                **{f"input.{k}": v for k, v in hashes.items()},
+            metadata = {
+                **_generate_shard(context, config, settings, inputs, hashes, out, mlflow),
+                **now.metadata(),
             }
-            with mlflow.start_run(f"{step.asset}[{key}]", tags=tags) as tracker:
-                generate_hsface(
-                    config,
-                    inputs["fmae_generator"] / GENERATOR_FILE,
-                    inputs["identity_vectors"] / IDENTITIES_FILE,
-                    out,
-                    shard=int(key),
-                    progress=False,
-                    tracker=tracker,
-                    **generation_models(settings),
-                )
-                info = read_shard_info(shard_dir)
-                if info is None:
-                    raise DataFormatError(f"{shard_dir}: the shard is incomplete after generation")
-                summary = {
-                    k: info[k]
-                    for k in ("identity_start", "identity_stop", "images", "seconds")
-                    if k in info
-                }
-                tracker.log_metrics({k: float(v) for k, v in summary.items()})
-                run_id = tracker.run_id
-            write_stamp(
-                paths,
-                f"{step.asset}/{key}",
-                {
-                    "fingerprint": fp,
-                    "sha256": file_sha256(shard_dir / "train.lmdb"),
-                    "summary": summary,
-                    "mlflow_run_id": run_id,
-                },
-            )
-        current = [
-            read_stamp(paths, f"{step.asset}/{k}").get("fingerprint")
-            == _shard_fingerprint(settings, k, hashes)
-            and read_shard_info(out / "shards" / shard_name(int(k))) is not None
-            for k in keys
-        ]
-        metadata: dict[str, Any] = {
-            "path": dg.MetadataValue.path(str(shard_dir)),
-            "reused": reused,
-            "mlflow_run_id": run_id or "",
-            "shards_current": f"{sum(current)}/{len(keys)}",
-            **summary,
-        }
+        current = [k == key or is_current(
+            last_materialization(context.instance, step.asset, k), now,
+            lambda k=k: _shard_version(shards[k]),
+        ) for k in keys]
+        metadata["shards_current"] = f"{sum(current)}/{len(keys)}"
+        metadata.pop("dvc_md5", None)
         if all(current) and (out / SUMMARY_FILE).is_file():
             metadata["dvc_md5"] = dvc.record(out)  # the whole dataset, once every shard is current
             metadata["dvc_stage"] = step.stage
-        sha = read_stamp(paths, f"{step.asset}/{key}")["sha256"]
-        return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(sha))
+        version = _shard_version(shards[key])
+        return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version))
 
     return hsface_dataset
 
@@ -365,7 +334,7 @@ def gaussian_ablation(
             out / "dataset",
             progress=False,
             tracker=tracker,
-            **generation_models(settings),
+            **load_generation_models(settings),
         )
         merged = merge_shards(find_shards(out / "dataset"), out / "merged")
         return {"identities": ids, "generated": generated, "merged": merged}

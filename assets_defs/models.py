@@ -14,7 +14,6 @@ import dagster as dg
 import numpy as np
 
 from assets_defs import _configs
-from assets_defs._features import extract
 from assets_defs._produce import ModelEntry, check_sources, produce, step_asset, step_inputs
 from assets_defs._registry import CHAMPION, REGISTERED_GENERATOR
 from assets_defs.generation import GENERATOR_FILE
@@ -27,7 +26,7 @@ from vec2face.config import StepConfig, load_step_config
 from vec2face.data.subset import SubsetConfig
 from vec2face.errors import ConfigError
 from vec2face.fr.extract import load_trained_backbone
-from vec2face.fr.profiles import read_backbone_meta
+from vec2face.fr.profiles import read_backbone_meta, write_model_features
 from vec2face.fr.train import fit as fit_fr
 from vec2face.fr.train import train_paths
 from vec2face.generation.hsface import HSFaceConfig
@@ -257,7 +256,7 @@ GENERATOR_INIT_TAG = "vec2face/generator_init"
 
 
 class RegistryRef(StepConfig):
-    """The registry version a step warm-started from (what its fingerprint holds)."""
+    """The registry version a step warm-started from (part of the settings its output is made of)."""
 
     name: str
     alias: str
@@ -325,13 +324,17 @@ def fmae_generator(
             settings["init"] = ref  # another champion, another run
 
     def build(tracker):
-        data = extract(
+        data = write_model_features(
             teacher,
-            "fr_teacher.checkpoint",
             inputs["webface_subset"],
             out / "training_data",
+            config_key="fr_teacher.checkpoint",
             training_lmdb=out / "training_data" / "train.lmdb",
-            flip=False,  # the generator must see which way a head turns (see _features)
+            # per-image features, not flip-summed: a flip-summed feature is the same for a
+            # face and its mirror, so a generator conditioned on it could not know which way
+            # a head turns, and its identity loss would pull every image towards a frontal,
+            # mirror-symmetric one
+            flip=False,
         )
         summary = fit_generator(
             fit_config, out / "training_data" / "train.lmdb", out, tracker=tracker,

@@ -4,7 +4,7 @@ One asset per pool rather than one multi-asset: each pool feeds a different step
 (teacher -> fr_teacher, judge -> fr_judge, webface -> webface_subset, pca ->
 identity_vectors), so separate assets give each consumer its own lineage and
 staleness, and resizing one pool re-renders only that pool. They match dvc.yaml's
-``toyfaces@<pool>`` stages one to one.
+``<pool>_pool`` stages one to one.
 """
 
 from typing import Any

@@ -729,7 +729,7 @@ def test_a_short_shard_fails_its_partitions_check_and_the_others_are_not_checked
         (folder / "shard.json").write_text(json.dumps({"images": len(labels)}))
 
     monkeypatch.setattr(generation_module, "generate_hsface", short_shard)
-    monkeypatch.setattr(generation_module, "generation_models", lambda settings: {})
+    monkeypatch.setattr(generation_module, "load_generation_models", lambda settings: {})
     monkeypatch.setattr(
         generation_module, "input_hashes", lambda inputs, dvc: {k: "stand-in" for k in inputs}
     )

@@ -1,15 +1,14 @@
-"""Step configs from params.yaml and the reuse fingerprint."""
+"""Step configs from params.yaml, previews, and the steps by their dvc.yaml stage."""
 
 from __future__ import annotations
 
 import pytest
 from PIL import Image
 
-from assets_defs._produce import fingerprint, preview_markdown
-from assets_defs.steps import STEPS, step_for_stage
+from assets_defs._produce import preview_markdown
+from assets_defs.steps import step_for_stage
 from assets_defs.toy_world import pool_config
 from vec2face.errors import ConfigError
-from vec2face.toyfaces.world import ToyfacesConfig
 
 
 def test_pool_config_reads_the_pool_section_and_world_seed():
@@ -26,17 +25,6 @@ def test_pool_config_names_the_missing_or_invalid_key():
         pool_config({"world": {"pools": {"pca": {"identities": 0, "images": 2}}}}, "pca")
 
 
-def test_fingerprint_changes_with_config_inputs_and_code_version():
-    step = STEPS["webface_subset"]
-    base = fingerprint(step, ToyfacesConfig(identities=3), {"webface_pool": "a.dir"})
-    assert base == fingerprint(step, ToyfacesConfig(identities=3), {"webface_pool": "a.dir"})
-    assert base != fingerprint(step, ToyfacesConfig(identities=4), {"webface_pool": "a.dir"})
-    assert base != fingerprint(step, ToyfacesConfig(identities=3), {"webface_pool": "b.dir"})
-    assert base != fingerprint(
-        STEPS["teacher_pool"], ToyfacesConfig(identities=3), {"webface_pool": "a.dir"}
-    )
-
-
 def test_preview_markdown_inlines_a_shrunk_png(tmp_path):
     Image.new("RGB", (900, 300), "white").save(tmp_path / "preview.png")
     md = preview_markdown(tmp_path / "preview.png", width=300)
@@ -45,6 +33,6 @@ def test_preview_markdown_inlines_a_shrunk_png(tmp_path):
 
 
 def test_step_for_stage_lists_known_stages_on_a_miss():
-    assert step_for_stage("toyfaces@webface").asset == "webface_pool"
-    with pytest.raises(KeyError, match="toyfaces@teacher"):
+    assert step_for_stage("webface_pool").asset == "webface_pool"
+    with pytest.raises(KeyError, match="teacher_pool"):
         step_for_stage("nope")

@@ -36,11 +36,19 @@ def micro_zoo() -> Path:
 
 def make_micro_project(repo: Path) -> Path:
     """Copy dvc.yaml into ``repo`` beside the micro params; outputs go to ``repo/outputs/tiny``
-    (the root dvc.yaml names), so ``dvc status`` speaks about the same folders. The micro
-    zoo lies where the project ships its zoo (dvc.yaml's zoo stages depend on those files);
-    point ``VEC2FACE_ZOO`` at ``repo / ZOO_WEIGHTS`` to load from it."""
+    (the root dvc.yaml names), so ``dvc status`` speaks about the same folders. The library's
+    code is copied too (the stages depend on it), and the micro zoo lies where the project
+    ships its zoo (dvc.yaml's zoo stages depend on those files); point ``VEC2FACE_ZOO`` at
+    ``repo / ZOO_WEIGHTS`` to load from it."""
     repo.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT / "dvc.yaml", repo / "dvc.yaml")
+    shutil.copyfile(PROJECT / ".dvcignore", repo / ".dvcignore")
+    shutil.copytree(
+        PROJECT / "vec2face",
+        repo / "vec2face",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ZOO_WEIGHTS.name),
+        dirs_exist_ok=True,
+    )
     shutil.copyfile(MICRO_PARAMS, repo / "params.yaml")
     shutil.copytree(micro_zoo(), repo / ZOO_WEIGHTS, dirs_exist_ok=True)
     return repo

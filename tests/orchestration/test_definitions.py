@@ -35,7 +35,7 @@ def test_definitions_load_with_every_step_resource_and_blocking_check():
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(CHAIN) | zoo_assets
     for name, step in CHAIN.items():
         node = graph.get(dg.AssetKey(name))
-        assert node.code_version == step.code_version
+        assert node.code_version == step.code_version(read_params(PROJECT / "params.yaml"))
         assert {k.to_user_string() for k in node.parent_keys} == set(step.upstream), name
     checks = {k.name: k.asset_key.to_user_string() for k in graph.asset_check_keys}
     assert checks == {  # every asset of the chain has one (the zoo's pools are not rendered)
@@ -106,6 +106,43 @@ def test_jobs_split_the_chain_at_the_shards():
     }
 
 
+def test_committed_dvc_yaml_is_the_one_steps_generate():
+    from assets_defs.dvc_yaml import main, render
+
+    assert (PROJECT / "dvc.yaml").read_text() == render(read_params(PROJECT / "params.yaml"))
+    assert main(["--check"]) == 0
+
+
+def test_dvc_yaml_check_fails_on_a_hand_edit_and_the_generator_rewrites_it(tmp_path):
+    from assets_defs.dvc_yaml import main
+
+    edited = tmp_path / "dvc.yaml"
+    edited.write_text((PROJECT / "dvc.yaml").read_text().replace("--quiet", "", 1))
+    assert main(["--check", "--out", str(edited)]) == 1
+    assert main(["--out", str(edited)]) == 0
+    assert edited.read_text() == (PROJECT / "dvc.yaml").read_text()
+
+
+def test_dvc_yaml_refuses_params_it_cannot_describe():
+    import pytest
+
+    from assets_defs.dvc_yaml import render
+    from vec2face.errors import ConfigError
+
+    params = read_params(PROJECT / "params.yaml")
+    with pytest.raises(ConfigError, match=r"sources \['teacher'\] are 'train'"):
+        render({**params, "sources": {"teacher": "train"}})
+    with pytest.raises(ConfigError, match="no 'gaussian_ablation' .*'gaussian_ablation'"):
+        render({k: v for k, v in params.items() if k != "gaussian_ablation"})
+
+
+def _stages() -> dict:
+    from dvc.repo import Repo
+
+    with Repo(str(PROJECT), uninitialized=True) as repo:
+        return {s.name: s for s in repo.index.stages if s.cmd}
+
+
 def test_dvc_stages_and_asset_graph_name_the_same_steps_and_dependencies():
     stages = stage_graph(PROJECT)
     assert {step_for_stage(s).asset for s in stages} == set(CHAIN)
@@ -117,50 +154,34 @@ def test_dvc_stages_and_asset_graph_name_the_same_steps_and_dependencies():
         assert parents == {step_for_stage(u).asset for u in upstream}, stage
 
 
-def test_dvc_stage_outputs_are_the_asset_output_folders():
-    from dvc.repo import Repo
-
-    with Repo(str(PROJECT), uninitialized=True) as repo:
-        outs = {s.name: [o.def_path for o in s.outs] for s in repo.index.stages if s.cmd}
-    for stage, paths in outs.items():
-        assert paths == [f"outputs/tiny/{step_for_stage(stage).output}"]
+def test_dvc_stages_write_under_the_root_param_what_the_assets_write():
+    root = read_params(PROJECT / "params.yaml")["root"]
+    assert "outputs/tiny" not in (PROJECT / "dvc.yaml").read_text()  # only through ${root}
+    for name, stage in _stages().items():
+        assert [o.def_path for o in stage.outs] == [f"{root}/{step_for_stage(name).output}"]
 
 
-def test_dvc_stages_read_the_params_sections_of_their_steps():
-    from dvc.repo import Repo
-
-    with Repo(str(PROJECT), uninitialized=True) as repo:
-        params = {
-            s.name: {p for dep in s.deps if hasattr(dep, "params") for p in dep.params}
-            for s in repo.index.stages
-            if s.cmd
-        }
-    assert params["fr_teacher"] == {"sources.teacher"}
-    assert params["fr_judge"] == {"sources.judge"}
-    assert params["attribute_estimator"] == {"sources.attributes"}
-    assert params["fr_model"] == {"profile", "fr_train"}
-    assert params["fmae_generator"] == {"profile", "fr_teacher", "generator"}
-    # the generate stages load the teacher from fr_teacher when the hsface settings run AttrOP
-    assert params["hsface_dataset"] == {"hsface", "fr_teacher"}
-    assert params["gaussian_ablation"] == {
-        "identities",
-        "hsface",
-        "fr_teacher",
-        "gaussian_ablation",
-    }
-
-
-def test_dvc_stages_that_load_the_zoo_depend_on_its_files():
-    from dvc.repo import Repo
-
-    with Repo(str(PROJECT), uninitialized=True) as repo:
-        deps = {s.name: {d.def_path for d in s.deps if not hasattr(d, "params")}
-                for s in repo.index.stages if s.cmd}
-    for stage, name in (("fr_teacher", "teacher"), ("fr_judge", "judge"),
-                        ("attribute_estimator", "attributes"), ("fmae_generator", "generator")):
-        files = {f"vec2face/zoo/weights/{name}.safetensors", f"vec2face/zoo/weights/{name}.json"}
-        assert files <= deps[stage], stage
-        assert all((PROJECT / f).is_file() for f in files)
+def test_dvc_stages_read_the_params_keys_and_code_of_their_steps():
+    for name, stage in _stages().items():
+        step = step_for_stage(name)
+        params = {p for dep in stage.deps if hasattr(dep, "params") for p in dep.params}
+        files = {d.def_path for d in stage.deps if not hasattr(d, "params")}
+        assert params == set(step.params), name
+        assert set(step.code) <= files, name
+    stages = _stages()
+    code = lambda n: {d.def_path for d in stages[n].deps if not hasattr(d, "params")}  # noqa: E731
+    # the generator's params keys and the presets its profile selects
+    assert {"profile", "fr_teacher", "generator"} == set(CHAIN["fmae_generator"].params)
+    assert "vec2face/presets" in code("fmae_generator") and "vec2face/generator" in code(
+        "fmae_generator"
+    )
+    # the models loaded from the zoo depend on the zoo (its weights and manifests)
+    for name in ("fr_teacher", "fr_judge", "attribute_estimator", "fmae_generator"):
+        assert "vec2face/zoo" in code(name), name
+    assert all((PROJECT / "vec2face/zoo/weights" / f"{n}.safetensors").is_file() for n in ZOO_NAMES)
+    # code a step does not import is not its dependency
+    assert "vec2face/generator" not in code("webface_subset")
+    assert "vec2face/reports" not in code("fr_model")
 
 
 def test_weekly_schedule_is_off_by_default_and_requests_the_first_phase():

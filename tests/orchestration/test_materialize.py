@@ -23,7 +23,7 @@ from assets_defs.steps import STEPS, chain_steps
 from assets_defs.zoo import ZOO
 from orchestration.definitions import make_resources
 from orchestration.jobs import HSFACE
-from orchestration.main_job import main, run_main_job, summary_lines
+from orchestration.main_job import dagster_instance, main, run_main_job, summary_lines
 from orchestration.sensors import make_evaluate_after_shards
 from tests.orchestration.conftest import ZOO_WEIGHTS, make_micro_project
 from vec2face.config import read_params
@@ -102,12 +102,16 @@ def chain(tmp_path_factory):
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         repo = make_micro_project(tmp_path_factory.mktemp("e2e") / "project")
         out = repo / "outputs" / "tiny"
-        instance = dg.DagsterInstance.ephemeral()
+        # a persistent instance: what reruns is decided by its materialization records
+        home = tmp_path_factory.mktemp("dagster_home")
+        mp.setenv("DAGSTER_HOME", str(home))
+        instance = dagster_instance(repo)
         first = materialize_chain(repo, out, instance)
         second = run_main_job(
             repo / "params.yaml", out, repo, instance=instance, log=lambda _: None
         )
-        yield {"repo": repo, "out": out, "instance": instance, "first": first, "second": second}
+        yield {"repo": repo, "out": out, "instance": instance, "first": first, "second": second,
+               "home": home}
 
 
 def _materializations(runs) -> dict[str, dg.AssetMaterialization]:
@@ -374,19 +378,18 @@ def test_main_job_rerun_reuses_every_output(chain):
     assert any("dagster dev -m orchestration.definitions -h 127.0.0.1" in line for line in lines)
 
 
-def test_changed_params_redo_only_the_affected_step(chain, tmp_path, monkeypatch, capsys):
+def test_changed_params_redo_only_the_affected_step(chain, capsys):
     """A new report seed redoes dataset_reports alone; the command line prints the table."""
     repo, out = chain["repo"], chain["out"]
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["dataset_reports"]["seed"] = 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params))  # last test: it edits the project
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     code = main(["--params", str(repo / "params.yaml"), "--out", str(out), "--repo", str(repo)])
     printed = capsys.readouterr().out
     assert code == 0
     assert "check dataset_reports:hsface_noise_expectations passed" in printed
     assert "| hsface |" in printed
-    assert (tmp_path / "dagster_home" / "dagster.yaml").is_file()
+    assert (chain["home"] / "dagster.yaml").is_file()
     instance = dg.DagsterInstance.get()  # DAGSTER_HOME, as main() used it
     reports = instance.get_latest_materialization_event(dg.AssetKey("dataset_reports"))
     assert reports.asset_materialization.metadata["reused"].value is False

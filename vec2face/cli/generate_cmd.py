@@ -120,6 +120,7 @@ def generate(
     """
     from vec2face.config import load_step_config
     from vec2face.generation.hsface import HSFaceConfig, generate_hsface
+    from vec2face.generation.models import generation_settings, load_generation_models
 
     cfg = load_step_config(
         HSFaceConfig,
@@ -142,8 +143,9 @@ def generate(
             "target_steps": target_steps,
         },
     )
-    fr_model = _teacher(cfg, teacher, teacher_backbone, params)
-    estimator = _estimator(cfg, attributes_model, params)
+    settings = generation_settings(
+        cfg, params, estimator=attributes_model, teacher=teacher, teacher_backbone=teacher_backbone
+    )
     echo_json(
         generate_hsface(
             cfg,
@@ -152,52 +154,6 @@ def generate(
             out,
             shard=shard,
             progress=not quiet,
-            estimator=estimator,
-            fr_model=fr_model,
+            **load_generation_models(settings),
         )
     )
-
-
-def _teacher(cfg, path, backbone, params):
-    """The teacher FR model when the settings run AttrOP: --teacher, else fr_teacher of --params."""
-    if not cfg.uses_attrop:
-        return None
-    if path is not None:
-        from vec2face.fr.extract import load_trained_backbone
-
-        return load_trained_backbone(path, backbone)
-    if params is None:
-        raise click.UsageError(
-            "AttrOP (--refine-steps / --targeted-share) needs the teacher: give --teacher "
-            "or --params with an fr_teacher section"
-        )
-    from vec2face.fr.profiles import fr_model_config, load_fr_model
-
-    return load_fr_model(
-        fr_model_config("teacher", params, {"backbone": backbone}),
-        config_key="fr_teacher.checkpoint",
-    )
-
-
-def _estimator(cfg, path, params):
-    """The attribute estimator: --attributes, else the attribute_estimator section of --params
-    when it names a model, else None (the manifest's attribute columns stay NaN)."""
-    from vec2face.attributes.estimators import (
-        CONFIG_SECTION,
-        AttributeEstimatorConfig,
-        load_attribute_estimator,
-    )
-    from vec2face.config import load_step_config, read_params
-
-    data = read_params(params) if params is not None else {}
-    if path is None and CONFIG_SECTION not in data:
-        return None
-    config = load_step_config(
-        AttributeEstimatorConfig,
-        CONFIG_SECTION,
-        data,
-        {"checkpoint": path, "attributes": list(cfg.target_attributes)},
-    )
-    if not (config.checkpoint or config.sixdrepnet or config.magface):
-        return None
-    return load_attribute_estimator(config)

@@ -20,6 +20,10 @@ from vec2face.cli._common import echo_json, params_option
     "--name", "names", multiple=True,
     help="report name of each DATASET, in order (default: the folder/file name)",
 )
+@click.option(
+    "--attributes", default=None, type=click.Path(dir_okay=False),
+    help="toy attribute estimator weights (dataset_reports.attribute_estimator.checkpoint)",
+)
 @click.option("--teacher", default=None, type=click.Path(), help="teacher FR weights (optional)")
 @click.option("--teacher-backbone", default=None, help="teacher backbone name")
 @click.option(
@@ -35,7 +39,7 @@ from vec2face.cli._common import echo_json, params_option
 )
 @params_option
 def report(
-    datasets, out, judge, judge_backbone, names, teacher, teacher_backbone, reference,
+    datasets, out, judge, judge_backbone, names, attributes, teacher, teacher_backbone, reference,
     max_images, impostor_pairs, seed, cache_dir, params,
 ) -> None:
     """Write per-dataset reports (JSON, Parquet, PNG, HTML) and a comparison of DATASETS.
@@ -43,7 +47,7 @@ def report(
     Settings come from the ``dataset_reports`` section of --params; flags given here win.
     Prints the headline figures of each dataset as JSON.
     """
-    from vec2face.config import load_step_config
+    from vec2face.config import load_step_config, read_params
     from vec2face.errors import ConfigError
     from vec2face.reports.dataset_report import CONFIG_SECTION, ReportConfig, write_report
 
@@ -52,11 +56,17 @@ def report(
     labels = list(names) or [Path(d).resolve().name.removesuffix(".lmdb") for d in datasets]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"dataset names must differ, got {labels}; pass --name for each")
+    overrides = {}
+    if attributes is not None:
+        section = read_params(params).get(CONFIG_SECTION) or {} if params else {}
+        estimator = dict(section.get("attribute_estimator") or {}, checkpoint=attributes)
+        overrides["attribute_estimator"] = estimator
     cfg = load_step_config(
         ReportConfig,
         CONFIG_SECTION,
         params,
         {
+            **overrides,
             "judge": judge,
             "judge_backbone": judge_backbone,
             "teacher": teacher,

@@ -227,7 +227,7 @@ def write_dataset_features(
     batch_size: int = 128,
     flip: bool = True,
     device: torch.device | str = "cpu",
-    autocast: bool = False,
+    autocast: bool = True,
     training_lmdb: str | Path | None = None,
 ) -> dict[str, Any]:
     """Extract the features of a dataset and write them (what ``vec2face fr extract`` does).
@@ -245,7 +245,7 @@ def write_dataset_features(
         batch_size: images per forward pass.
         flip: sum the embeddings of each image and its mirror.
         device: where to run.
-        autocast: bfloat16 autocast.
+        autocast: bfloat16 autocast (on by default, as ``vec2face fr extract`` runs).
         training_lmdb: also write the training-layout LMDB here.
 
     Returns:

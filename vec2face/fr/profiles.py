@@ -88,6 +88,28 @@ def load_fr_model(config: FRModelConfig, config_key: str | None = None):
     )
 
 
+def write_model_features(
+    config: FRModelConfig,
+    data: str | Path,
+    out_dir: str | Path,
+    *,
+    config_key: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Features of ``data`` by the FR model ``config`` describes, written into ``out_dir``:
+    what ``vec2face fr extract`` and the pipeline's feature steps run.
+
+    Args:
+        config: the FR model (its weights file named with ``config_key`` in errors).
+        options: :func:`vec2face.fr.extract.write_dataset_features`' keyword arguments
+            (batch size, flip, device, autocast, mask, training LMDB); its defaults are the
+            CLI's and the pipeline's.
+    """
+    from vec2face.fr.extract import write_dataset_features
+
+    return write_dataset_features(load_fr_model(config, config_key), data, out_dir, **options)
+
+
 def read_backbone_meta(path: str | Path) -> dict[str, Any] | None:
     """``backbone.json`` beside (or inside, for a folder) ``path``, if present."""
     path = Path(path)

@@ -128,7 +128,8 @@ def test_write_dataset_features_writes_what_the_cli_writes(tmp_path, capsys):
     (tmp_path / "backbone.json").write_text(
         json.dumps({"backbone": "tiny", "embedding_size": 16, "overrides": {"input_size": 32}})
     )
-    args += ["--data", str(data), "--out", str(tmp_path / "cli"), "--no-amp", "--batch-size", "5"]
+    # the CLI's defaults are the library's (bf16 autocast on, CPU)
+    args += ["--data", str(data), "--out", str(tmp_path / "cli"), "--batch-size", "5"]
     assert main([*args, "--write-training-lmdb", str(tmp_path / "cli.lmdb")]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["training_lmdb"] == {"path": str(tmp_path / "cli.lmdb"), "records": 12}
