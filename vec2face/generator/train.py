@@ -257,11 +257,6 @@ def _recorded_config(config: GeneratorTrainConfig, out_dir: Path) -> dict[str, A
     return dump
 
 
-def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-
-
 def train_one_epoch(
     model: nn.Module,
     disc: nn.Module,
@@ -315,87 +310,99 @@ def train_one_epoch(
         NonFiniteLossError: a loss is NaN/inf on some rank (names epoch, step and batch).
     """
     gen, dsc = unwrap(model), unwrap(disc)
-    opt_g, opt_d = optimizers
     distributed = isinstance(model, DistributedDataParallel)
-    world = dist.get_world_size() if distributed else 1
     accum = config.accum_iter
     usable, stop = _epoch_steps(len(loader), accum, max_batches)
     total_epochs = config.epochs if schedule_epochs is None else schedule_epochs
     gan_on = loss_fn.gan_weight(epoch) > 0
     clip = config.clip_grad if config.clip_grad is not None else math.inf
+    _start_training(model, disc, loss_fn, optimizers)
 
-    model.train()
-    disc.train()
-    loss_fn.train()
-    dsc.requires_grad_(False)
-    opt_g.zero_grad(set_to_none=True)
-    opt_d.zero_grad(set_to_none=True)
-    sums: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
+    meter = _EpochMeter(dist.get_world_size() if distributed else 1)
     lr = base_lr
-    images_seen = 0
-    overflows = 0
-    start = time.perf_counter()
-
     bar = tqdm(
         loader, f"epoch {epoch}", stop, disable=not progress, leave=False, dynamic_ncols=True
     )
     for i, (images, features, _labels) in enumerate(bar):
         if i >= stop:
             break
-        step = epoch * usable + i
         if i % accum == 0:
             lr = warmup_cosine_lr(
                 epoch + i / usable, base_lr, config.warmup_epochs, total_epochs, config.min_lr
             )
-            _set_lr(opt_g, lr)
-            if config.disc_lr_schedule:
-                _set_lr(opt_d, lr)
+            _set_lr(optimizers, lr, config.disc_lr_schedule)
         boundary = (i + 1) % accum == 0
         images = images.to(device, non_blocking=True)
         features = features.to(device, non_blocking=True)
 
-        with contextlib.ExitStack() as stack:
-            if distributed and not boundary:
-                stack.enter_context(model.no_sync())
-                if gan_on:
-                    stack.enter_context(disc.no_sync())
-            total, terms, d_loss = _step_losses(
-                model, disc, loss_fn, images, features, epoch, config, device, gan_on
+        with _no_sync(model, disc, gan_on, sync=boundary):
+            terms = _backward(
+                model, disc, loss_fn, scaler, images, features, config, device, gan_on,
+                epoch=epoch, step=epoch * usable + i, batch=i,
             )
-            losses = [total] if d_loss is None else [total, d_loss]
-            checked = all_ranks_sum(
-                torch.stack([x.detach().float() for x in losses]).sum(), distributed
-            )
-            check_finite(checked, epoch, step, batch=i)
-
-            scaler.scale(total / accum).backward()
-            if gan_on:
-                scaler.scale(d_loss / accum).backward()
-                dsc.requires_grad_(False)
-                terms["disc_loss"] = float(d_loss.detach())
-
         if boundary:
-            overflows += _apply_gradients(scaler, optimizers, (gen, dsc), gan_on, clip, terms)
+            meter.overflows += _apply_gradients(scaler, optimizers, (gen, dsc), gan_on, clip, terms)
 
-        for k, v in terms.items():
-            sums[k] += v
-            counts[k] += 1
-        images_seen += images.shape[0] * world
+        meter.add(terms, images.shape[0])
         if progress:
             bar.set_postfix(loss=f"{terms['total']:.4f}", lr=f"{lr:.2e}")
     bar.close()
-    elapsed = time.perf_counter() - start
+    return meter.stats(distributed, lr=lr, steps=stop)
 
-    stats = _mean_over_steps_and_ranks(sums, counts, distributed, world)
-    stats.update(
-        lr=lr,
-        steps=float(stop),
-        grad_overflows=float(overflows),
-        epoch_time_s=elapsed,
-        images_per_s=images_seen / max(elapsed, 1e-9),
+
+def _start_training(model, disc, loss_fn, optimizers) -> None:
+    """Training mode everywhere, the discriminator frozen (the generator's loss reads it),
+    no gradient left over from a previous epoch."""
+    model.train()
+    disc.train()
+    loss_fn.train()
+    unwrap(disc).requires_grad_(False)
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+
+
+def _set_lr(optimizers, lr: float, discriminator_too: bool) -> None:
+    """The generator's learning rate, and the discriminator's when it follows the schedule."""
+    opt_g, opt_d = optimizers
+    for opt in (opt_g, opt_d) if discriminator_too else (opt_g,):
+        for group in opt.param_groups:
+            group["lr"] = lr
+
+
+def _no_sync(model, disc, gan_on: bool, sync: bool) -> contextlib.ExitStack:
+    """DDP's ``no_sync`` on the networks that run backward, except on an update step: the
+    gradients of an accumulation group are reduced across ranks once, on its last step."""
+    stack = contextlib.ExitStack()
+    if isinstance(model, DistributedDataParallel) and not sync:
+        stack.enter_context(model.no_sync())
+        if gan_on:
+            stack.enter_context(disc.no_sync())
+    return stack
+
+
+def _backward(
+    model, disc, loss_fn, scaler, images, features, config, device, gan_on, *, epoch, step, batch
+) -> dict[str, float]:
+    """Losses of one batch, checked finite on every rank, then their scaled gradients added
+    (``/ accum_iter``); returns the loss terms (``disc_loss`` too when the GAN is on).
+
+    Raises:
+        NonFiniteLossError: a loss is NaN/inf on some rank, before any backward pass.
+    """
+    total, terms, d_loss = _step_losses(
+        model, disc, loss_fn, images, features, epoch, config, device, gan_on
     )
-    return stats
+    losses = [total] if d_loss is None else [total, d_loss]
+    distributed = isinstance(model, DistributedDataParallel)
+    checked = all_ranks_sum(torch.stack([x.detach().float() for x in losses]).sum(), distributed)
+    check_finite(checked, epoch, step, batch=batch)
+
+    scaler.scale(total / config.accum_iter).backward()
+    if gan_on:
+        scaler.scale(d_loss / config.accum_iter).backward()
+        unwrap(disc).requires_grad_(False)
+        terms["disc_loss"] = float(d_loss.detach())
+    return terms
 
 
 def _epoch_steps(steps_in_loader: int, accum: int, max_batches: int | None) -> tuple[int, int]:
@@ -463,14 +470,40 @@ def _apply_gradients(scaler, optimizers, nets, gan_on: bool, clip: float, terms)
     return overflows
 
 
-def _mean_over_steps_and_ranks(sums, counts, distributed: bool, world: int) -> dict[str, float]:
-    stats = {k: sums[k] / counts[k] for k in sorted(sums)}
-    if distributed:
-        # Every rank computed the same terms, so the keys line up; grad norms are already equal.
-        values = torch.tensor([stats[k] for k in stats], dtype=torch.float64)
-        dist.all_reduce(values)
-        stats = {k: float(v) / world for k, v in zip(stats, values.tolist(), strict=True)}
-    return stats
+class _EpochMeter:
+    """Running sums of the per-step loss terms, images seen and skipped updates."""
+
+    def __init__(self, world: int) -> None:
+        self.world = world
+        self.sums: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.images = 0
+        self.overflows = 0
+        self.start = time.perf_counter()
+
+    def add(self, terms: dict[str, float], batch_size: int) -> None:
+        for k, v in terms.items():
+            self.sums[k] += v
+            self.counts[k] += 1
+        self.images += batch_size * self.world
+
+    def stats(self, distributed: bool, lr: float, steps: int) -> dict[str, float]:
+        """Means over the steps (and ranks), then the last lr, steps and throughput."""
+        elapsed = time.perf_counter() - self.start
+        stats = {k: self.sums[k] / self.counts[k] for k in sorted(self.sums)}
+        if distributed:
+            # Every rank computed the same terms, so the keys line up; grad norms are equal.
+            values = torch.tensor([stats[k] for k in stats], dtype=torch.float64)
+            dist.all_reduce(values)
+            stats = {k: float(v) / self.world for k, v in zip(stats, values.tolist(), strict=True)}
+        stats.update(
+            lr=lr,
+            steps=float(steps),
+            grad_overflows=float(self.overflows),
+            epoch_time_s=elapsed,
+            images_per_s=self.images / max(elapsed, 1e-9),
+        )
+        return stats
 
 
 # --------------------------------------------------------------------------------------------
