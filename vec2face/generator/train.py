@@ -614,12 +614,7 @@ def _fit(
 ) -> dict[str, Any]:
     device = env.device
     ckpt_dir = out_dir / "checkpoints"
-    last = latest_checkpoint(ckpt_dir)
-    if last is not None and not resume:
-        raise ConfigError(
-            f"{ckpt_dir} already holds checkpoints; pass resume (--resume) to continue "
-            "or use a new output folder"
-        )
+    last = _checkpoint_to_resume(ckpt_dir, resume)
 
     # Data first: a dataset without features fails before any model is built.
     dataset = GeneratorTrainingData(data_path, config.mask)
@@ -627,53 +622,37 @@ def _fit(
         dataset, config.batch_size, **env.loader_args(config.seed, config.num_workers)
     )
 
-    fresh = not (resume and last is not None)
-    generator, discriminator, init_from, whitening = _build_models(config, dataset, device, fresh)
+    generator, discriminator, init_from, whitening = _build_models(
+        config, dataset, device, fresh=last is None
+    )
     loss_fn = _loss(config, device)
 
-    effective_batch = config.batch_size * config.accum_iter * env.world_size
-    base_lr = (
-        config.lr if config.lr is not None else config.blr * effective_batch / LR_REFERENCE_BATCH
-    )
+    effective_batch, base_lr = _peak_lr(config, env.world_size)
     opt_g, opt_d = (_adamw(net, base_lr, config) for net in (generator, discriminator))
     scaler = make_grad_scaler(device, config.amp, config.amp_cuda_dtype)
 
     recorded_config = _recorded_config(config, out_dir)
     start_epoch = 0
     stats: dict[str, float] = {}
-    if resume and last is not None:
+    if last is not None:
         start_epoch, stats, saved_metadata = _restore(
             last, config, recorded_config, generator, discriminator, opt_g, opt_d, scaler
         )
         whitening = _saved_whitening(saved_metadata)  # the first run's init travels on
         log.info("resuming from %s after epoch %d", last, start_epoch)
-    elif resume:
-        log.info("no checkpoint in %s; starting from scratch", ckpt_dir)
-
-    model, disc = generator, discriminator
-    if env.distributed:
-        ids = [device.index] if device.type == "cuda" else None
-        model, disc = (DistributedDataParallel(m, device_ids=ids) for m in (model, disc))
+    model, disc = _wrap_ddp((generator, discriminator), env)
 
     figures = _run_figures(env, effective_batch, base_lr, loss_fn)
-    metadata = {  # stored in the checkpoints: paths relative to out_dir, as in recorded_config
-        "data": path_in_folder(data_path, out_dir),
-        "mask": recorded_config["mask"],
-        "samples": len(dataset),
-        **figures,
-        "discriminator": config.discriminator, "teacher": config.teacher, "init": init_from,
-        **{f"whitening_{k}": v for k, v in whitening.items()},
-    }
+    metadata = _checkpoint_metadata(
+        config, recorded_config, data_path, out_dir, len(dataset), figures, init_from, whitening
+    )
+    extra = {"config": recorded_config, "metadata": metadata}  # in every checkpoint
     if env.is_main:
         _log_run_params(tracker, config, metadata, device, generator, discriminator)
         grid_samples = _fixed_samples(dataset, config.sample_grid_size)
     samples: list[str] = []
 
-    steps_per_epoch = len(loader) - len(loader) % config.accum_iter
-    schedule_epochs = float(config.epochs)
-    if config.max_steps:
-        schedule_epochs = min(schedule_epochs, config.max_steps / steps_per_epoch)
-    epochs = math.ceil(schedule_epochs)
+    steps_per_epoch, schedule_epochs, epochs = _schedule_length(config, len(loader))
     t0 = time.perf_counter()
     for epoch in range(start_epoch, epochs):
         torch.manual_seed(derive_seed(config.seed, "generator-epoch", epoch, env.rank))
@@ -687,19 +666,16 @@ def _fit(
         )
         if env.is_main:
             state = _training_state(generator, discriminator, (opt_g, opt_d), scaler, epoch + 1)
-            state.update(config=recorded_config, metadata=metadata, stats=stats)
+            state.update(extra, stats=stats)
             save_checkpoint(state, ckpt_dir, epoch + 1, keep=config.keep_checkpoints)
-            grid = _epoch_grid(generator, grid_samples, out_dir, epoch, config.seed)
-            samples.append(str(grid))
-            tracker.log_metrics(stats, step=epoch)
-            tracker.log_artifact(grid)
-            log.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4g}" for k, v in stats.items()))
+            samples.append(
+                _report_epoch(tracker, generator, grid_samples, out_dir, epoch, config.seed, stats)
+            )
         barrier()
     train_time = time.perf_counter() - t0
 
     final = out_dir / "generator.pt"
     if env.is_main:
-        extra = {"config": recorded_config, "metadata": metadata}
         _save_final(generator, discriminator, config.discriminator, final, epochs, extra)
     barrier()
     fingerprint = state_sha256(generator)
@@ -719,6 +695,71 @@ def _fit(
         "weights_sha256": fingerprint,
         "replicas_in_sync": in_sync,
     }
+
+
+def _peak_lr(config: GeneratorTrainConfig, world_size: int) -> tuple[int, float]:
+    """(effective batch, peak lr): ``config.lr``, else the official ``blr x batch / 112``."""
+    effective_batch = config.batch_size * config.accum_iter * world_size
+    if config.lr is not None:
+        return effective_batch, config.lr
+    return effective_batch, config.blr * effective_batch / LR_REFERENCE_BATCH
+
+
+def _checkpoint_to_resume(ckpt_dir: Path, resume: bool) -> Path | None:
+    """``last.pt`` when resuming from one; refuses to write over checkpoints otherwise."""
+    last = latest_checkpoint(ckpt_dir)
+    if last is not None and not resume:
+        raise ConfigError(
+            f"{ckpt_dir} already holds checkpoints; pass resume (--resume) to continue "
+            "or use a new output folder"
+        )
+    if resume and last is None:
+        log.info("no checkpoint in %s; starting from scratch", ckpt_dir)
+    return last
+
+
+def _wrap_ddp(nets: tuple[nn.Module, ...], env: DistEnv) -> tuple[nn.Module, ...]:
+    """The networks wrapped in DDP when several processes train (as they are otherwise)."""
+    if not env.distributed:
+        return nets
+    ids = [env.device.index] if env.device.type == "cuda" else None
+    return tuple(DistributedDataParallel(m, device_ids=ids) for m in nets)
+
+
+def _checkpoint_metadata(
+    config, recorded_config, data_path, out_dir, samples, figures, init_from, whitening
+) -> dict[str, Any]:
+    """What the checkpoints record about the run besides its config (paths relative to
+    ``out_dir``, as in ``recorded_config``)."""
+    return {
+        "data": path_in_folder(data_path, out_dir),
+        "mask": recorded_config["mask"],
+        "samples": samples,
+        **figures,
+        "discriminator": config.discriminator,
+        "teacher": config.teacher,
+        "init": init_from,
+        **{f"whitening_{k}": v for k, v in whitening.items()},
+    }
+
+
+def _schedule_length(config: GeneratorTrainConfig, loader_steps: int) -> tuple[int, float, int]:
+    """(optimiser-aligned steps per epoch, schedule length in epochs, epochs to run): a
+    ``max_steps`` budget shortens the warmup/cosine schedule to end with it."""
+    steps_per_epoch = loader_steps - loader_steps % config.accum_iter
+    schedule_epochs = float(config.epochs)
+    if config.max_steps:
+        schedule_epochs = min(schedule_epochs, config.max_steps / steps_per_epoch)
+    return steps_per_epoch, schedule_epochs, math.ceil(schedule_epochs)
+
+
+def _report_epoch(tracker, generator, grid_samples, out_dir, epoch, seed, stats) -> str:
+    """Write the epoch's sample grid, send it and the statistics to the tracker, log them."""
+    grid = _epoch_grid(generator, grid_samples, out_dir, epoch, seed)
+    tracker.log_metrics(stats, step=epoch)
+    tracker.log_artifact(grid)
+    log.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4g}" for k, v in stats.items()))
+    return str(grid)
 
 
 def _saved_whitening(metadata: dict[str, Any]) -> dict[str, float]:
