@@ -39,7 +39,8 @@ from torch.nn import functional as F
 from vec2face.config import StepConfig
 from vec2face.errors import ConfigError
 from vec2face.models._registry import create, register
-from vec2face.models.state_dict import load_state_dict_strict, read_checkpoint, source_label
+from vec2face.models.state_dict import load_state_dict_strict, read_checkpoint
+from vec2face.utils.io import source_label
 
 __all__ = [
     "ATTRIBUTES",

@@ -31,7 +31,8 @@ from torch.nn import functional as F
 from vec2face.attributes.estimators import AttributeEstimator
 from vec2face.errors import ConfigError
 from vec2face.models.iresnet import IResNet, build_backbone
-from vec2face.models.state_dict import load_state_dict_strict, read_state_dict, source_label
+from vec2face.models.state_dict import load_state_dict_strict, read_state_dict
+from vec2face.utils.io import source_label
 
 __all__ = [
     "MagFaceQuality",

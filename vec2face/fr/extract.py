@@ -22,8 +22,8 @@ from vec2face.data.base import FaceDataset, MaskLike
 from vec2face.errors import ConfigError
 from vec2face.evaluation.embed import to_model_input
 from vec2face.models import build_backbone
-from vec2face.models.state_dict import load_state_dict_strict, read_state_dict, source_label
-from vec2face.utils.io import atomic_path
+from vec2face.models.state_dict import load_state_dict_strict, read_state_dict
+from vec2face.utils.io import atomic_path, source_label
 
 __all__ = [
     "extract_features",

@@ -16,14 +16,13 @@ from torch import nn
 
 from vec2face.errors import ConfigError
 from vec2face.models.iresnet import build_backbone
-from vec2face.utils.io import load_torch_safely
+from vec2face.utils.io import load_torch_safely, source_label
 
 __all__ = [
     "load_backbone",
     "load_state_dict_strict",
     "read_checkpoint",
     "read_state_dict",
-    "source_label",
     "strip_prefix",
 ]
 
@@ -42,11 +41,6 @@ def strip_prefix(
     if keys and all(k.startswith(prefix) for k in keys):
         return {k[len(prefix) :]: v for k, v in state_dict.items()}
     return dict(state_dict)
-
-
-def source_label(source: str | os.PathLike, config_key: str | None) -> str:
-    """How an error names a file: its path, and the configuration key that named it."""
-    return f"{source} (config key {config_key})" if config_key else str(source)
 
 
 def read_checkpoint(
