@@ -46,7 +46,7 @@ from vec2face.models.generator import (
     load_generator_checkpoint,
     save_generator_checkpoint,
 )
-from vec2face.presets import PRESETS, preset_section
+from vec2face.presets import preset_sections
 from vec2face.tracking import NullTracker, Tracker, flatten
 from vec2face.training import (
     DistEnv,
@@ -202,9 +202,7 @@ class GeneratorTrainConfig(StepConfig):
 #: the config defaults (the official recipe); ``tiny`` trains the tiny model on the toy
 #: WebFace subset on 2 CPU cores. Values stack as: defaults < profile < params.yaml section <
 #: explicit overrides.
-GENERATOR_PROFILES: dict[str, dict[str, Any]] = {
-    name: preset_section(name, "generator") for name in PRESETS
-}
+GENERATOR_PROFILES: dict[str, dict[str, Any]] = preset_sections("generator")
 
 
 def generator_train_config(
