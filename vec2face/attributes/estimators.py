@@ -39,8 +39,8 @@ from torch.nn import functional as F
 from vec2face.config import StepConfig
 from vec2face.errors import ConfigError
 from vec2face.models._registry import create, register
-from vec2face.models.state_dict import load_state_dict_strict
-from vec2face.utils.io import load_torch_safely
+from vec2face.models.state_dict import load_state_dict_strict, read_checkpoint
+from vec2face.utils.io import source_label
 
 __all__ = [
     "ATTRIBUTES",
@@ -335,13 +335,8 @@ def load_toy_estimator(path: str | os.PathLike, config_key: str | None = None) -
             weights that do not fit the architecture.
     """
     path = Path(path)
-    where = f"{path} (config key {config_key})" if config_key else str(path)
-    if not path.is_file():
-        raise ConfigError(f"attribute estimator checkpoint not found: {where}")
-    try:
-        ckpt = load_torch_safely(path)
-    except ValueError as exc:
-        raise ConfigError(f"cannot read attribute estimator checkpoint {where}: {exc}") from None
+    where = source_label(path, config_key)
+    ckpt = read_checkpoint(path, config_key, what="attribute estimator checkpoint")
     if not isinstance(ckpt, Mapping) or "arch" not in ckpt or "model" not in ckpt:
         raise ConfigError(
             f"{where}: not a toy attribute estimator checkpoint (needs 'arch' and 'model')"

@@ -32,6 +32,7 @@ from vec2face.attributes.estimators import AttributeEstimator
 from vec2face.errors import ConfigError
 from vec2face.models.iresnet import IResNet, build_backbone
 from vec2face.models.state_dict import load_state_dict_strict, read_state_dict
+from vec2face.utils.io import source_label
 
 __all__ = [
     "MagFaceQuality",
@@ -193,7 +194,7 @@ def load_sixdrepnet(path: str | os.PathLike, config_key: str | None = None) -> S
         ConfigError: missing/unreadable file; a training-layout checkpoint (un-fused
             ``rbr_dense``/``rbr_1x1`` branches); keys or shapes that do not fit.
     """
-    where = f"{path} (config key {config_key})" if config_key else str(path)
+    where = source_label(path, config_key)
     state = read_state_dict(path, config_key=config_key)
     if any(".rbr_dense." in k or ".rbr_1x1." in k for k in state):
         raise ConfigError(
@@ -259,7 +260,7 @@ def load_magface(
     Raises:
         ConfigError: missing/unreadable file or backbone keys/shapes that do not fit.
     """
-    where = f"{path} (config key {config_key})" if config_key else str(path)
+    where = source_label(path, config_key)
     state = magface_backbone_state(read_state_dict(path, config_key=config_key))
     backbone = build_backbone(arch)
     load_state_dict_strict(backbone, state, source=f"{where} as MagFace backbone '{arch}'")

@@ -12,6 +12,7 @@ import numpy as np
 
 from vec2face.data.images import decode_image
 from vec2face.errors import DataFormatError
+from vec2face.utils.io import read_npy
 
 MaskLike = str | Path | np.ndarray | None
 # labels are held as int64 (``FaceDataset.labels``)
@@ -47,13 +48,7 @@ def load_mask(mask: MaskLike, num_records: int, dataset_path: Path) -> np.ndarra
         return None
     if isinstance(mask, (str, Path)):
         name = str(mask)
-        mask_path = Path(mask)
-        if not mask_path.is_file():
-            raise DataFormatError(f"mask file not found: {mask_path}")
-        try:
-            arr = np.load(mask_path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DataFormatError(f"{mask_path}: not a readable .npy mask ({exc})") from None
+        arr = read_npy(mask, "mask file", error=DataFormatError)
     else:
         name = "mask array"
         arr = np.asarray(mask)

@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from vec2face.data import open_dataset
 from vec2face.data.base import FaceDataset, MaskLike
 from vec2face.data.images import decode_image
 from vec2face.errors import DataFormatError
+from vec2face.training.loaders import batch_loader, shard_sampler
 from vec2face.utils.seeding import derive_seed
 
 __all__ = [
@@ -169,26 +170,13 @@ class BatchStream:
         num_workers: int = 0,
         pin_memory: bool = False,
     ):
-        if len(data) // world_size < batch_size:
-            raise DataFormatError(
-                f"{len(data)} samples over {world_size} process(es) do not fill one batch of "
-                f"{batch_size}"
-            )
         self.data = data
         self.batch_size = batch_size
-        self.sampler = DistributedSampler(
-            data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
-        )
+        self.sampler = shard_sampler(data, batch_size, seed=seed, rank=rank, world_size=world_size)
         self._loader: DataLoader | None = None
         if not data.cached:
-            self._loader = DataLoader(
-                data,
-                batch_size=batch_size,
-                sampler=self.sampler,
-                num_workers=num_workers,
-                pin_memory=pin_memory,
-                drop_last=True,
-                persistent_workers=num_workers > 0,
+            self._loader = batch_loader(
+                data, self.sampler, batch_size, num_workers=num_workers, pin_memory=pin_memory
             )
         self._labels = torch.from_numpy(data.labels)
 

@@ -23,7 +23,7 @@ from vec2face.errors import ConfigError
 from vec2face.evaluation.embed import to_model_input
 from vec2face.models import build_backbone
 from vec2face.models.state_dict import load_state_dict_strict, read_state_dict
-from vec2face.utils.io import atomic_path
+from vec2face.utils.io import atomic_path, source_label
 
 __all__ = [
     "extract_features",
@@ -61,7 +61,7 @@ def load_trained_backbone(
             conflicting backbone, or weights that do not fit.
     """
     path = Path(path)
-    where = f"{path} (config key {config_key})" if config_key else str(path)
+    where = source_label(path, config_key)
     if path.is_dir():
         path = path / "backbone.pt"
     meta_file = path.parent / "backbone.json"

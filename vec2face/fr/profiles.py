@@ -21,14 +21,12 @@ from pydantic import Field
 
 from vec2face.config import StepConfig, load_step_config, read_params
 from vec2face.errors import ConfigError
-from vec2face.presets import PRESETS, preset_section
+from vec2face.presets import preset_sections
 
 __all__ = ["FR_PROFILES", "FRModelConfig", "fr_model_config", "fr_train_config", "load_fr_model"]
 
 #: The ``fr_train`` section of each preset (``vec2face/presets/<name>.yaml``).
-FR_PROFILES: dict[str, dict[str, Any]] = {
-    name: preset_section(name, "fr_train") for name in PRESETS
-}
+FR_PROFILES: dict[str, dict[str, Any]] = preset_sections("fr_train")
 
 
 def fr_train_config(

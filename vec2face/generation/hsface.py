@@ -72,7 +72,7 @@ from vec2face.generator.data import tensor_to_image
 from vec2face.models.generator import Vec2FaceGenerator, load_generator_checkpoint
 from vec2face.tracking import NullTracker, Tracker
 from vec2face.utils.hashing import bytes_sha256, file_sha256, state_sha256
-from vec2face.utils.io import write_bytes_atomic
+from vec2face.utils.io import read_npy, write_bytes_atomic
 from vec2face.utils.paths import path_in_folder
 from vec2face.utils.seeding import derive_seed, rng_for
 
@@ -751,12 +751,7 @@ def load_identity_vectors(path: str | os.PathLike, n: int, dim: int) -> np.ndarr
             NaN/inf or zero rows (named).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"identity vectors not found: {path}")
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a readable .npy file ({exc})") from None
+    arr = read_npy(path, "identity vectors", mmap_mode="r")
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating):
         raise ConfigError(
             f"{path}: identity vectors must be a 2-D float array, got {arr.dtype} {arr.shape}"

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from vec2face.config import StepConfig
 from vec2face.errors import ConfigError, Vec2FaceError
-from vec2face.utils.io import atomic_path
+from vec2face.utils.io import atomic_path, read_npy
 from vec2face.utils.seeding import rng_for
 
 SAMPLERS = ("pca", "gaussian")
@@ -141,13 +141,7 @@ def load_reference(reference: np.ndarray | str | Path, dim: int) -> np.ndarray:
     name = "reference"
     if isinstance(reference, (str, Path)):
         name = f"reference {reference}"
-        path = Path(reference)
-        if not path.is_file():
-            raise ConfigError(f"reference file not found: {path}")
-        try:
-            reference = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise ConfigError(f"{name}: not a numeric .npy array ({exc})") from None
+        reference = read_npy(reference, "reference file")
     arr = np.asarray(reference)
     if arr.ndim != 2:
         raise ConfigError(f"{name}: expected a 2-D (m, {dim}) array, got shape {arr.shape}")

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from vec2face.data import open_dataset
 from vec2face.data.base import FaceDataset, MaskLike
 from vec2face.errors import DataFormatError
+from vec2face.training.loaders import batch_loader, shard_sampler
 from vec2face.utils.seeding import derive_seed
 
 IMAGE_SIZE = 112
@@ -133,32 +134,20 @@ def make_train_loader(
     num_workers: int = 0,
     pin_memory: bool = False,
 ) -> DataLoader:
-    """A shuffling loader that gives every rank its own shard, reproducibly per epoch.
-
-    A :class:`DistributedSampler` is used even in one process: its order depends only on
-    ``seed`` and the epoch (call ``loader.sampler.set_epoch(e)``), so a resumed run reads the
-    same batches as an uninterrupted one. Incomplete last batches are dropped (every step
-    sees ``batch_size`` images, as the official training does).
+    """A shuffling loader that gives every rank its own shard, reproducibly per epoch
+    (:mod:`vec2face.training.loaders`; call ``loader.sampler.set_epoch(e)``), with seeded
+    workers and a generator of its own for the workers' base seed.
 
     Raises:
         DataFormatError: fewer samples per rank than one batch.
     """
-    if len(dataset) // world_size < batch_size:
-        raise DataFormatError(
-            f"{getattr(dataset, 'path', 'dataset')}: {len(dataset)} samples over {world_size} "
-            f"process(es) do not fill one batch of {batch_size}"
-        )
-    sampler = DistributedSampler(
-        dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
-    )
-    return DataLoader(
+    sampler = shard_sampler(dataset, batch_size, seed=seed, rank=rank, world_size=world_size)
+    return batch_loader(
         dataset,
-        batch_size=batch_size,
-        sampler=sampler,
+        sampler,
+        batch_size,
         num_workers=num_workers,
         pin_memory=pin_memory,
-        drop_last=True,
         worker_init_fn=_seed_worker,
         generator=torch.Generator().manual_seed(derive_seed(seed, "loader", rank)),
-        persistent_workers=num_workers > 0,
     )

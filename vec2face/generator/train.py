@@ -46,7 +46,7 @@ from vec2face.models.generator import (
     load_generator_checkpoint,
     save_generator_checkpoint,
 )
-from vec2face.presets import PRESETS, preset_section
+from vec2face.presets import preset_sections
 from vec2face.tracking import NullTracker, Tracker, flatten
 from vec2face.training import (
     DistEnv,
@@ -202,9 +202,7 @@ class GeneratorTrainConfig(StepConfig):
 #: the config defaults (the official recipe); ``tiny`` trains the tiny model on the toy
 #: WebFace subset on 2 CPU cores. Values stack as: defaults < profile < params.yaml section <
 #: explicit overrides.
-GENERATOR_PROFILES: dict[str, dict[str, Any]] = {
-    name: preset_section(name, "generator") for name in PRESETS
-}
+GENERATOR_PROFILES: dict[str, dict[str, Any]] = preset_sections("generator")
 
 
 def generator_train_config(
@@ -255,11 +253,6 @@ def _recorded_config(config: GeneratorTrainConfig, out_dir: Path) -> dict[str, A
         if dump[key] is not None:
             dump[key] = path_in_folder(dump[key], out_dir)
     return dump
-
-
-def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
 
 
 def train_one_epoch(
@@ -315,87 +308,99 @@ def train_one_epoch(
         NonFiniteLossError: a loss is NaN/inf on some rank (names epoch, step and batch).
     """
     gen, dsc = unwrap(model), unwrap(disc)
-    opt_g, opt_d = optimizers
     distributed = isinstance(model, DistributedDataParallel)
-    world = dist.get_world_size() if distributed else 1
     accum = config.accum_iter
     usable, stop = _epoch_steps(len(loader), accum, max_batches)
     total_epochs = config.epochs if schedule_epochs is None else schedule_epochs
     gan_on = loss_fn.gan_weight(epoch) > 0
     clip = config.clip_grad if config.clip_grad is not None else math.inf
+    _start_training(model, disc, loss_fn, optimizers)
 
-    model.train()
-    disc.train()
-    loss_fn.train()
-    dsc.requires_grad_(False)
-    opt_g.zero_grad(set_to_none=True)
-    opt_d.zero_grad(set_to_none=True)
-    sums: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
+    meter = _EpochMeter(dist.get_world_size() if distributed else 1)
     lr = base_lr
-    images_seen = 0
-    overflows = 0
-    start = time.perf_counter()
-
     bar = tqdm(
         loader, f"epoch {epoch}", stop, disable=not progress, leave=False, dynamic_ncols=True
     )
     for i, (images, features, _labels) in enumerate(bar):
         if i >= stop:
             break
-        step = epoch * usable + i
         if i % accum == 0:
             lr = warmup_cosine_lr(
                 epoch + i / usable, base_lr, config.warmup_epochs, total_epochs, config.min_lr
             )
-            _set_lr(opt_g, lr)
-            if config.disc_lr_schedule:
-                _set_lr(opt_d, lr)
+            _set_lr(optimizers, lr, config.disc_lr_schedule)
         boundary = (i + 1) % accum == 0
         images = images.to(device, non_blocking=True)
         features = features.to(device, non_blocking=True)
 
-        with contextlib.ExitStack() as stack:
-            if distributed and not boundary:
-                stack.enter_context(model.no_sync())
-                if gan_on:
-                    stack.enter_context(disc.no_sync())
-            total, terms, d_loss = _step_losses(
-                model, disc, loss_fn, images, features, epoch, config, device, gan_on
+        with _no_sync(model, disc, gan_on, sync=boundary):
+            terms = _backward(
+                model, disc, loss_fn, scaler, images, features, config, device, gan_on,
+                epoch=epoch, step=epoch * usable + i, batch=i,
             )
-            losses = [total] if d_loss is None else [total, d_loss]
-            checked = all_ranks_sum(
-                torch.stack([x.detach().float() for x in losses]).sum(), distributed
-            )
-            check_finite(checked, epoch, step, batch=i)
-
-            scaler.scale(total / accum).backward()
-            if gan_on:
-                scaler.scale(d_loss / accum).backward()
-                dsc.requires_grad_(False)
-                terms["disc_loss"] = float(d_loss.detach())
-
         if boundary:
-            overflows += _apply_gradients(scaler, optimizers, (gen, dsc), gan_on, clip, terms)
+            meter.overflows += _apply_gradients(scaler, optimizers, (gen, dsc), gan_on, clip, terms)
 
-        for k, v in terms.items():
-            sums[k] += v
-            counts[k] += 1
-        images_seen += images.shape[0] * world
+        meter.add(terms, images.shape[0])
         if progress:
             bar.set_postfix(loss=f"{terms['total']:.4f}", lr=f"{lr:.2e}")
     bar.close()
-    elapsed = time.perf_counter() - start
+    return meter.stats(distributed, lr=lr, steps=stop)
 
-    stats = _mean_over_steps_and_ranks(sums, counts, distributed, world)
-    stats.update(
-        lr=lr,
-        steps=float(stop),
-        grad_overflows=float(overflows),
-        epoch_time_s=elapsed,
-        images_per_s=images_seen / max(elapsed, 1e-9),
+
+def _start_training(model, disc, loss_fn, optimizers) -> None:
+    """Training mode everywhere, the discriminator frozen (the generator's loss reads it),
+    no gradient left over from a previous epoch."""
+    model.train()
+    disc.train()
+    loss_fn.train()
+    unwrap(disc).requires_grad_(False)
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+
+
+def _set_lr(optimizers, lr: float, discriminator_too: bool) -> None:
+    """The generator's learning rate, and the discriminator's when it follows the schedule."""
+    opt_g, opt_d = optimizers
+    for opt in (opt_g, opt_d) if discriminator_too else (opt_g,):
+        for group in opt.param_groups:
+            group["lr"] = lr
+
+
+def _no_sync(model, disc, gan_on: bool, sync: bool) -> contextlib.ExitStack:
+    """DDP's ``no_sync`` on the networks that run backward, except on an update step: the
+    gradients of an accumulation group are reduced across ranks once, on its last step."""
+    stack = contextlib.ExitStack()
+    if isinstance(model, DistributedDataParallel) and not sync:
+        stack.enter_context(model.no_sync())
+        if gan_on:
+            stack.enter_context(disc.no_sync())
+    return stack
+
+
+def _backward(
+    model, disc, loss_fn, scaler, images, features, config, device, gan_on, *, epoch, step, batch
+) -> dict[str, float]:
+    """Losses of one batch, checked finite on every rank, then their scaled gradients added
+    (``/ accum_iter``); returns the loss terms (``disc_loss`` too when the GAN is on).
+
+    Raises:
+        NonFiniteLossError: a loss is NaN/inf on some rank, before any backward pass.
+    """
+    total, terms, d_loss = _step_losses(
+        model, disc, loss_fn, images, features, epoch, config, device, gan_on
     )
-    return stats
+    losses = [total] if d_loss is None else [total, d_loss]
+    distributed = isinstance(model, DistributedDataParallel)
+    checked = all_ranks_sum(torch.stack([x.detach().float() for x in losses]).sum(), distributed)
+    check_finite(checked, epoch, step, batch=batch)
+
+    scaler.scale(total / config.accum_iter).backward()
+    if gan_on:
+        scaler.scale(d_loss / config.accum_iter).backward()
+        unwrap(disc).requires_grad_(False)
+        terms["disc_loss"] = float(d_loss.detach())
+    return terms
 
 
 def _epoch_steps(steps_in_loader: int, accum: int, max_batches: int | None) -> tuple[int, int]:
@@ -463,14 +468,40 @@ def _apply_gradients(scaler, optimizers, nets, gan_on: bool, clip: float, terms)
     return overflows
 
 
-def _mean_over_steps_and_ranks(sums, counts, distributed: bool, world: int) -> dict[str, float]:
-    stats = {k: sums[k] / counts[k] for k in sorted(sums)}
-    if distributed:
-        # Every rank computed the same terms, so the keys line up; grad norms are already equal.
-        values = torch.tensor([stats[k] for k in stats], dtype=torch.float64)
-        dist.all_reduce(values)
-        stats = {k: float(v) / world for k, v in zip(stats, values.tolist(), strict=True)}
-    return stats
+class _EpochMeter:
+    """Running sums of the per-step loss terms, images seen and skipped updates."""
+
+    def __init__(self, world: int) -> None:
+        self.world = world
+        self.sums: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.images = 0
+        self.overflows = 0
+        self.start = time.perf_counter()
+
+    def add(self, terms: dict[str, float], batch_size: int) -> None:
+        for k, v in terms.items():
+            self.sums[k] += v
+            self.counts[k] += 1
+        self.images += batch_size * self.world
+
+    def stats(self, distributed: bool, lr: float, steps: int) -> dict[str, float]:
+        """Means over the steps (and ranks), then the last lr, steps and throughput."""
+        elapsed = time.perf_counter() - self.start
+        stats = {k: self.sums[k] / self.counts[k] for k in sorted(self.sums)}
+        if distributed:
+            # Every rank computed the same terms, so the keys line up; grad norms are equal.
+            values = torch.tensor([stats[k] for k in stats], dtype=torch.float64)
+            dist.all_reduce(values)
+            stats = {k: float(v) / self.world for k, v in zip(stats, values.tolist(), strict=True)}
+        stats.update(
+            lr=lr,
+            steps=float(steps),
+            grad_overflows=float(self.overflows),
+            epoch_time_s=elapsed,
+            images_per_s=self.images / max(elapsed, 1e-9),
+        )
+        return stats
 
 
 # --------------------------------------------------------------------------------------------
@@ -581,12 +612,7 @@ def _fit(
 ) -> dict[str, Any]:
     device = env.device
     ckpt_dir = out_dir / "checkpoints"
-    last = latest_checkpoint(ckpt_dir)
-    if last is not None and not resume:
-        raise ConfigError(
-            f"{ckpt_dir} already holds checkpoints; pass resume (--resume) to continue "
-            "or use a new output folder"
-        )
+    last = _checkpoint_to_resume(ckpt_dir, resume)
 
     # Data first: a dataset without features fails before any model is built.
     dataset = GeneratorTrainingData(data_path, config.mask)
@@ -594,53 +620,37 @@ def _fit(
         dataset, config.batch_size, **env.loader_args(config.seed, config.num_workers)
     )
 
-    fresh = not (resume and last is not None)
-    generator, discriminator, init_from, whitening = _build_models(config, dataset, device, fresh)
+    generator, discriminator, init_from, whitening = _build_models(
+        config, dataset, device, fresh=last is None
+    )
     loss_fn = _loss(config, device)
 
-    effective_batch = config.batch_size * config.accum_iter * env.world_size
-    base_lr = (
-        config.lr if config.lr is not None else config.blr * effective_batch / LR_REFERENCE_BATCH
-    )
+    effective_batch, base_lr = _peak_lr(config, env.world_size)
     opt_g, opt_d = (_adamw(net, base_lr, config) for net in (generator, discriminator))
     scaler = make_grad_scaler(device, config.amp, config.amp_cuda_dtype)
 
     recorded_config = _recorded_config(config, out_dir)
     start_epoch = 0
     stats: dict[str, float] = {}
-    if resume and last is not None:
+    if last is not None:
         start_epoch, stats, saved_metadata = _restore(
             last, config, recorded_config, generator, discriminator, opt_g, opt_d, scaler
         )
         whitening = _saved_whitening(saved_metadata)  # the first run's init travels on
         log.info("resuming from %s after epoch %d", last, start_epoch)
-    elif resume:
-        log.info("no checkpoint in %s; starting from scratch", ckpt_dir)
-
-    model, disc = generator, discriminator
-    if env.distributed:
-        ids = [device.index] if device.type == "cuda" else None
-        model, disc = (DistributedDataParallel(m, device_ids=ids) for m in (model, disc))
+    model, disc = _wrap_ddp((generator, discriminator), env)
 
     figures = _run_figures(env, effective_batch, base_lr, loss_fn)
-    metadata = {  # stored in the checkpoints: paths relative to out_dir, as in recorded_config
-        "data": path_in_folder(data_path, out_dir),
-        "mask": recorded_config["mask"],
-        "samples": len(dataset),
-        **figures,
-        "discriminator": config.discriminator, "teacher": config.teacher, "init": init_from,
-        **{f"whitening_{k}": v for k, v in whitening.items()},
-    }
+    metadata = _checkpoint_metadata(
+        config, recorded_config, data_path, out_dir, len(dataset), figures, init_from, whitening
+    )
+    extra = {"config": recorded_config, "metadata": metadata}  # in every checkpoint
     if env.is_main:
         _log_run_params(tracker, config, metadata, device, generator, discriminator)
         grid_samples = _fixed_samples(dataset, config.sample_grid_size)
     samples: list[str] = []
 
-    steps_per_epoch = len(loader) - len(loader) % config.accum_iter
-    schedule_epochs = float(config.epochs)
-    if config.max_steps:
-        schedule_epochs = min(schedule_epochs, config.max_steps / steps_per_epoch)
-    epochs = math.ceil(schedule_epochs)
+    steps_per_epoch, schedule_epochs, epochs = _schedule_length(config, len(loader))
     t0 = time.perf_counter()
     for epoch in range(start_epoch, epochs):
         torch.manual_seed(derive_seed(config.seed, "generator-epoch", epoch, env.rank))
@@ -654,19 +664,16 @@ def _fit(
         )
         if env.is_main:
             state = _training_state(generator, discriminator, (opt_g, opt_d), scaler, epoch + 1)
-            state.update(config=recorded_config, metadata=metadata, stats=stats)
+            state.update(extra, stats=stats)
             save_checkpoint(state, ckpt_dir, epoch + 1, keep=config.keep_checkpoints)
-            grid = _epoch_grid(generator, grid_samples, out_dir, epoch, config.seed)
-            samples.append(str(grid))
-            tracker.log_metrics(stats, step=epoch)
-            tracker.log_artifact(grid)
-            log.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4g}" for k, v in stats.items()))
+            samples.append(
+                _report_epoch(tracker, generator, grid_samples, out_dir, epoch, config.seed, stats)
+            )
         barrier()
     train_time = time.perf_counter() - t0
 
     final = out_dir / "generator.pt"
     if env.is_main:
-        extra = {"config": recorded_config, "metadata": metadata}
         _save_final(generator, discriminator, config.discriminator, final, epochs, extra)
     barrier()
     fingerprint = state_sha256(generator)
@@ -686,6 +693,71 @@ def _fit(
         "weights_sha256": fingerprint,
         "replicas_in_sync": in_sync,
     }
+
+
+def _peak_lr(config: GeneratorTrainConfig, world_size: int) -> tuple[int, float]:
+    """(effective batch, peak lr): ``config.lr``, else the official ``blr x batch / 112``."""
+    effective_batch = config.batch_size * config.accum_iter * world_size
+    if config.lr is not None:
+        return effective_batch, config.lr
+    return effective_batch, config.blr * effective_batch / LR_REFERENCE_BATCH
+
+
+def _checkpoint_to_resume(ckpt_dir: Path, resume: bool) -> Path | None:
+    """``last.pt`` when resuming from one; refuses to write over checkpoints otherwise."""
+    last = latest_checkpoint(ckpt_dir)
+    if last is not None and not resume:
+        raise ConfigError(
+            f"{ckpt_dir} already holds checkpoints; pass resume (--resume) to continue "
+            "or use a new output folder"
+        )
+    if resume and last is None:
+        log.info("no checkpoint in %s; starting from scratch", ckpt_dir)
+    return last
+
+
+def _wrap_ddp(nets: tuple[nn.Module, ...], env: DistEnv) -> tuple[nn.Module, ...]:
+    """The networks wrapped in DDP when several processes train (as they are otherwise)."""
+    if not env.distributed:
+        return nets
+    ids = [env.device.index] if env.device.type == "cuda" else None
+    return tuple(DistributedDataParallel(m, device_ids=ids) for m in nets)
+
+
+def _checkpoint_metadata(
+    config, recorded_config, data_path, out_dir, samples, figures, init_from, whitening
+) -> dict[str, Any]:
+    """What the checkpoints record about the run besides its config (paths relative to
+    ``out_dir``, as in ``recorded_config``)."""
+    return {
+        "data": path_in_folder(data_path, out_dir),
+        "mask": recorded_config["mask"],
+        "samples": samples,
+        **figures,
+        "discriminator": config.discriminator,
+        "teacher": config.teacher,
+        "init": init_from,
+        **{f"whitening_{k}": v for k, v in whitening.items()},
+    }
+
+
+def _schedule_length(config: GeneratorTrainConfig, loader_steps: int) -> tuple[int, float, int]:
+    """(optimiser-aligned steps per epoch, schedule length in epochs, epochs to run): a
+    ``max_steps`` budget shortens the warmup/cosine schedule to end with it."""
+    steps_per_epoch = loader_steps - loader_steps % config.accum_iter
+    schedule_epochs = float(config.epochs)
+    if config.max_steps:
+        schedule_epochs = min(schedule_epochs, config.max_steps / steps_per_epoch)
+    return steps_per_epoch, schedule_epochs, math.ceil(schedule_epochs)
+
+
+def _report_epoch(tracker, generator, grid_samples, out_dir, epoch, seed, stats) -> str:
+    """Write the epoch's sample grid, send it and the statistics to the tracker, log them."""
+    grid = _epoch_grid(generator, grid_samples, out_dir, epoch, seed)
+    tracker.log_metrics(stats, step=epoch)
+    tracker.log_artifact(grid)
+    log.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4g}" for k, v in stats.items()))
+    return str(grid)
 
 
 def _saved_whitening(metadata: dict[str, Any]) -> dict[str, float]:

@@ -16,9 +16,15 @@ from torch import nn
 
 from vec2face.errors import ConfigError
 from vec2face.models.iresnet import build_backbone
-from vec2face.utils.io import load_torch_safely
+from vec2face.utils.io import load_torch_safely, source_label
 
-__all__ = ["load_backbone", "load_state_dict_strict", "read_state_dict", "strip_prefix"]
+__all__ = [
+    "load_backbone",
+    "load_state_dict_strict",
+    "read_checkpoint",
+    "read_state_dict",
+    "strip_prefix",
+]
 
 _SHOW = 5  # keys named per category in an error message
 
@@ -37,8 +43,22 @@ def strip_prefix(
     return dict(state_dict)
 
 
-def _where(source: str, config_key: str | None) -> str:
-    return f"{source} (config key {config_key})" if config_key else source
+def read_checkpoint(
+    path: str | os.PathLike, config_key: str | None = None, what: str = "checkpoint"
+) -> object:
+    """What a ``.pt``/``.pth`` file holds, read weights-only (tensors and plain containers).
+
+    Raises:
+        ConfigError: the file is missing or unreadable, naming ``what``, the file and
+            ``config_key``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {source_label(path, config_key)}")
+    try:
+        return load_torch_safely(path)
+    except ValueError as exc:
+        raise ConfigError(f"cannot read {what} {source_label(path, config_key)}: {exc}") from None
 
 
 def read_state_dict(
@@ -61,13 +81,8 @@ def read_state_dict(
             holds no state dict.
     """
     path = Path(path)
-    where = _where(str(path), config_key)
-    if not path.is_file():
-        raise ConfigError(f"checkpoint not found: {where}")
-    try:
-        obj = load_torch_safely(path)
-    except ValueError as exc:
-        raise ConfigError(f"cannot read checkpoint {where}: {exc}") from None
+    where = source_label(path, config_key)
+    obj = read_checkpoint(path, config_key)
     if isinstance(obj, Mapping):
         for key in container_keys:
             inner = obj.get(key)
@@ -179,6 +194,6 @@ def load_backbone(
     state = read_state_dict(path, config_key=config_key)
     model = build_backbone(name, embedding_size=embedding_size, **overrides)
     load_state_dict_strict(
-        model, state, source=f"{_where(str(path), config_key)} as backbone '{name}'"
+        model, state, source=f"{source_label(path, config_key)} as backbone '{name}'"
     )
     return model.eval()

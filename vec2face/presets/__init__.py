@@ -16,7 +16,7 @@ import yaml
 
 from vec2face.errors import ConfigError
 
-__all__ = ["PRESETS", "preset_section"]
+__all__ = ["PRESETS", "preset_section", "preset_sections"]
 
 #: The presets this package ships, by name.
 PRESETS: tuple[str, ...] = ("paper", "tiny")
@@ -34,6 +34,11 @@ def preset_section(name: str, section: str) -> dict[str, Any]:
     if not isinstance(data.get(section, {}), dict):
         raise ConfigError(f"preset {name}: section '{section}' must be a mapping")
     return copy.deepcopy(data.get(section) or {})
+
+
+def preset_sections(section: str) -> dict[str, dict[str, Any]]:
+    """The ``section`` of every preset, by preset name (a step's profiles)."""
+    return {name: preset_section(name, section) for name in PRESETS}
 
 
 @functools.cache

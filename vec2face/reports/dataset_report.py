@@ -64,7 +64,7 @@ from vec2face.reports.plots import (
     plot_pose,
 )
 from vec2face.utils.hashing import bytes_sha256, file_sha256
-from vec2face.utils.io import atomic_dir, atomic_path, write_bytes_atomic
+from vec2face.utils.io import atomic_dir, atomic_path, read_npy, write_bytes_atomic
 from vec2face.utils.paths import path_in_folder
 
 __all__ = [
@@ -472,12 +472,7 @@ def _load_reference(config: ReportConfig) -> np.ndarray | None:
         return None
     path = Path(config.reference_centers)
     key = f"{CONFIG_SECTION}.reference_centers"
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such reference centers file (config key {key})")
-    try:
-        ref = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise DataFormatError(f"{path}: not a numeric .npy array ({exc})") from None
+    ref = read_npy(path, "reference centers file", config_key=key)
     if ref.ndim != 2 or ref.shape[0] == 0:
         raise DataFormatError(f"{path}: reference centers must be a non-empty (R, D) array, "
                               f"got shape {ref.shape}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -43,6 +43,39 @@ __all__ = [
 
 _DPI = 120
 _COSINE_RANGE = (-1.0, 1.0)
+
+
+class _CosineFigure(NamedTuple):
+    """The words of one cosine-distribution figure."""
+
+    title: str
+    xlabel: str
+    threshold_name: str  # the dashed line's legend: "<threshold_name> threshold = <value>"
+    share_label: str  # what the legend calls the share beyond the threshold
+    above_threshold: bool = True  # the share counts values > threshold (else <)
+
+
+_COSINE_FIGURES = {
+    "intra": _CosineFigure(
+        "Intra-class similarity: image to identity center",
+        "cosine similarity to identity center",
+        "outlier",
+        "outliers",
+        above_threshold=False,
+    ),
+    "inter": _CosineFigure(
+        "Inter-class similarity: nearest other identity center",
+        "max cosine similarity to another identity center",
+        "same-person",
+        "same person",
+    ),
+    "leakage": _CosineFigure(
+        "Identity leakage: nearest reference identity",
+        "max cosine similarity to a reference identity center",
+        "leakage",
+        "leaked",
+    ),
+}
 
 
 def _new_figure(ncols: int = 1) -> tuple[Figure, list[Axes]]:
@@ -168,18 +201,7 @@ def plot_intra_class_similarity(
     values = {
         k: v.included_cosines if isinstance(v, IntraClassNoise) else v for k, v in data.items()
     }
-    plot_distributions(
-        values,
-        path,
-        title="Intra-class similarity: image to identity center",
-        xlabel="cosine similarity to identity center",
-        bins=bins,
-        value_range=_COSINE_RANGE,
-        threshold=threshold,
-        threshold_label=f"outlier threshold = {threshold:g}",
-        above_threshold=False,
-        share_label="outliers",
-    )
+    _plot_cosines(values, path, threshold, bins, _COSINE_FIGURES["intra"])
 
 
 def plot_inter_class_similarity(
@@ -197,17 +219,7 @@ def plot_inter_class_similarity(
         bins: bins over [-1, 1].
     """
     values = {k: v.max_cosine if isinstance(v, InterClassNoise) else v for k, v in data.items()}
-    plot_distributions(
-        values,
-        path,
-        title="Inter-class similarity: nearest other identity center",
-        xlabel="max cosine similarity to another identity center",
-        bins=bins,
-        value_range=_COSINE_RANGE,
-        threshold=threshold,
-        threshold_label=f"same-person threshold = {threshold:g}",
-        share_label="same person",
-    )
+    _plot_cosines(values, path, threshold, bins, _COSINE_FIGURES["inter"])
 
 
 def plot_leakage_similarity(
@@ -225,16 +237,28 @@ def plot_leakage_similarity(
         bins: bins over [-1, 1].
     """
     values = {k: v.max_cosine if isinstance(v, IdentityLeakage) else v for k, v in data.items()}
+    _plot_cosines(values, path, threshold, bins, _COSINE_FIGURES["leakage"])
+
+
+def _plot_cosines(
+    values: Mapping[str, np.ndarray],
+    path: str | os.PathLike,
+    threshold: float,
+    bins: int,
+    figure: _CosineFigure,
+) -> None:
+    """One cosine distribution per dataset over [-1, 1], with the figure's threshold drawn."""
     plot_distributions(
         values,
         path,
-        title="Identity leakage: nearest reference identity",
-        xlabel="max cosine similarity to a reference identity center",
+        title=figure.title,
+        xlabel=figure.xlabel,
         bins=bins,
         value_range=_COSINE_RANGE,
         threshold=threshold,
-        threshold_label=f"leakage threshold = {threshold:g}",
-        share_label="leaked",
+        threshold_label=f"{figure.threshold_name} threshold = {threshold:g}",
+        above_threshold=figure.above_threshold,
+        share_label=figure.share_label,
     )
 
 

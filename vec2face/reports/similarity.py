@@ -171,16 +171,9 @@ def _mask_diagonal(tile: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> None
 def _cross_search(q, k, exclude_self, query_block, key_block, buf, best, arg) -> None:
     n, m = q.shape[0], k.shape[0]
     for r0 in range(0, n, query_block):
-        r1 = min(n, r0 + query_block)
+        rows = q[r0 : min(n, r0 + query_block)]
         for c0 in range(0, m, key_block):
-            c1 = min(m, c0 + key_block)
-            tile = buf[: r1 - r0, : c1 - c0]
-            np.matmul(q[r0:r1], k[c0:c1].T, out=tile)
-            if exclude_self:
-                _mask_diagonal(tile, r0, r1, c0, c1)
-            cols = tile.argmax(axis=1)
-            vals = tile[np.arange(r1 - r0), cols]
-            _update(best, arg, slice(r0, r1), vals, cols + c0)
+            _row_pass(rows, k[c0 : min(m, c0 + key_block)], r0, c0, exclude_self, buf, best, arg)
 
 
 def _symmetric_search(x, exclude_self, query_block, key_block, buf, best, arg) -> None:
@@ -192,13 +185,7 @@ def _symmetric_search(x, exclude_self, query_block, key_block, buf, best, arg) -
         # by an earlier row block through its column update.
         for c0 in range(r0, n, key_block):
             c1 = min(n, c0 + key_block)
-            tile = buf[: r1 - r0, : c1 - c0]
-            np.matmul(rows, x[c0:c1].T, out=tile)
-            if exclude_self:
-                _mask_diagonal(tile, r0, r1, c0, c1)
-            cols = tile.argmax(axis=1)
-            vals = tile[np.arange(r1 - r0), cols]
-            _update(best, arg, slice(r0, r1), vals, cols + c0)
+            tile = _row_pass(rows, x[c0:c1], r0, c0, exclude_self, buf, best, arg)
             # Columns inside [r0, r1) are rows of this block: their row pass covers them.
             lo = max(c0, r1)
             if lo >= c1:
@@ -211,6 +198,38 @@ def _symmetric_search(x, exclude_self, query_block, key_block, buf, best, arg) -
             sub_arg = sub.argmax(axis=1)
             sub_val = sub[np.arange(cand.size), sub_arg]
             _update(best, arg, cand, sub_val, sub_arg + r0)
+
+
+def _row_pass(
+    rows: np.ndarray,
+    keys: np.ndarray,
+    r0: int,
+    c0: int,
+    exclude_self: bool,
+    buf: np.ndarray,
+    best: np.ndarray,
+    arg: np.ndarray,
+) -> np.ndarray:
+    """Score one tile and keep each row's best key.
+
+    Args:
+        rows: (r, D) queries r0..r0+r-1; keys: (c, D) keys c0..c0+c-1.
+        buf: scratch of at least (r, c) that the tile is written into.
+        best, arg: (N,) running maxima and their key indices, updated in place.
+
+    Returns:
+        The (r, c) tile of inner products (a view of ``buf``; -inf on the diagonal with
+        ``exclude_self``).
+    """
+    r1, c1 = r0 + rows.shape[0], c0 + keys.shape[0]
+    tile = buf[: r1 - r0, : c1 - c0]
+    np.matmul(rows, keys.T, out=tile)
+    if exclude_self:
+        _mask_diagonal(tile, r0, r1, c0, c1)
+    cols = tile.argmax(axis=1)
+    vals = tile[np.arange(r1 - r0), cols]
+    _update(best, arg, slice(r0, r1), vals, cols + c0)
+    return tile
 
 
 def max_cosine_blocked(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vec2face.toyfaces._fields import column_index
+
 # (name, low, high) of each field's sampling range; the order is the column order.
 _FIELD_SPECS: tuple[tuple[str, float, float], ...] = (
     ("masculinity", 0.0, 1.0),  # latent that correlates jaw, brows, beard, hair length
@@ -153,17 +155,8 @@ _LOOKALIKE_WEIGHTS: dict[str, float] = {
 
 
 def field_index(name: str) -> int:
-    """Column of ``name`` in an identity row.
-
-    Raises:
-        ValueError: ``name`` is not an identity field.
-    """
-    try:
-        return _INDEX[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown identity field {name!r}; known: {', '.join(IDENTITY_FIELDS)}"
-        ) from None
+    """Column of ``name`` in an identity row (ValueError: not an identity field)."""
+    return column_index(_INDEX, name, "identity")
 
 
 def _lerp(name: str, t: np.ndarray) -> np.ndarray:

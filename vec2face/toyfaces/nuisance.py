@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vec2face.toyfaces._fields import column_index
+
 NUISANCE_FIELDS: tuple[str, ...] = (
     "yaw",
     "pitch",
@@ -72,17 +74,8 @@ _INDEX = {name: i for i, name in enumerate(NUISANCE_FIELDS)}
 
 
 def field_index(name: str) -> int:
-    """Column of ``name`` in a nuisance row.
-
-    Raises:
-        ValueError: ``name`` is not a nuisance field.
-    """
-    try:
-        return _INDEX[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown nuisance field {name!r}; known: {', '.join(NUISANCE_FIELDS)}"
-        ) from None
+    """Column of ``name`` in a nuisance row (ValueError: not a nuisance field)."""
+    return column_index(_INDEX, name, "nuisance")
 
 
 def _yaw(n: int, rng: np.random.Generator) -> np.ndarray:

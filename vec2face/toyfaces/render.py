@@ -345,6 +345,19 @@ class _Scene:
 
     def head(self, canvas: Canvas) -> None:
         """Cast the warped head ellipsoid, paint skin, scalp hair and beard, composite."""
+        z, alpha, self.q, normal = self._cast_head()
+        self.head_lit, highlight = self._shade_head(*normal)
+        self.head_vis = canvas.first(z, alpha, self._head_rgb(self.head_lit, highlight))
+        self.head_z = z
+
+    def _cast_head(self) -> tuple[np.ndarray, np.ndarray, tuple, tuple]:
+        """Ray-cast the head: the ellipsoid of ``head_axes``, its width warped along its
+        height (``inv_width_lut``) and its centre line pushed out by the profile relief.
+
+        Returns:
+            (depth z, coverage alpha, the hit in head coordinates (qx, qy, qz), the normal's
+            terms (t0, uh1, uh2) for ``_shade_head``); every map (B, H, W).
+        """
         M = self.M
         axes = self.head_axes
         inv = 1.0 / axes
@@ -411,7 +424,15 @@ class _Scene:
         slope *= g
         uh1 = uh1 - slope * uh2
         # Normal (ignoring the slope of the warp) is (uh0 iw / a, uh1 / b, uh2 / c).
-        t0 = uh0 * iw
+        return z, alpha, (qx, qy, qz), (uh0 * iw, uh1, uh2)
+
+    def _shade_head(
+        self, t0: np.ndarray, uh1: np.ndarray, uh2: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Shading (ambient + diffuse) and Blinn highlight factor (n.h)^8 of the head, whose
+        normal is (t0 / a, uh1 / b, uh2 / c) for semi-axes (a, b, c) (maps (B, H, W))."""
+        M = self.M
+        inv = 1.0 / self.head_axes
         Lh = np.einsum("bij,bj->bi", M, self.light) * inv
         Vh = M[:, :, 2] * inv
         nl = t0 * e3(Lh[:, 0]) + uh1 * e3(Lh[:, 1]) + uh2 * e3(Lh[:, 2])
@@ -427,10 +448,12 @@ class _Scene:
         nh *= nh
         nh *= nh
         nh *= nh
-        self.q = (qx, qy, qz)
-        self.head_lit = lit
+        return lit, nh
 
-        # Albedo: skin, then scalp hair and beard mixed in by weight.
+    def _head_rgb(self, lit: np.ndarray, nh: np.ndarray) -> list[np.ndarray]:
+        """Colour maps of the head: lit skin, then scalp hair and beard mixed in by weight,
+        plus the highlight where there is no hair."""
+        qx, qy, qz = self.q
         hw, theta = self.hair_weight(qx, qy, qz)
         tex = self.strands(theta, qy)
         hair_mix = hw
@@ -451,8 +474,7 @@ class _Scene:
             v += w_hair * e3(self.hair[:, k] * self.light_rgb[:, k])
             v += spec
             rgb.append(v)
-        self.head_vis = canvas.first(z, alpha, rgb)
-        self.head_z = z
+        return rgb
 
     def lut_index(self, x: np.ndarray, lo: float, step: float, k: int) -> np.ndarray:
         """Flat indices into per-image tables (B, k) sampled at lo + i * step, for maps ``x``."""

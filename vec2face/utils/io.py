@@ -1,4 +1,5 @@
-"""Atomic file and directory writes: outputs appear complete or not at all."""
+"""Atomic file and directory writes (outputs appear complete or not at all), and reads of
+the weights and arrays a configuration names, failing with one line that names the file."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from vec2face.errors import ConfigError, Vec2FaceError
 
 # A temporary's name says which process made it: ``.<name>.<host>-<pid>-<random>.tmp[.d]``.
 # A kill (SIGKILL, a lost node) skips every ``finally``, so the next writer of the same
@@ -218,3 +223,36 @@ def load_torch_safely(
             return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch.load raises many types on a bad file
         raise ValueError(_load_failure(exc)) from None
+
+
+def source_label(source: str | os.PathLike, config_key: str | None) -> str:
+    """How an error names a file: its path, and the configuration key that named it."""
+    return f"{source} (config key {config_key})" if config_key else str(source)
+
+
+def read_npy(
+    path: str | os.PathLike,
+    what: str,
+    config_key: str | None = None,
+    mmap_mode: str | None = None,
+    error: type[Vec2FaceError] = ConfigError,
+) -> np.ndarray:
+    """The array a ``.npy`` file holds (never a pickle).
+
+    Args:
+        path: the file.
+        what: what the file is, for the error (``"mask file"``).
+        config_key: the configuration key that named ``path``, quoted in errors.
+        mmap_mode: as for ``np.load`` (``"r"`` maps a large file instead of reading it).
+        error: the exception class to raise.
+
+    Raises:
+        error: the file is missing or not a readable ``.npy`` array.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} not found: {source_label(path, config_key)}")
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise error(f"{source_label(path, config_key)}: not a readable .npy file ({exc})") from None
