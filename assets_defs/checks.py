@@ -39,7 +39,7 @@ from vec2face.reports.metrics import RateComparison, compare_rates
 from vec2face.toyfaces.benchmarks import BenchmarksConfig
 from vec2face.toyfaces.world import ToyfacesConfig
 
-#: the image size every FR dataset of the pipeline holds (DESIGN 3.1)
+#: the image size every FR dataset of the pipeline holds (insightface's 112x112)
 IMAGE_SIZE = 112
 #: images decoded by the subset check; larger subsets are checked on a seeded sample
 MAX_DECODED = 50_000
@@ -657,7 +657,7 @@ SAMPLED_IMAGES = 200
 #: seeded inputs of the model checks' forward passes
 PROBE_IMAGES = 4
 PROBE_VECTORS = 8
-#: the embedding size of every FR model of the pipeline (DESIGN 3.1)
+#: the embedding size of every FR model of the pipeline (insightface's 512)
 EMBEDDING_SIZE = 512
 #: written beside a model exported from the zoo (its held-out ``figures``)
 ZOO_MANIFEST = "zoo_manifest.json"

@@ -65,7 +65,7 @@ def dataset_reports(
     dvc: DvcResource,
     mlflow: MlflowResource,
 ) -> dg.MaterializeResult:
-    """Quality reports (DESIGN 3.7) of the WebFace subset, HSFace and the gaussian ablation,
+    """Quality reports of the WebFace subset, HSFace and the gaussian ablation,
     side by side: intra/inter-class noise, genuine/impostor overlap and EER, pose and age,
     all measured by the judge (teacher figures beside them); one HTML page per dataset and
     a comparison (``index.html``)."""
@@ -92,16 +92,8 @@ def dataset_reports(
         return write_report(datasets, config, out)
 
     return produce(
-        context,
-        step,
-        config,
-        build,
-        paths=paths,
-        dvc=dvc,
-        mlflow=mlflow,
-        counts=_report_counts,
-        artifacts=("index.html", "comparison"),
-        preview="comparison/intra_class.png",
+        context, step, config, build, paths=paths, dvc=dvc, mlflow=mlflow, counts=_report_counts,
+        artifacts=("index.html", "comparison"), preview="comparison/intra_class.png",
     )
 
 
@@ -232,15 +224,8 @@ def benchmark_accuracies(
         }
 
     result = produce(
-        context,
-        step,
-        teacher,
-        build,
-        paths=paths,
-        dvc=dvc,
-        mlflow=mlflow,
-        counts=_accuracy_counts,
-        artifacts=("accuracies.parquet",),
+        context, step, teacher, build, paths=paths, dvc=dvc, mlflow=mlflow,
+        counts=_accuracy_counts, artifacts=("accuracies.parquet",),
     )
     return result
 

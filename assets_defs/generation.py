@@ -71,9 +71,10 @@ def identity_vectors(
     dvc: DvcResource,
     mlflow: MlflowResource,
 ) -> dg.MaterializeResult:
-    """Far-apart identity vectors (DESIGN 3.3): the pca sampler fitted on the teacher's identity
-    centers of the pca pool (MS1MV2's stand-in, ``reference/``), kept only when their cosine
-    to every vector kept before is below the threshold (``identities.npy``)."""
+    """Far-apart identity vectors (the paper's identity sampling): the pca sampler fitted on
+    the teacher's identity centers of the pca pool (MS1MV2's stand-in, ``reference/``), kept
+    only when their cosine to every vector kept before is below the threshold
+    (``identities.npy``)."""
     step = STEPS["identity_vectors"]
     params = paths.read_params()
     inputs = step_inputs(step, paths)
@@ -93,14 +94,8 @@ def identity_vectors(
         return {**make_identities(config, out / IDENTITIES_FILE), "reference": reference}
 
     return produce(
-        context,
-        step,
-        {"identities": config, "fr_teacher": teacher},
-        build,
-        paths=paths,
-        dvc=dvc,
-        mlflow=mlflow,
-        counts=_identity_counts,
+        context, step, {"identities": config, "fr_teacher": teacher}, build, paths=paths, dvc=dvc,
+        mlflow=mlflow, counts=_identity_counts,
     )
 
 
@@ -172,9 +167,8 @@ def _generate_shard(
         info = read_shard_info(shard_dir)
         if info is None:
             raise DataFormatError(f"{shard_dir}: the shard is incomplete after generation")
-        summary = {
-            k: info[k] for k in ("identity_start", "identity_stop", "images", "seconds") if k in info
-        }
+        keys = ("identity_start", "identity_stop", "images", "seconds")
+        summary = {k: info[k] for k in keys if k in info}
         tracker.log_metrics({k: float(v) for k, v in summary.items()})
     return {
         "path": dg.MetadataValue.path(str(shard_dir)),
@@ -281,15 +275,9 @@ def hsface_merged(
     shards = complete_shards(params, dataset)
     out = paths.output(step.output)
     return produce(
-        context,
-        step,
-        hsface_config(params),
-        lambda _tracker: merge_shards(shards, out, overwrite=True),
-        paths=paths,
-        dvc=dvc,
-        mlflow=mlflow,
-        counts=_merge_counts,
-        artifacts=("merge.json",),
+        context, step, hsface_config(params),
+        lambda _tracker: merge_shards(shards, out, overwrite=True), paths=paths, dvc=dvc,
+        mlflow=mlflow, counts=_merge_counts, artifacts=("merge.json",),
     )
 
 
@@ -340,12 +328,6 @@ def gaussian_ablation(
         return {"identities": ids, "generated": generated, "merged": merged}
 
     return produce(
-        context,
-        step,
-        {"identities": identities, **settings},
-        build,
-        paths=paths,
-        dvc=dvc,
-        mlflow=mlflow,
-        counts=_ablation_counts,
+        context, step, {"identities": identities, **settings}, build, paths=paths, dvc=dvc,
+        mlflow=mlflow, counts=_ablation_counts,
     )

@@ -139,16 +139,8 @@ def _fr_asset(step: Step, section: str, description: str, registered: str) -> dg
             return summary
 
         return produce(
-            context,
-            step,
-            config,
-            build,
-            paths=paths,
-            dvc=dvc,
-            mlflow=mlflow,
-            counts=_fr_counts,
-            artifacts=("metrics.json",),
-            models=[ModelEntry(registered, "model", pool)],
+            context, step, config, build, paths=paths, dvc=dvc, mlflow=mlflow, counts=_fr_counts,
+            artifacts=("metrics.json",), models=[ModelEntry(registered, "model", pool)],
         )
 
     return _fr
@@ -172,7 +164,7 @@ def fr_judge(step: Step) -> dg.AssetsDefinition:
     return _fr_asset(
         step,
         "fr_judge_train",
-        "The judge (DESIGN 3.1b): an FR model independent of the teacher (own pool, backbone "
+        "The judge: an FR model independent of the teacher (own pool, backbone "
         "and seed) that scores every generated dataset and never enters a loss; the zoo's "
         "(sources.judge: zoo) or trained here with fr_judge_train. Registered as 'fr-judge'.",
         "fr-judge",
@@ -215,15 +207,8 @@ def attribute_estimator(step: Step) -> dg.AssetsDefinition:
             return summary
 
         return produce(
-            context,
-            step,
-            config,
-            build,
-            paths=paths,
-            dvc=dvc,
-            mlflow=mlflow,
-            counts=_attribute_counts,
-            artifacts=("metrics.json",),
+            context, step, config, build, paths=paths, dvc=dvc, mlflow=mlflow,
+            counts=_attribute_counts, artifacts=("metrics.json",),
             models=[ModelEntry("attribute-estimator", "model", pool_name)],
         )
 
@@ -256,7 +241,8 @@ GENERATOR_INIT_TAG = "vec2face/generator_init"
 
 
 class RegistryRef(StepConfig):
-    """The registry version a step warm-started from (part of the settings its output is made of)."""
+    """The registry version a step warm-started from (part of the settings its output is
+    made of)."""
 
     name: str
     alias: str
@@ -347,15 +333,8 @@ def fmae_generator(
         return {**summary, "training_data": data}
 
     return produce(
-        context,
-        step,
-        settings,
-        build,
-        paths=paths,
-        dvc=dvc,
-        mlflow=mlflow,
-        counts=_generator_counts,
-        preview="samples/epoch_*.png",
+        context, step, settings, build, paths=paths, dvc=dvc, mlflow=mlflow,
+        counts=_generator_counts, preview="samples/epoch_*.png",
         models=[ModelEntry(REGISTERED_GENERATOR, "model", "webface_subset")],
     )
 

@@ -62,16 +62,9 @@ def _pool_asset(step: Step, pool: str) -> dg.AssetsDefinition:
         config = pool_config(paths.read_params(), pool)
         out = paths.output(step.output)
         return produce(
-            context,
-            step,
-            config,
-            lambda _tracker: make_toyfaces(config, out, progress=False),
-            paths=paths,
-            dvc=dvc,
-            mlflow=mlflow,
-            counts=_pool_counts,
-            artifacts=("world.json", "preview.png"),
-            preview="preview.png",
+            context, step, config, lambda _tracker: make_toyfaces(config, out, progress=False),
+            paths=paths, dvc=dvc, mlflow=mlflow, counts=_pool_counts,
+            artifacts=("world.json", "preview.png"), preview="preview.png",
         )
 
     return _pool
@@ -103,13 +96,7 @@ def benchmark_sets(
     config = load_step_config(BenchmarksConfig, "benchmarks", paths.read_params())
     out = paths.output(step.output)
     return produce(
-        context,
-        step,
-        config,
-        lambda _tracker: make_benchmarks(config, out, progress=False),
-        paths=paths,
-        dvc=dvc,
-        mlflow=mlflow,
-        counts=_benchmark_counts,
+        context, step, config, lambda _tracker: make_benchmarks(config, out, progress=False),
+        paths=paths, dvc=dvc, mlflow=mlflow, counts=_benchmark_counts,
         artifacts=("benchmarks.json",),
     )

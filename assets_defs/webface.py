@@ -39,13 +39,6 @@ def webface_subset(
     config = load_step_config(SubsetConfig, "subset", paths.read_params())
     src, out = paths.output(SOURCE.output), paths.output(step.output)
     return produce(
-        context,
-        step,
-        config,
-        lambda _tracker: make_subset(src, out, config),
-        paths=paths,
-        dvc=dvc,
-        mlflow=mlflow,
-        counts=_subset_counts,
-        artifacts=("subset_report.json",),
+        context, step, config, lambda _tracker: make_subset(src, out, config), paths=paths,
+        dvc=dvc, mlflow=mlflow, counts=_subset_counts, artifacts=("subset_report.json",),
     )

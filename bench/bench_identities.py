@@ -1,4 +1,4 @@
-"""Speed and memory of identity-vector sampling (DESIGN 3.3) at HSFace scales.
+"""Speed and memory of identity-vector sampling at HSFace scales.
 
 Cases (pick with ``--cases``, default all but 300k):
 

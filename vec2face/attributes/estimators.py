@@ -1,9 +1,9 @@
 """Attribute estimators (pose, age, quality) behind one differentiable interface.
 
-AttrOP (DESIGN 3.5) runs gradient descent on the generator's input vector through a
+AttrOP runs gradient descent on the generator's input vector through a
 frozen generator and these estimators, so every estimator is a torch module mapping
 images ``(N, 3, 112, 112)`` in [-1, 1] (RGB) to a dict of ``(N,)`` tensors that carry
-gradients back to the images. Dataset reports (DESIGN 3.7) use :meth:`predict` on
+gradients back to the images. Dataset reports use :meth:`predict` on
 uint8 images.
 
 Attributes and units:

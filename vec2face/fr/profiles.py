@@ -5,7 +5,7 @@ A profile is a named set of ``fr_train`` values, the ``fr_train`` section of a p
 trains the toy teacher and judge on CPU in minutes. Values
 stack as: config defaults < profile < ``params.yaml`` section < explicit overrides.
 
-The teacher (feature extractor) and the judge (an independent FR model, DESIGN 3.1b) are
+The teacher (feature extractor) and the judge (an independent FR model that never enters a loss) are
 described by :class:`FRModelConfig` sections (``fr_teacher``, ``fr_judge``): a backbone
 name and a weights file, trained by ``vec2face fr train`` in the tiny profile or
 pretrained (``arcface-r100-glint360k.pth``) in the paper profile.

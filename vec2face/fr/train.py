@@ -1,4 +1,4 @@
-"""Training engine of face-recognition models (DESIGN 3.8, the paper's Table 5).
+"""Training engine of face-recognition models (the paper's Table 5 recipe).
 
 ``train_one_epoch`` runs one pass and returns mean statistics; ``fit`` wires data, backbone,
 margin head, optimiser, schedule, per-epoch validation, checkpoints, resume and tracking

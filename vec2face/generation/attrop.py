@@ -1,4 +1,4 @@
-"""AttrOP (DESIGN 3.5): gradient descent on generator inputs toward identity and attribute targets.
+"""AttrOP (the paper's attribute operation): gradient descent on generator inputs toward identity and attribute targets.
 
 The generator is frozen; what moves is its input vector ``x``. Each step renders
 ``G(x)`` (with token masks fixed for the whole run, so the objective does not change
@@ -32,7 +32,7 @@ summation order by an ulp, which Adam's normalised steps amplify through the gen
 results are bitwise reproducible for the same batches, and only close (cosine ~1e-3
 after a few steps on the tiny model) across batch sizes.
 
-:func:`refine_identities` is the identity refinement of DESIGN 3.3 (id term only, one
+:func:`refine_identities` is the paper's identity refinement (id term only, one
 fixed mask per identity seeded by its global index).
 """
 
@@ -512,7 +512,7 @@ def refine_identities(
     bf16: bool = False,
     progress: _Progress | None = None,
 ) -> AttrOPResult:
-    """Identity refinement (DESIGN 3.3): move each identity vector until the FR feature of its
+    """Identity refinement: move each identity vector until the FR feature of its
     image matches the original vector (the id term only).
 
     Each identity gets one fixed mask seeded by ``(seed, identity_indices[i])``, so the

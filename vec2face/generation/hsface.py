@@ -1,4 +1,4 @@
-"""Sharded HSFace writer (DESIGN 3.6): identity vectors -> images -> JPEG -> LMDB shards.
+"""Sharded HSFace writer: identity vectors -> images -> JPEG -> LMDB shards.
 
 Output layout::
 
@@ -23,9 +23,9 @@ HSFace100K/200K are exact prefixes of HSFace300K.
 
 AttrOP (:mod:`vec2face.generation.attrop`) enters in two optional places, both seeded
 per identity too: ``refine_steps`` refines each identity vector through the teacher
-before its variation is drawn (DESIGN 3.3), and ``targeted_share`` picks that share of
+before its variation is drawn (the paper's identity refinement), and ``targeted_share`` picks that share of
 each identity's images (by a per-identity draw) and optimises their vectors toward
-``target_yaw`` / ``target_quality`` while keeping the identity (DESIGN 3.5), with the
+``target_yaw`` / ``target_quality`` while keeping the identity (AttrOP), with the
 same token masks the images are then rendered with.
 
 JPEG encoding, attribute estimation and LMDB writing run in a background thread while

@@ -1,4 +1,4 @@
-"""Identity vectors (DESIGN 3.3): sampled vectors that are pairwise far apart.
+"""Identity vectors: sampled vectors that are pairwise far apart.
 
 Candidates come from one of two samplers and are kept greedily, in order: a candidate
 is kept when its cosine similarity to every vector kept before it is below the

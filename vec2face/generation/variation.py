@@ -1,4 +1,4 @@
-"""Intra-class variation (DESIGN 3.4): the vectors one identity's images are generated from.
+"""Intra-class variation: the vectors one identity's images are generated from.
 
 Each image's vector is ``v + N(0, (sigma * rms(v))^2 I)`` rescaled to the norm of ``v``,
 with sigma 0.3 for 40% of an identity's images, 0.5 for 40% and 0.7 for 20%, in shuffled

@@ -1,7 +1,7 @@
 """Generator training data: Vec2Face training-layout records as torch tensors.
 
 Each record of the training layout carries an encoded face image, the teacher's 512-d
-feature of that image and the identity label (DESIGN section 4). The generator learns to
+feature of that image and the identity label (the paper's training data). The generator learns to
 turn the feature back into the image, so a dataset without features cannot train it.
 """
 

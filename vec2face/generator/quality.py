@@ -1,6 +1,6 @@
 """How good a trained generator is, measured on identities it never saw (issue: tiny targets).
 
-Everything is judged by the **judge** (DESIGN 3.1b), an FR model that never took part in
+Everything is judged by the **judge**, an FR model that never took part in
 any loss; the teacher only supplies the vectors the generator consumes. For real images
 ``x`` of a verification set (pairs ``(x, y)``), the generator rebuilds ``x'`` from the
 teacher's feature of ``x``:

@@ -1,4 +1,4 @@
-"""Training engine of the Vec2Face generator (DESIGN 3.2, "Optimisation").
+"""Training engine of the Vec2Face generator (the paper's optimisation recipe).
 
 ``train_one_epoch`` runs one pass over the data and returns mean statistics; ``fit`` wires
 data, models, optimisers, resume, checkpoints, sample grids and tracking around it. The
@@ -104,7 +104,7 @@ class GeneratorTrainConfig(StepConfig):
     init: str = Field(
         "scratch",
         description="starting weights: scratch (random), zoo (the toy zoo's generator and "
-        "discriminator, DESIGN 2.1b), or a generator checkpoint file (a run's generator.pt, "
+        "discriminator), or a generator checkpoint file (a run's generator.pt, "
         "a registry version's, the official vec2face_generator.pth; a discriminator.pt beside "
         "it warm-starts the discriminator too)",
     )

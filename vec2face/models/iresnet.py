@@ -187,7 +187,7 @@ class IResNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         # A learnable scale on the embedding BN lets weight decay shrink it unevenly and,
-        # trained from scratch, unseen identities collapse onto one direction (DESIGN 3.1);
+        # trained from scratch, unseen identities collapse onto one direction;
         # insightface freezes it at 1 for the same reason.
         nn.init.ones_(self.features.weight)
         self.features.weight.requires_grad = False
@@ -243,7 +243,7 @@ _TINY = IResNetConfig(
 # behind a patchify stem. 28x28 from the first stage on makes a training step about 3x
 # faster than ``tiny``'s on 2 cores without AMX (docs/experiments/2026-12-06-fast-fr.md).
 _TINY_PATCH4 = replace(_TINY, stem_stride=4)
-# The judge must be an independent model (DESIGN 3.1b): another seed, pool and size.
+# The judge must be an independent model: another seed, pool and size.
 _TINY_JUDGE = IResNetConfig(
     layers=(1, 1, 2, 1), widths=(32, 64, 128, 192), stem_width=24, stem_stride=2
 )

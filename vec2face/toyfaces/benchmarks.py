@@ -1,6 +1,6 @@
 """The five toy verification benchmarks, written as insightface ``.bin`` files.
 
-Each set mirrors its real namesake's stress factor (DESIGN 2.1):
+Each set mirrors its real namesake's stress factor:
 
 - ``lfw``: general pairs, default nuisance, random impostors;
 - ``cfp_fp``: one frontal (|yaw| < 10) and one profile (|yaw| > 60) image per pair;

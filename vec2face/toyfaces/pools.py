@@ -1,6 +1,6 @@
 """Identity pools of the toy world and the seeds that keep them disjoint.
 
-Each pool plays one role of the paper's real data (DESIGN 2.1). An identity is fully
+Each pool plays one role of the paper's real data. An identity is fully
 determined by ``(pool, seed, index)``: its parameters come from a random stream derived
 from those three values, so pools never share a stream, and the first ``n`` identities
 of a pool are the same whatever size of pool is asked for.

@@ -1,4 +1,4 @@
-"""The toy zoo (DESIGN 2.1b): the toy world's off-the-shelf models, shipped with the package.
+"""The toy zoo: the toy world's off-the-shelf models, shipped with the package.
 
 The paper starts from pretrained weights (an ArcFace teacher, 6DRepNet, MagFace, an
 ImageNet LPIPS trunk, the released generator); the embedded default starts from these

@@ -2,7 +2,7 @@
 
 The paper's teacher, pose/quality estimators and LPIPS trunk are pretrained weights; the
 embedded default takes the toy zoo's in their place (``zoo``), and ``train`` trains the
-model inside the chain from its toy pool instead (DESIGN 2.1b).
+model inside the chain from its toy pool instead.
 """
 
 from __future__ import annotations
