@@ -1,13 +1,11 @@
 """What the chain is judged by: dataset reports and the FR benchmark table, with the
 promotion of the best FR model in the MLflow registry."""
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 from assets_defs import _configs
 from assets_defs._produce import check_sources, produce, step_asset, step_inputs
@@ -21,9 +19,7 @@ from assets_defs.resources import DvcResource, MlflowResource, PipelinePaths
 from assets_defs.steps import STEPS
 from vec2face.attributes.train import MODEL_FILE
 from vec2face.config import load_step_config
-from vec2face.fr.evaluate import evaluate_bins, load_verification_sets, markdown_table
-from vec2face.fr.extract import load_trained_backbone
-from vec2face.fr.profiles import load_fr_model
+from vec2face.fr.benchmark import benchmark_models
 from vec2face.reports.dataset_report import CONFIG_SECTION, ReportConfig, write_report
 from vec2face.toyfaces.benchmarks import BenchmarksConfig
 
@@ -101,25 +97,6 @@ def dataset_reports(
 EVALUATED = ("teacher", "webface", "hsface")
 
 
-def accuracy_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> pd.DataFrame:
-    """One row per (model, set) with accuracy and its std (``average`` has no std)."""
-    rows = [
-        (model, name, float(r["accuracy"]), float(r.get("accuracy_std", float("nan"))))
-        for model, sets in results.items()
-        for name, r in sets.items()
-    ]
-    return pd.DataFrame(rows, columns=["model", "set", "accuracy", "accuracy_std"])
-
-
-def combined_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
-    """One Markdown table, a row per model (the paper's table layout)."""
-    lines: list[str] = []
-    for name, sets in results.items():
-        rows = markdown_table(sets, name).splitlines()
-        lines += rows if not lines else rows[2:]
-    return "\n".join(lines)
-
-
 def promote_fr_model(
     mlflow: MlflowResource, fr_model_md5: str, averages: Mapping[str, float]
 ) -> dict[str, Any]:
@@ -143,20 +120,6 @@ def promote_generator(
     versions = versions_of_output(mlflow, REGISTERED_GENERATOR, generator_md5)
     candidates = dict.fromkeys(versions, hsface_average)
     return promote(mlflow, REGISTERED_GENERATOR, candidates, "hsface_fr_average")
-
-
-def zoo_teacher_results(teacher_dir: Path, benchmarks: BenchmarksConfig) -> dict | None:
-    """The zoo teacher's recorded accuracies, when the teacher came from the zoo and its
-    manifest was measured on these very benchmark sets (the same seeded config): evaluating
-    it again would give the same figures. None otherwise."""
-    path = teacher_dir / "zoo_manifest.json"
-    if not path.is_file():
-        return None
-    meta = json.loads(path.read_text())
-    measured_on = (meta["data"].get("heldout") or {}).get("benchmarks")
-    if measured_on != benchmarks.model_dump(mode="json", exclude={"workers"}):
-        return None
-    return {name: {"accuracy": value} for name, value in meta["figures"].items()}
 
 
 def _accuracy_counts(summary: Mapping[str, Any]) -> dict[str, float]:
@@ -184,35 +147,17 @@ def benchmark_accuracies(
     step = STEPS["benchmark_accuracies"]
     params = paths.read_params()
     inputs = step_inputs(step, paths)
-    teacher = _configs.fr_model(params, "teacher", inputs["fr_teacher"])
     benchmarks = load_step_config(BenchmarksConfig, "benchmarks", params)
+    models = {name: inputs["fr_teacher"] if name == "teacher" else inputs["fr_model"] / name
+              for name in EVALUATED}
     out = paths.output(step.output)
 
     def build(tracker):
-        models = {
-            "teacher": lambda: load_fr_model(teacher, config_key="fr_teacher.checkpoint"),
-            "webface": lambda: load_trained_backbone(inputs["fr_model"] / "webface"),
-            "hsface": lambda: load_trained_backbone(inputs["fr_model"] / "hsface"),
-        }
-        out.mkdir(parents=True, exist_ok=True)
-        results = {}
-        recorded = zoo_teacher_results(inputs["fr_teacher"], benchmarks)
-        sets = load_verification_sets(inputs["benchmark_sets"])  # decoded once, for every model
-        for name in EVALUATED:
-            if name == "teacher" and recorded is not None:
-                context.log.info("benchmark_accuracies: the zoo teacher's recorded figures")
-                results[name] = recorded
-            else:
-                model = models[name]()
-                results[name] = evaluate_bins(model, sets, batch_size=128, autocast=True)
-            (out / f"{name}.json").write_text(json.dumps(results[name], indent=2) + "\n")
-        table = accuracy_table(results)
-        table.to_parquet(out / "accuracies.parquet", index=False)
-        (out / "table.md").write_text(combined_table(results) + "\n")
-        tracker.log_metrics(
-            {f"{m}/{s}/accuracy": a for m, s, a, _ in table.itertuples(index=False)}
-        )
-        tracker.log_artifact(out / "table.md")
+        done = benchmark_models(models, inputs["benchmark_sets"], out, benchmarks=benchmarks,
+                                tracker=tracker)
+        if done["recorded"]:
+            context.log.info(f"benchmark_accuracies: recorded zoo figures of {done['recorded']}")
+        results = done["results"]
         averages = {n: results[n]["average"]["accuracy"] for n in ("webface", "hsface")}
         fr_model_md5 = dvc.recorded_hash(inputs["fr_model"])
         # the generator whose HSFace the hsface model trained on (the chain's current one)
@@ -223,11 +168,10 @@ def benchmark_accuracies(
             "generator_promotion": promote_generator(mlflow, generator_md5, averages["hsface"]),
         }
 
-    result = produce(
-        context, step, teacher, build, paths=paths, dvc=dvc, mlflow=mlflow,
+    return produce(
+        context, step, benchmarks, build, paths=paths, dvc=dvc, mlflow=mlflow,
         counts=_accuracy_counts, artifacts=("accuracies.parquet",),
     )
-    return result
 
 
 all_evaluation_assets = [dataset_reports, benchmark_accuracies]

@@ -276,19 +276,12 @@ STEPS: dict[str, Step] = {
         Step(
             "benchmark_accuracies",
             "benchmark_accuracies",
-            ("fr_teacher", "benchmarks"),
-            ("vec2face.fr.evaluate", "vec2face.fr.extract", "vec2face.fr.profiles"),
+            ("benchmarks",),
+            ("vec2face.fr.benchmark",),
             (
-                "mkdir -p ${root}/benchmark_accuracies",
-                "vec2face fr evaluate --role teacher --model ${root}/fr_teacher --params"
-                " params.yaml --bins ${root}/benchmarks --name teacher"
-                " --json-out ${root}/benchmark_accuracies/teacher.json",
-                *(
-                    f"vec2face fr evaluate --model ${{root}}/fr_model/{name} --bins"
-                    f" ${{root}}/benchmarks --name {name}"
-                    f" --json-out ${{root}}/benchmark_accuracies/{name}.json"
-                    for name in ("webface", "hsface")
-                ),
+                "vec2face fr benchmark --model teacher=${root}/fr_teacher"
+                " --model webface=${root}/fr_model/webface --model hsface=${root}/fr_model/hsface"
+                " --bins ${root}/benchmarks --params params.yaml --out ${root}/benchmark_accuracies",
             ),
             inputs=("fr_teacher", "fr_model", "benchmark_sets"),
         ),

@@ -6,14 +6,9 @@ from __future__ import annotations
 import pytest
 
 from assets_defs._registry import CHAMPION, REGISTERED_FR_MODEL, REGISTERED_GENERATOR, promotion
-from assets_defs.evaluation import (
-    accuracy_table,
-    combined_table,
-    promote_fr_model,
-    promote_generator,
-    report_config,
-)
+from assets_defs.evaluation import promote_fr_model, promote_generator, report_config
 from assets_defs.resources import MlflowResource
+from vec2face.fr.benchmark import accuracy_table, combined_table
 
 RESULTS = {
     "teacher": {"lfw": {"accuracy": 0.9, "accuracy_std": 0.01}, "average": {"accuracy": 0.9}},

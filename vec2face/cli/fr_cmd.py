@@ -228,3 +228,47 @@ def evaluate(
     echo_json(results)
     click.echo("")
     click.echo(markdown_table(results, name or role or (Path(model).name if model else "model")))
+
+
+@fr.command()
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    required=True,
+    help="NAME=FOLDER: a row of the table and its FR model (fr train output or zoo export)",
+)
+@click.option(
+    "--bins",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="folder of verification .bin sets",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="folder for <name>.json, accuracies.parquet and table.md",
+)
+@params_option
+def benchmark(models, bins, out, params) -> None:
+    """The benchmark table of several models on the same .bin sets (what the pipeline's
+    benchmark_accuracies step writes). A zoo export measured on the sets the ``benchmarks``
+    section of --params makes keeps its recorded figures."""
+    from pathlib import Path
+
+    from vec2face.config import load_step_config
+    from vec2face.fr.benchmark import benchmark_models
+    from vec2face.toyfaces.benchmarks import BenchmarksConfig
+
+    rows = {}
+    for item in models:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise click.BadParameter(f"'{item}' is not NAME=FOLDER", param_hint="--model")
+        rows[name] = folder
+    benchmarks = load_step_config(BenchmarksConfig, "benchmarks", params) if params else None
+    done = benchmark_models(rows, bins, out, benchmarks=benchmarks)
+    echo_json(done)
+    click.echo("")
+    click.echo((Path(out) / "table.md").read_text().rstrip())
