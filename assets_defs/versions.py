@@ -39,7 +39,7 @@ def _module_file(module: str) -> Path | None:
 
 
 @functools.cache
-def _imports(module: str) -> frozenset[str]:
+def library_imports(module: str) -> frozenset[str]:
     """The library modules ``module`` imports anywhere in its file (lazy imports included)."""
     source = _module_file(module)
     if source is None:
@@ -76,7 +76,7 @@ def import_closure(entries: tuple[str, ...]) -> frozenset[str]:
         seen.add(module)
         parts = module.split(".")
         todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))
-        todo.extend(_imports(module))
+        todo.extend(library_imports(module))
     return frozenset(seen)
 
 

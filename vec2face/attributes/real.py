@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vec2face.attributes.estimators import AttributeEstimator
+from vec2face.attributes.base import AttributeEstimator
 from vec2face.errors import ConfigError
 from vec2face.models.iresnet import IResNet, build_backbone
 from vec2face.models.state_dict import load_state_dict_strict, read_state_dict

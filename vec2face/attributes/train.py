@@ -24,14 +24,12 @@ import torch
 from pydantic import Field
 from scipy.stats import spearmanr
 
+from vec2face.attributes.base import ATTRIBUTES, AttributeEstimator, uint8_to_input
 from vec2face.attributes.estimators import (
-    ATTRIBUTES,
-    AttributeEstimator,
     ToyAttributeNet,
     build_attribute_net,
     toy_checkpoint_state,
     toy_quality_label,
-    uint8_to_input,
 )
 from vec2face.config import StepConfig
 from vec2face.data.images import decode_image

@@ -21,26 +21,22 @@ from vec2face.toyfaces._geometry import (
     make_window,
     rot_x,
     rot_y,
+    soft,
 )
 from vec2face.toyfaces._palette import IRIS, ramp
 from vec2face.toyfaces._textures import TILE, textures
 
 if TYPE_CHECKING:
-    from vec2face.toyfaces.render import Canvas, _Scene
+    from vec2face.toyfaces._scene import Canvas, Scene
 
 S = 112
-
-
-def _soft(d: np.ndarray, k: float = 1.5) -> np.ndarray:
-    """Coverage from a signed distance (positive inside), ramped over ~1/k pixel."""
-    return np.clip(d * k + 0.5, 0.0, 1.0)
 
 
 class _Decal:
     """Gathered head-surface data and colour of one window, written back by ``commit``."""
 
     def __init__(
-        self, sc: _Scene, canvas: Canvas, cx: np.ndarray, cy: np.ndarray, h: int, w: int
+        self, sc: Scene, canvas: Canvas, cx: np.ndarray, cy: np.ndarray, h: int, w: int
     ) -> None:
         self.win: Window = make_window(cx, cy, h, w, S)
         self.canvas = canvas
@@ -73,43 +69,12 @@ class _Decal:
             self.win.put(c, v)
 
 
-def _head_point_xy(sc: _Scene, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _head_point_xy(sc: Scene, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     q = np.stack([x, y, sc.surface_z(x, y)], -1).astype(F32)
     return sc.project(q)
 
 
-def beard_weight(sc: _Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Facial hair on the bearded images of the batch, or None if nobody has a beard.
-
-    Returns:
-        (image indices (k,), coverage (k, H, W), stubble brightness factor (k, H, W)).
-    """
-    ip = sc.ip
-    idx = np.nonzero(ip.beard > 0)[0]
-    if len(idx) == 0:
-        return None
-    qx, qy, qz = (a[idx] for a in sc.q)
-    dens = e3(ip.beard[idx])
-    full = e3(ip.beard_style[idx])
-    my = e3(sc.mouth_y[idx])
-    mw = e3(ip.mouth_width[idx])
-    ax = np.abs(qx)
-    lip_top = my - e3(ip.lip_upper[idx])
-    moustache = _soft(np.minimum(lip_top + 0.3 - qy, qy - (lip_top - 5.0)), 0.7)
-    moustache *= _soft(mw + 1.5 - ax, 0.5)
-    cheeks = _soft(qy - (e3(sc.nose_y[idx]) + 4.0 - 0.35 * ax), 0.3)
-    sideburn = _soft(qy + 4.0, 0.4) * _soft(14.0 - qz, 0.2) * _soft(qz + 2.0, 0.3)
-    region = np.maximum(moustache, full * np.maximum(cheeks, sideburn))
-    region *= _soft(qz + 8.0, 0.3)
-    fine = textures()["fine"]
-    iy = (qy * 1.6).astype(np.int32) % TILE
-    ix = (qx * 1.6 + qz * 0.7).astype(np.int32) % TILE
-    stub = fine[iy, ix]
-    w = region * dens * np.clip(0.75 + 0.25 * stub, 0.0, 1.0)
-    return idx, w, 0.7 + 0.25 * stub
-
-
-def draw_eyes(sc: _Scene, canvas: Canvas) -> None:
+def draw_eyes(sc: Scene, canvas: Canvas) -> None:
     """Eyes (lids, sclera, iris, pupil, catchlight, lashes, crease), brows, age lines."""
     ip, nu = sc.ip, sc.nu
     ew = e3(ip.eye_width)
@@ -139,20 +104,20 @@ def draw_eyes(sc: _Scene, canvas: Canvas) -> None:
         y_lo = centre_line + eo * 0.7 * tt * (1.0 - close) * (1.0 - 0.3 * smile)
         # Socket shadow, bags and crow's feet on the skin first.
         sock = np.exp(-((ex / (1.7 * ew)) ** 2) - ((ey + 1.5) / (2.0 * eo + 2.5)) ** 2)
-        bags = age * np.exp(-(((ey - y_lo - 2.8) / 1.1) ** 2)) * _soft(1.1 - np.abs(t), 2.0)
-        crow = (age * 0.8 + 0.2 * smile) * _soft(ex - ew - 1.0, 1.0) * _soft(ew + 6.0 - ex, 1.0)
+        bags = age * np.exp(-(((ey - y_lo - 2.8) / 1.1) ** 2)) * soft(1.1 - np.abs(t), 2.0)
+        crow = (age * 0.8 + 0.2 * smile) * soft(ex - ew - 1.0, 1.0) * soft(ew + 6.0 - ex, 1.0)
         crow = crow * np.abs(np.sin(ey * 1.3 + ex * 0.4)) ** 6
         dc.darken(0.14 * sock + 0.12 * bags + 0.16 * crow)
         # Lid crease above the open lid line.
         crease = np.exp(-(((ey - (y_up_open - e3(ip.lid_crease) * (0.6 + 0.4 * st))) / 0.7) ** 2))
-        dc.darken(0.22 * crease * _soft(0.95 - np.abs(t), 3.0))
+        dc.darken(0.22 * crease * soft(0.95 - np.abs(t), 3.0))
         inside = np.minimum(ey - y_up, y_lo - ey)
-        a_open = _soft(inside, 1.6) * _soft(1.0 - np.abs(t), 6.0)
+        a_open = soft(inside, 1.6) * soft(1.0 - np.abs(t), 6.0)
         sclera_tone = 1.0 - 0.35 * t * t
         lid_shadow = 0.6 + 0.4 * np.clip((ey - y_up) / 1.6, 0.0, 1.0)
         open_lit = dc.lit * lid_shadow * 1.05
         sclera = [e3(np.full(sc.n, v, F32)) * sclera_tone for v in (0.93, 0.89, 0.86)]
-        sclera[1] = sclera[1] - 0.08 * _soft(-t - 0.7, 3.0)  # pink inner corner
+        sclera[1] = sclera[1] - 0.08 * soft(-t - 0.7, 3.0)  # pink inner corner
         dc.paint(a_open, sclera, open_lit)
         ix = e3(nu.gaze_x) * ew * 0.35
         iy = -tilt * ix / ew + e3(nu.gaze_y) * 1.0 - 0.15 * eo
@@ -162,18 +127,18 @@ def draw_eyes(sc: _Scene, canvas: Canvas) -> None:
         streak = 0.85 + 0.15 * np.sin(np.arctan2(dy, dx) * 11.0 + e3(ip.iris_hue) * 9.0)
         ring = 1.2 - 0.55 * np.clip(rr, 0.0, 1.0) ** 3
         irgb = [e3(iris[:, k]) * ring * streak for k in range(3)]
-        a_iris = a_open * _soft(ri - dr, 2.0)
+        a_iris = a_open * soft(ri - dr, 2.0)
         dc.paint(a_iris, irgb, open_lit)
-        a_pupil = a_open * _soft(ri * 0.42 - dr, 2.0)
+        a_pupil = a_open * soft(ri * 0.42 - dr, 2.0)
         dc.paint(a_pupil, np.full((sc.n, 3), 0.03, F32), open_lit)
-        hl = _soft(0.7 - np.sqrt((dx + 0.35 * ri * side) ** 2 + (dy + 0.4 * ri) ** 2), 2.0) * a_open
+        hl = soft(0.7 - np.sqrt((dx + 0.35 * ri * side) ** 2 + (dy + 0.4 * ri) ** 2), 2.0) * a_open
         for c in dc.rgb:
             c += 0.75 * hl * dc.vis * (1.0 - c)
         # Lashes and lid margin: thicker toward the outer corner.
         lash_w = 0.55 + 0.5 * np.clip(t, 0.0, 1.0)
-        lash = _soft(lash_w - np.abs(ey - y_up + 0.35), 2.0) * _soft(1.08 - np.abs(t), 6.0)
+        lash = soft(lash_w - np.abs(ey - y_up + 0.35), 2.0) * soft(1.08 - np.abs(t), 6.0)
         dc.paint(lash * 0.92, np.full((sc.n, 3), 0.07, F32))
-        lower = np.exp(-(((ey - y_lo - 0.3) / 0.55) ** 2)) * _soft(1.0 - np.abs(t), 4.0)
+        lower = np.exp(-(((ey - y_lo - 0.3) / 0.55) ** 2)) * soft(1.0 - np.abs(t), 4.0)
         dc.darken(0.3 * lower)
         # Brow: a tapered band with hair strokes; raised or frowning with expression.
         raise_ = e3(nu.brow_raise)
@@ -189,7 +154,7 @@ def draw_eyes(sc: _Scene, canvas: Canvas) -> None:
         )
         y_b = y_b + 0.8 * age * tau  # brow tails sag with age
         th = e3(ip.brow_thickness) * (1.15 - 0.65 * np.clip(tau, 0.0, 1.0) ** 1.5)
-        a_b = _soft(th * 0.5 - np.abs(ey - y_b), 1.4) * _soft(
+        a_b = soft(th * 0.5 - np.abs(ey - y_b), 1.4) * soft(
             np.minimum(tau, 1.0 - tau) * 12.0, 1.0
         )
         strokes = 0.7 + 0.3 * np.sin(ex * 2.6 - (ey - y_b) * 1.6 * side + e3(ip.hair_seed) * 5.0)
@@ -198,7 +163,7 @@ def draw_eyes(sc: _Scene, canvas: Canvas) -> None:
         dc.commit()
 
 
-def draw_mouth(sc: _Scene, canvas: Canvas) -> None:
+def draw_mouth(sc: Scene, canvas: Canvas) -> None:
     """Lips (cupid's bow, lip line, highlight), open mouth with teeth, folds, blush, freckles."""
     ip, nu = sc.ip, sc.nu
     cx, cy = _head_point_xy(sc, np.zeros(sc.n, F32), sc.mouth_y - 6.0)
@@ -227,8 +192,8 @@ def draw_mouth(sc: _Scene, canvas: Canvas) -> None:
         fine = textures()["fine"]
         off = (ip.freckle_seed * 100).astype(np.int32)[:, None, None]
         fr = fine[(dc.y * 0.8).astype(np.int32) % TILE, (dc.x * 0.8 + off).astype(np.int32) % TILE]
-        env = np.exp(-(((my + 17.0) / 7.0) ** 2)) * _soft(26.0 - ax, 0.3)
-        dc.darken(e3(ip.freckles) * 0.25 * _soft(fr - 1.3, 1.5) * env)
+        env = np.exp(-(((my + 17.0) / 7.0) ** 2)) * soft(26.0 - ax, 0.3)
+        dc.darken(e3(ip.freckles) * 0.25 * soft(fr - 1.3, 1.5) * env)
     t = mx / mw
     tt = np.clip(1.0 - t * t, 0.0, 1.0)
     st = np.sqrt(tt)
@@ -242,30 +207,30 @@ def draw_mouth(sc: _Scene, canvas: Canvas) -> None:
     y_ut = y_line - gu - lu * st**0.8 * bow
     y_lb = y_line + gl + ll * tt**0.6
     # Philtrum groove and shadow under the lower lip.
-    philtrum = _soft(1.2 - ax, 1.0) * _soft(np.minimum(my - y_ut + 6.5, y_ut - my), 0.6)
+    philtrum = soft(1.2 - ax, 1.0) * soft(np.minimum(my - y_ut + 6.5, y_ut - my), 0.6)
     dc.darken(0.05 * philtrum)
     dc.darken(0.14 * np.exp(-(((my - y_lb - 2.0) / 1.2) ** 2)) * st)
     lip = sc.skin * np.array([0.92, 0.64, 0.64], F32)
     lip += (np.array([0.68, 0.3, 0.33], F32) - lip) * (0.45 * ip.lip_hue)[:, None]
     lip = np.clip(lip, 0.0, 1.0)
-    inside_x = _soft(1.0 - np.abs(t), 8.0)
-    a_up = _soft(np.minimum(my - y_ut, y_line - gu - my), 1.5) * inside_x
-    a_lo = _soft(np.minimum(my - y_line - gl, y_lb - my), 1.5) * inside_x
+    inside_x = soft(1.0 - np.abs(t), 8.0)
+    a_up = soft(np.minimum(my - y_ut, y_line - gu - my), 1.5) * inside_x
+    a_lo = soft(np.minimum(my - y_line - gl, y_lb - my), 1.5) * inside_x
     hl = 1.0 + 0.28 * np.exp(-(((my - (y_line + gl + ll * 0.45)) / 0.9) ** 2)) * st
     dc.paint(a_up, [e3(lip[:, k]) * 0.9 for k in range(3)])
     dc.paint(a_lo, [e3(lip[:, k]) * hl for k in range(3)])
     # Mouth opening: dark interior and upper teeth; closed: a dark lip line.
-    a_in = _soft(np.minimum(my - (y_line - gu), y_line + gl - my), 1.5) * inside_x
+    a_in = soft(np.minimum(my - (y_line - gu), y_line + gl - my), 1.5) * inside_x
     dc.paint(a_in, np.array([[0.22, 0.06, 0.07]], F32).repeat(sc.n, 0))
     teeth = (
         a_in
-        * _soft(y_line - gu + np.minimum(gap * 0.4, 2.4) - my, 1.5)
-        * _soft(0.75 - np.abs(t), 4.0)
+        * soft(y_line - gu + np.minimum(gap * 0.4, 2.4) - my, 1.5)
+        * soft(0.75 - np.abs(t), 4.0)
     )
     dc.paint(teeth, np.array([[0.9, 0.87, 0.8]], F32).repeat(sc.n, 0))
     line = (
         np.exp(-(((my - y_line) / 0.6) ** 2))
-        * _soft(1.06 - np.abs(t), 6.0)
+        * soft(1.06 - np.abs(t), 6.0)
         * (1.0 - np.clip(opn * 3.0, 0.0, 1.0))
     )
     corners = np.exp(-((ax - mw) ** 2 + (my - y_line) ** 2) / 1.5)
@@ -273,7 +238,7 @@ def draw_mouth(sc: _Scene, canvas: Canvas) -> None:
     dc.commit()
 
 
-def draw_moles(sc: _Scene, canvas: Canvas) -> None:
+def draw_moles(sc: Scene, canvas: Canvas) -> None:
     """Up to three moles at identity-specific places on the face."""
     ip = sc.ip
     for j in (1, 2, 3):
@@ -284,7 +249,7 @@ def draw_moles(sc: _Scene, canvas: Canvas) -> None:
         cx, cy = _head_point_xy(sc, mxh, myh)
         dc = _Decal(sc, canvas, cx, cy, 8, 8)
         d = np.sqrt((dc.x - e3(mxh)) ** 2 + (dc.y - e3(myh)) ** 2)
-        a = _soft(e3(size) - d, 1.5) * e3((size > 0).astype(F32)) * 0.85
+        a = soft(e3(size) - d, 1.5) * e3((size > 0).astype(F32)) * 0.85
         dc.paint(a, sc.skin * np.array([0.42, 0.3, 0.24], F32))
         dc.commit()
 
@@ -312,7 +277,7 @@ def _commit(canvas: Canvas, win: Window, z_buf: np.ndarray, rgb: list[np.ndarray
         win.put(c, v)
 
 
-def draw_ears(sc: _Scene, canvas: Canvas) -> None:
+def draw_ears(sc: Scene, canvas: Canvas) -> None:
     """Ears: flat ellipsoids on the sides of the head, angled outward, with a concha."""
     ip = sc.ip
     size = ip.ear_size
@@ -332,9 +297,9 @@ def draw_ears(sc: _Scene, canvas: Canvas) -> None:
         axes = np.stack([np.full(sc.n, 2.6), size, size * 0.62], -1).astype(F32)
         hit = cast_ellipsoid(X, Y, Mloc, centre, axes, sc.light, sc.amb, sc.dif, sc.s * 3.0)
         r = np.sqrt(hit.u[1] ** 2 + (hit.u[2] * 1.1) ** 2)
-        outer = _soft(hit.u[0] * side, 3.0)
+        outer = soft(hit.u[0] * side, 3.0)
         concha = (
-            outer * _soft(0.55 - r, 8.0) * 0.45 + outer * np.exp(-(((r - 0.72) / 0.07) ** 2)) * 0.25
+            outer * soft(0.55 - r, 8.0) * 0.45 + outer * np.exp(-(((r - 0.72) / 0.07) ** 2)) * 0.25
         )
         shade = hit.lit * (1.0 - concha)
         z_buf, rgb = _window_canvas(canvas, win)
@@ -342,7 +307,7 @@ def draw_ears(sc: _Scene, canvas: Canvas) -> None:
         _commit(canvas, win, z_buf, rgb)
 
 
-def draw_nose(sc: _Scene, canvas: Canvas) -> None:
+def draw_nose(sc: Scene, canvas: Canvas) -> None:
     """Nose: a tilted bridge ellipsoid and a rounder tip with the wings and nostrils."""
     ip = sc.ip
     nw, npr = ip.nose_width, ip.nose_protrusion
@@ -382,7 +347,7 @@ def draw_nose(sc: _Scene, canvas: Canvas) -> None:
     hit_t = cast_ellipsoid(X, Y, M_t, t_head, axes_t, sc.light, sc.amb, sc.dif, sc.s * axes_t[:, 0])
     u0, u1, u2 = hit_t.u
     nostril = np.maximum(
-        _soft(
+        soft(
             0.3
             - np.sqrt(
                 ((np.abs(u0) - 0.45) / 1.0) ** 2
@@ -393,7 +358,7 @@ def draw_nose(sc: _Scene, canvas: Canvas) -> None:
         ),
         0.0,
     )
-    wing = np.exp(-(((np.abs(u0) - 0.75) / 0.12) ** 2)) * _soft(u1 + 0.1, 4.0)
+    wing = np.exp(-(((np.abs(u0) - 0.75) / 0.12) ** 2)) * soft(u1 + 0.1, 4.0)
     shade = hit_t.lit * (1.0 - 0.85 * nostril) * (1.0 - 0.2 * wing)
     _composite(
         z_buf,
@@ -405,7 +370,7 @@ def draw_nose(sc: _Scene, canvas: Canvas) -> None:
     _commit(canvas, win, z_buf, rgb)
 
 
-def draw_glasses(sc: _Scene, canvas: Canvas) -> None:
+def draw_glasses(sc: Scene, canvas: Canvas) -> None:
     """Glasses on the images that have them: frames, bridge, tinted lenses."""
     nu, ip = sc.nu, sc.ip
     idx = np.nonzero(nu.glasses > 0.5)[0]
@@ -441,12 +406,12 @@ def draw_glasses(sc: _Scene, canvas: Canvas) -> None:
         gx = (lin[0] + Z * e3(M[:, 0, 2]) - e3(cxh)) * side
         gy = lin[1] + Z * e3(M[:, 1, 2]) - e3(ey)
         r = ((np.abs(gx) / hw) ** p + (np.abs(gy) / hh) ** p) ** (1.0 / p)
-        ring = _soft(thick * 0.5 - np.abs(r - 1.0) * np.minimum(hw, hh), 1.5)
-        lens = _soft((1.0 - r) * hh, 1.5)
+        ring = soft(thick * 0.5 - np.abs(r - 1.0) * np.minimum(hw, hh), 1.5)
+        lens = soft((1.0 - r) * hh, 1.5)
         if side > 0:
             bridge_x = lin[0] + Z * e3(M[:, 0, 2])
             gap = e3(cxh) - hw * 1.0
-            bridge = _soft(gap + 0.8 - np.abs(bridge_x), 1.5) * _soft(
+            bridge = soft(gap + 0.8 - np.abs(bridge_x), 1.5) * soft(
                 thick * 0.5 + 0.2 - np.abs(gy + hh * 0.35), 1.5
             )
             ring = np.maximum(ring, bridge)
@@ -464,7 +429,7 @@ def draw_glasses(sc: _Scene, canvas: Canvas) -> None:
         _commit(canvas, win, z_buf, rgb)
 
 
-def draw_occluders(sc: _Scene, canvas: Canvas) -> None:
+def draw_occluders(sc: Scene, canvas: Canvas) -> None:
     """A bar or a hand in front of the face on the (rare) images that have one."""
     nu = sc.nu
     idx = np.nonzero(nu.occluder > 0.5)[0]
@@ -479,16 +444,16 @@ def draw_occluders(sc: _Scene, canvas: Canvas) -> None:
     v = -x * sa + y * ca
     hand = e3((nu.occluder_kind[idx] >= 0.5).astype(F32))
     ht = 8.0
-    bar_a = _soft(ht - np.abs(v), 1.5)
+    bar_a = soft(ht - np.abs(v), 1.5)
     bar_lit = 0.55 + 0.45 * np.sqrt(np.clip(1.0 - (v / ht) ** 2, 0.0, 1.0))
     # Hand: a palm ellipse and four finger capsules pointing along -v.
-    palm = _soft((1.0 - np.sqrt((u / 15.0) ** 2 + ((v - 10.0) / 12.0) ** 2)) * 12.0, 1.0)
+    palm = soft((1.0 - np.sqrt((u / 15.0) ** 2 + ((v - 10.0) / 12.0) ** 2)) * 12.0, 1.0)
     fingers = np.zeros_like(palm)
     for off, length in ((-9.0, 16.0), (-3.0, 20.0), (3.0, 19.0), (9.0, 15.0)):
         vv = np.clip(v, 2.0 - length, 2.0)
         d = np.sqrt((u - off) ** 2 + (v - vv) ** 2)
         fingers = np.maximum(
-            fingers, _soft(2.7 - d, 1.2) * (0.75 + 0.25 * np.clip(2.7 - d, 0.0, 1.0))
+            fingers, soft(2.7 - d, 1.2) * (0.75 + 0.25 * np.clip(2.7 - d, 0.0, 1.0))
         )
     hand_a = np.maximum(palm, fingers)
     hand_lit = 0.55 + 0.45 * np.maximum(palm, np.clip(fingers, 0.0, 1.0))

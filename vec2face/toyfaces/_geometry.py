@@ -157,3 +157,8 @@ def make_window(
     xi = x0[:, None, None] + np.arange(w)[None, None, :]
     flat = (bi[:, None, None] * size + yi) * size + xi
     return Window(flat=flat, yi=yi, xi=xi)
+
+
+def soft(d: np.ndarray, k: float = 1.5) -> np.ndarray:
+    """Coverage from a signed distance (positive inside), ramped over ~1/k pixel."""
+    return np.clip(d * k + 0.5, 0.0, 1.0)
