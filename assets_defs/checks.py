@@ -30,9 +30,9 @@ from vec2face.data.subset import MANIFEST_NAME, SubsetConfig
 from vec2face.errors import Vec2FaceError
 from vec2face.fr.evaluate import BENCHMARK_SETS
 from vec2face.fr.extract import load_trained_backbone
-from vec2face.generation.hsface import HSFaceConfig, shard_name
-from vec2face.generation.identities import IdentitiesConfig, max_pairwise_cosine
-from vec2face.generation.variation import sigma_counts
+from vec2face.hsface.identities import IdentitiesConfig, max_pairwise_cosine
+from vec2face.hsface.variation import sigma_counts
+from vec2face.hsface.writer import HSFaceConfig, shard_name
 from vec2face.models import load_generator_checkpoint
 from vec2face.reports.dataset_report import read_headline
 from vec2face.reports.metrics import RateComparison, compare_rates

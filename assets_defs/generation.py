@@ -18,17 +18,17 @@ from vec2face.attributes.train import MODEL_FILE
 from vec2face.config import StepConfig, load_step_config
 from vec2face.errors import ConfigError, DataFormatError
 from vec2face.fr.profiles import write_model_features
-from vec2face.generation.hsface import (
+from vec2face.hsface.identities import IdentitiesConfig, make_identities
+from vec2face.hsface.merge import find_shards, merge_shards
+from vec2face.hsface.models import generation_settings as library_settings
+from vec2face.hsface.models import load_generation_models
+from vec2face.hsface.writer import (
     SUMMARY_FILE,
     HSFaceConfig,
     generate_hsface,
     read_shard_info,
     shard_name,
 )
-from vec2face.generation.identities import IdentitiesConfig, make_identities
-from vec2face.generation.merge import find_shards, merge_shards
-from vec2face.generation.models import generation_settings as library_settings
-from vec2face.generation.models import load_generation_models
 from vec2face.utils.hashing import file_sha256
 
 GROUP = "generation"

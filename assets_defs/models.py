@@ -29,13 +29,13 @@ from vec2face.fr.extract import load_trained_backbone
 from vec2face.fr.profiles import read_backbone_meta, write_model_features
 from vec2face.fr.train import fit as fit_fr
 from vec2face.fr.train import train_paths
-from vec2face.generation.hsface import HSFaceConfig
 from vec2face.generator.train import (
     DISCRIMINATOR_FILE,
     GeneratorTrainConfig,
     generator_train_config,
 )
 from vec2face.generator.train import fit as fit_generator
+from vec2face.hsface.writer import HSFaceConfig
 from vec2face.models import load_generator_checkpoint
 from vec2face.zoo.sources import zoo_ref
 

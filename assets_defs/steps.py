@@ -186,7 +186,7 @@ STEPS: dict[str, Step] = {
             "identity_vectors",
             "identity_vectors",
             ("fr_teacher", "identities"),
-            ("vec2face.fr.extract", "vec2face.generation.identities"),
+            ("vec2face.fr.extract", "vec2face.hsface.identities"),
             (
                 "vec2face fr extract --role teacher --model ${root}/fr_teacher --params params.yaml"
                 " --data ${root}/world/pca --out ${root}/identity_vectors/reference",
@@ -201,7 +201,7 @@ STEPS: dict[str, Step] = {
             "hsface_dataset",
             "hsface",
             ("hsface", "fr_teacher"),
-            ("vec2face.generation.hsface", "vec2face.fr.profiles"),
+            ("vec2face.hsface.writer", "vec2face.fr.profiles"),
             (
                 f"{_GENERATE} --identities ${{root}}/identity_vectors/identities.npy"
                 " --out ${root}/hsface",
@@ -212,7 +212,7 @@ STEPS: dict[str, Step] = {
             "hsface_merged",
             "hsface_merged",
             ("hsface",),
-            ("vec2face.generation.merge",),
+            ("vec2face.hsface.merge",),
             ("vec2face data merge ${root}/hsface ${root}/hsface_merged --overwrite",),
             inputs=("hsface_dataset",),
         ),
@@ -221,9 +221,9 @@ STEPS: dict[str, Step] = {
             "gaussian_ablation",
             ("identities", "hsface", "fr_teacher", "gaussian_ablation"),
             (
-                "vec2face.generation.identities",
-                "vec2face.generation.hsface",
-                "vec2face.generation.merge",
+                "vec2face.hsface.identities",
+                "vec2face.hsface.writer",
+                "vec2face.hsface.merge",
                 "vec2face.fr.profiles",
             ),
             (

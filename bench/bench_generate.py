@@ -4,7 +4,7 @@ For a generator with random weights (``--arch``: ``tiny`` by default, ``vit_base
 for the paper's size) at batch 32 and 64, prints images/s of
 
 * ``bare``: ``model.generate`` on the same image vectors (no encoding, no writing);
-* ``end-to-end``: :func:`vec2face.generation.hsface.generate_shard` (variation vectors,
+* ``end-to-end``: :func:`vec2face.hsface.writer.generate_shard` (variation vectors,
   generator, JPEG, LMDB, vectors.npy, manifest), with encoding and writing overlapped in
   a background thread;
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vec2face.generation.hsface import HSFaceConfig, generate_shard, shard_vectors
+from vec2face.hsface.writer import HSFaceConfig, generate_shard, shard_vectors
 from vec2face.models import build_generator
 
 

@@ -29,14 +29,14 @@ import time
 
 import numpy as np
 import torch
-from PIL import Image
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
-from vec2face.generator.data import GeneratorTrainingData
-from vec2face.generator.quality import laplacian_variance
 from vec2face.fr.extract import load_trained_backbone
+from vec2face.generator.data import GeneratorTrainingData
 from vec2face.generator.losses import TextureLoss
+from vec2face.generator.quality import laplacian_variance
 from vec2face.models import build_backbone, build_generator
 from vec2face.models.generator import MaskingConfig
 

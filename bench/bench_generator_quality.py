@@ -30,10 +30,10 @@ from PIL import Image
 from vec2face.data.images import decode_image
 from vec2face.data.verification_bin import read_pair_sample
 from vec2face.fr.extract import load_trained_backbone
-from vec2face.generation.identities import sample_identities
-from vec2face.generation.variation import intra_class_vectors
 from vec2face.generator.data import tensor_to_image
 from vec2face.generator.quality import embed_images, measure_generator_quality
+from vec2face.hsface.identities import sample_identities
+from vec2face.hsface.variation import intra_class_vectors
 from vec2face.models import load_generator_checkpoint
 from vec2face.toyfaces.world import preview_grid
 

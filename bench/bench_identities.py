@@ -53,7 +53,7 @@ def _peak_mib() -> float:
 
 
 def _run_case(name: str, args: argparse.Namespace, queue: mp.Queue) -> None:
-    from vec2face.generation import max_pairwise_cosine, sample_identities
+    from vec2face.hsface import max_pairwise_cosine, sample_identities
 
     if name == "pca":
         ref = np.load(args.reference) if args.reference else synthetic_reference()

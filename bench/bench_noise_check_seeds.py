@@ -23,8 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from vec2face.config import load_step_config, read_params
-from vec2face.generation.hsface import HSFaceConfig, generate_hsface
-from vec2face.generation.merge import find_shards, merge_shards
+from vec2face.hsface.merge import find_shards, merge_shards
+from vec2face.hsface.writer import HSFaceConfig, generate_hsface
 from vec2face.reports.dataset_report import ReportConfig, write_report
 from vec2face.reports.metrics import compare_rates
 

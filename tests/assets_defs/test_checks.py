@@ -42,9 +42,9 @@ from tests.orchestration.conftest import MICRO_PARAMS, make_micro_project, step_
 from vec2face.config import read_params
 from vec2face.data import open_dataset, read_manifest, write_lmdb, write_manifest
 from vec2face.data.subset import SubsetConfig
-from vec2face.generation.hsface import HSFaceConfig
-from vec2face.generation.identities import IdentitiesConfig
-from vec2face.generation.variation import sigma_counts
+from vec2face.hsface.identities import IdentitiesConfig
+from vec2face.hsface.variation import sigma_counts
+from vec2face.hsface.writer import HSFaceConfig
 from vec2face.reports.metrics import compare_rates
 from vec2face.toyfaces.benchmarks import BenchmarksConfig
 
@@ -711,7 +711,7 @@ def test_a_short_shard_fails_its_partitions_check_and_the_others_are_not_checked
 ):
     """The per-shard check runs in the shard's run, on that shard's identity range."""
     import assets_defs.generation as generation_module
-    from vec2face.generation.hsface import shard_name
+    from vec2face.hsface.writer import shard_name
 
     repo = make_micro_project(tmp_path / "project")
     out = repo / "outputs" / "tiny"

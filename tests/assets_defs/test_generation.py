@@ -29,8 +29,8 @@ from vec2face.attributes.train import MODEL_FILE
 from vec2face.config import load_step_config, read_params
 from vec2face.errors import ConfigError, DataFormatError
 from vec2face.fr.train import save_backbone
-from vec2face.generation.hsface import SHARD_FILES, shard_name
-from vec2face.generation.identities import IdentitiesConfig
+from vec2face.hsface.identities import IdentitiesConfig
+from vec2face.hsface.writer import SHARD_FILES, shard_name
 from vec2face.models import build_backbone, build_generator
 from vec2face.models.generator import save_generator_checkpoint
 

@@ -58,7 +58,7 @@ def convert(src: str, dst: str, to: str, layout: str, mask: str | None, overwrit
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 def merge(shards_dir: str, out: str, prefix_masks: str, overwrite: bool) -> None:
     """Join the HSFace shards under SHARDS_DIR into one LMDB dataset at OUT."""
-    from vec2face.generation.merge import find_shards, merge_shards
+    from vec2face.hsface.merge import find_shards, merge_shards
 
     try:
         sizes = [int(p) for p in prefix_masks.split(",") if p.strip()]

@@ -119,8 +119,8 @@ def generate(
     --yaw / --quality targets are measured with the attribute estimator (--attributes).
     """
     from vec2face.config import load_step_config
-    from vec2face.generation.hsface import HSFaceConfig, generate_hsface
-    from vec2face.generation.models import generation_settings, load_generation_models
+    from vec2face.hsface.models import generation_settings, load_generation_models
+    from vec2face.hsface.writer import HSFaceConfig, generate_hsface
 
     cfg = load_step_config(
         HSFaceConfig,

@@ -33,7 +33,7 @@ def sample(n, dim, threshold, sampler, reference, seed, batch, max_candidates, o
            params) -> None:
     """Sample identity vectors into --out (.npy) and print a JSON summary."""
     from vec2face.config import load_step_config
-    from vec2face.generation.identities import IdentitiesConfig, make_identities
+    from vec2face.hsface.identities import IdentitiesConfig, make_identities
 
     cfg = load_step_config(IdentitiesConfig, "identities", params, {
         "n": n, "dim": dim, "threshold": threshold, "sampler": sampler, "reference": reference,

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from vec2face.data.lmdb_format import write_lmdb
 from vec2face.errors import ConfigError, DataFormatError
-from vec2face.generation.hsface import iter_fr_records, read_shard_info
+from vec2face.hsface.writer import iter_fr_records, read_shard_info
 from vec2face.utils.io import atomic_dir
 from vec2face.utils.paths import path_in_folder
 

@@ -11,7 +11,7 @@ import yaml
 from vec2face.cli.main import main
 from vec2face.config import load_step_config
 from vec2face.errors import ConfigError, Vec2FaceError
-from vec2face.generation import (
+from vec2face.hsface import (
     IdentitiesConfig,
     draw_candidates,
     fit_pca_prior,

@@ -15,7 +15,7 @@ from vec2face.attributes.estimators import AttributeEstimatorConfig, load_attrib
 from vec2face.config import load_step_config, read_params
 from vec2face.errors import ConfigError
 from vec2face.fr.profiles import fr_model_config, load_fr_model, read_backbone_meta
-from vec2face.generation.hsface import HSFaceConfig
+from vec2face.hsface.writer import HSFaceConfig
 
 TEACHER_SECTION = "fr_teacher"
 

@@ -19,7 +19,7 @@ unit variance (norm ~22). Ours are L2-normalised (components ~0.044), where a st
 runs on ``u = x / rms(x0)`` (``rms(x0) = |x0| / sqrt(dim)``, the starting vector's
 root-mean-square component): exactly the official arithmetic for inputs at the official
 scale, and the same relative steps for ours (as the intra-class sigma, see
-:mod:`vec2face.generation.variation`).
+:mod:`vec2face.hsface.variation`).
 
 The stopping test follows the official ``gen_image``: its threshold 0.3 is on the
 *unweighted* distance ``1 - cos`` (cosine above 0.7); the 100x weight only scales the

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vec2face.errors import ConfigError
-from vec2face.generation import (
+from vec2face.hsface import (
     intra_class_batch,
     intra_class_vectors,
     sigma_counts,

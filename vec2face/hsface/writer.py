@@ -21,7 +21,7 @@ are the generator's token masks (:func:`identity_masks`), so neither the shard s
 the batch size changes what an identity's images are drawn from. That is also why
 HSFace100K/200K are exact prefixes of HSFace300K.
 
-AttrOP (:mod:`vec2face.generation.attrop`) enters in two optional places, both seeded
+AttrOP (:mod:`vec2face.hsface.attrop`) enters in two optional places, both seeded
 per identity too: ``refine_steps`` refines each identity vector through the teacher
 before its variation is drawn (the paper's identity refinement), and ``targeted_share`` picks that share of
 each identity's images (by a per-identity draw) and optimises their vectors toward
@@ -60,15 +60,15 @@ from vec2face.data.imagefolder import write_imagefolder
 from vec2face.data.images import encode_image
 from vec2face.data.lmdb_format import open_lmdb_readonly, write_lmdb
 from vec2face.errors import ConfigError, DataFormatError
-from vec2face.generation.attrop import AttrOPResult, AttrOPSettings, attrop, refine_identities
-from vec2face.generation.variation import (
+from vec2face.generator.data import tensor_to_image
+from vec2face.hsface.attrop import AttrOPResult, AttrOPSettings, attrop, refine_identities
+from vec2face.hsface.variation import (
     DEFAULT_PROPORTIONS,
     DEFAULT_SIGMAS,
     _check_sigmas,
     intra_class_batch,
     sigma_counts,
 )
-from vec2face.generator.data import tensor_to_image
 from vec2face.models.generator import Vec2FaceGenerator, load_generator_checkpoint
 from vec2face.tracking import NullTracker, Tracker
 from vec2face.utils.hashing import bytes_sha256, file_sha256, state_sha256

@@ -16,8 +16,8 @@ import torch
 from vec2face.cli.main import main
 from vec2face.data import decode_image, lmdb_format, open_dataset
 from vec2face.errors import ConfigError, OutputWriteError, Vec2FaceError
-from vec2face.generation import hsface
-from vec2face.generation.hsface import HSFaceConfig, generate_hsface, shard_name
+from vec2face.hsface import writer as hsface
+from vec2face.hsface.writer import HSFaceConfig, generate_hsface, shard_name
 from vec2face.utils.paths import resolve_recorded
 
 N_IDS, M = 6, 5

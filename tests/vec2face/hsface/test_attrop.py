@@ -9,7 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from vec2face.errors import ConfigError, Vec2FaceError
-from vec2face.generation.attrop import (
+from vec2face.hsface.attrop import (
     AttrOPResult,
     AttrOPSettings,
     attrop,

@@ -1,7 +1,7 @@
 """Generation: identity vectors, their intra-class variation, AttrOP, and the HSFace datasets."""
 
-from vec2face.generation.attrop import AttrOPResult, AttrOPSettings, attrop, refine_identities
-from vec2face.generation.identities import (
+from vec2face.hsface.attrop import AttrOPResult, AttrOPSettings, attrop, refine_identities
+from vec2face.hsface.identities import (
     IdentitiesConfig,
     PCAPrior,
     SamplingInfo,
@@ -12,7 +12,7 @@ from vec2face.generation.identities import (
     sample_identities,
     save_identities,
 )
-from vec2face.generation.variation import (
+from vec2face.hsface.variation import (
     DEFAULT_PROPORTIONS,
     DEFAULT_SIGMAS,
     intra_class_batch,

@@ -17,8 +17,8 @@ import torch
 from vec2face.cli.main import main
 from vec2face.data import open_dataset
 from vec2face.errors import ConfigError, DataFormatError
-from vec2face.generation.hsface import HSFaceConfig, generate_hsface
-from vec2face.generation.merge import find_shards, merge_shards
+from vec2face.hsface.merge import find_shards, merge_shards
+from vec2face.hsface.writer import HSFaceConfig, generate_hsface
 from vec2face.models import build_generator
 from vec2face.models.generator import save_generator_checkpoint
 

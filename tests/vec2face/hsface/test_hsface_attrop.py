@@ -18,9 +18,9 @@ from vec2face.attributes.estimators import toy_checkpoint_state
 from vec2face.cli.main import main
 from vec2face.config import load_step_config
 from vec2face.errors import ConfigError
-from vec2face.generation import hsface
-from vec2face.generation.attrop import refine_identities
-from vec2face.generation.hsface import (
+from vec2face.hsface import writer as hsface
+from vec2face.hsface.attrop import refine_identities
+from vec2face.hsface.writer import (
     HSFaceConfig,
     generate_hsface,
     shard_name,
