@@ -273,6 +273,10 @@ def hsface_merged(
     params = paths.read_params()
     (dataset,) = step_inputs(step, paths).values()
     shards = complete_shards(params, dataset)
+    # Record the dataset as it is now: the shard that finished last records it too, but two
+    # shards finishing at once on two workers may each miss the other's record, which would
+    # leave an older hash for this step to compare.
+    dvc.record(dataset)
     out = paths.output(step.output)
     return produce(
         context, step, hsface_config(params),
