@@ -2,10 +2,10 @@
 
 Output root and params file come from ``VEC2FACE_OUT`` / ``VEC2FACE_PARAMS`` (defaults:
 the embedded ``tiny`` profile), so ``dagster dev`` and the main job see the same tree.
-The params fix the HSFace shards, i.e. the partitions of ``hsface_dataset``. Steps run
-in separate processes (multiprocess executor); to spread HSFace shards over machines
-swap in ``dagster_k8s.k8s_job_executor`` or ``dagster_celery.celery_executor`` (each
-shard run then gets its own pod or worker).
+The params fix the HSFace shards, i.e. the partitions of ``hsface_dataset``. The params'
+``executor`` section (or ``VEC2FACE_EXECUTOR``) picks how steps run: in process, in
+separate processes (the default), on Celery workers or as Kubernetes jobs
+(:mod:`orchestration.executors`; each shard run's step then goes to a worker or a pod).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import dagster as dg
 from assets_defs import build_asset_checks, build_assets
 from assets_defs.generation import shard_keys
 from assets_defs.resources import DvcResource, MlflowResource, PipelinePaths
+from orchestration.executors import executor_settings, make_executor
 from orchestration.jobs import all_jobs
 from orchestration.schedules import all_schedules
 from orchestration.sensors import make_sensors
@@ -44,7 +45,7 @@ def make_definitions(root: str, params: str, repo_dir: str = ".") -> dg.Definiti
         schedules=all_schedules,
         sensors=make_sensors(shard_keys(values)),
         resources=resources,
-        executor=dg.multiprocess_executor,
+        executor=make_executor(executor_settings(values), resources["paths"].root_dir()),
     )
 
 

@@ -26,7 +26,7 @@ echo "setting up $VENV (first run takes a few minutes) ..." >&2
 pip_q() { "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true; }
 pip_q --upgrade "pip>=24"
 pip_q "torch==2.14.1" "torchvision==0.29.1"
-pip_q -e ".[pipeline,dev]"
+pip_q -e ".[pipeline,scale,dev]"
 # dvc pulls hydra-core, which pins antlr4 4.9 and breaks dagster; 4.13.2 serves both. pip
 # then reports hydra-core/omegaconf as conflicting, which is expected here: say so once
 # instead of printing pip's resolver ERROR to a new user.

@@ -34,12 +34,13 @@ def micro_zoo() -> Path:
     return root / "zoo"
 
 
-def make_micro_project(repo: Path) -> Path:
+def make_micro_project(repo: Path, zoo: bool = True) -> Path:
     """Copy dvc.yaml into ``repo`` beside the micro params; outputs go to ``repo/outputs/tiny``
     (the root dvc.yaml names), so ``dvc status`` speaks about the same folders. The library's
     code is copied too (the stages depend on it), and the micro zoo lies where the project
     ships its zoo (dvc.yaml's zoo stages depend on those files); point ``VEC2FACE_ZOO`` at
-    ``repo / ZOO_WEIGHTS`` to load from it."""
+    ``repo / ZOO_WEIGHTS`` to load from it (``zoo=False``: no zoo, for tests whose chain
+    trains every model and never runs a zoo stage)."""
     repo.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT / "dvc.yaml", repo / "dvc.yaml")
     shutil.copyfile(PROJECT / ".dvcignore", repo / ".dvcignore")
@@ -50,7 +51,8 @@ def make_micro_project(repo: Path) -> Path:
         dirs_exist_ok=True,
     )
     shutil.copyfile(MICRO_PARAMS, repo / "params.yaml")
-    shutil.copytree(micro_zoo(), repo / ZOO_WEIGHTS, dirs_exist_ok=True)
+    if zoo:
+        shutil.copytree(micro_zoo(), repo / ZOO_WEIGHTS, dirs_exist_ok=True)
     return repo
 
 

@@ -337,10 +337,8 @@ def test_config_validation_names_the_key(world):
     )
 
 
-@pytest.mark.slow
-def test_torchrun_two_cpu_processes_train_identical_replicas(world, tmp_path):
-    """`torchrun --nproc_per_node 2 ... generator train`: DDP over gloo, with accumulation and
-    the GAN on from epoch 0; rank 0 reports that both ranks hold the same weights."""
+def _generator_command(world, tmp_path) -> tuple[list[str], Path]:
+    """The ``generator train`` arguments the torchrun tests launch, and its output folder."""
     params = tmp_path / "params.yaml"
     params.write_text(
         "generator:\n  model: tiny\n  discriminator: patchgan_tiny\n  teacher: tiny\n"
@@ -348,20 +346,17 @@ def test_torchrun_two_cpu_processes_train_identical_replicas(world, tmp_path):
         "  loss: {lpips: 0.0}\n  epochs: 5\n"
     )
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_HOME": str(tmp_path / "hub")}
     # A large lr and no warmup, so that unsynchronised replicas would visibly drift apart.
-    cmd = [
-        *(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"),
+    return [
         *("-m", "vec2face.cli.main", "generator", "train", "--params", str(params)),
         *("--data", str(world["data"]), "--out", str(out), "--device", "cpu", "--quiet"),
         *("--epochs", "1", "--disc-start", "0", "--warmup-epochs", "0", "--blr", "0.014"),
         *("--teacher-checkpoint", str(world["teacher"])),
-    ]  # fmt: skip
-    proc = subprocess.run(
-        cmd, check=False, capture_output=True, text=True, env=env, cwd=REPO, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads(proc.stdout)
+    ], out  # fmt: skip
+
+
+def _check_two_replicas(stdout: str, out: Path) -> None:
+    summary = json.loads(stdout)
     assert summary["world_size"] == 2 and summary["epochs"] == 1
     assert summary["effective_batch_size"] == 8
     assert summary["lr"] == pytest.approx(0.014 * 8 / 112) == summary["stats"]["lr"]
@@ -370,6 +365,55 @@ def test_torchrun_two_cpu_processes_train_identical_replicas(world, tmp_path):
     final, _ = load_generator_checkpoint(out / "generator.pt")
     assert state_sha256(final) == summary["weights_sha256"]
     assert (out / "samples" / "epoch_0000.png").is_file()
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_train_identical_replicas(world, tmp_path):
+    """`torchrun --nproc_per_node 2 ... generator train`: DDP over gloo, with accumulation and
+    the GAN on from epoch 0; rank 0 reports that both ranks hold the same weights."""
+    command, out = _generator_command(world, tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_HOME": str(tmp_path / "hub")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           *command]
+    proc = subprocess.run(
+        cmd, check=False, capture_output=True, text=True, env=env, cwd=REPO, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _check_two_replicas(proc.stdout, out)
+
+
+@pytest.mark.slow
+def test_torchrun_two_nodes_of_one_process_train_identical_replicas(world, tmp_path):
+    """The multi-node launch (docs/scale_out.md): two torchrun launchers, ``--nnodes 2`` with
+    ranks 0 and 1 meeting at a static rendezvous on loopback, one process each."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command, out = _generator_command(world, tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_HOME": str(tmp_path / "hub")}
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank",
+             str(rank), "--nproc-per-node", "1", "--master-addr", "127.0.0.1",
+             "--master-port", str(port), *command],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+            start_new_session=True,
+        )
+        for rank in (0, 1)
+    ]
+    try:
+        results = [node.communicate(timeout=300) for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                os.killpg(node.pid, 9)
+                node.wait()
+    for node, (_, stderr) in zip(nodes, results, strict=True):
+        assert node.returncode == 0, stderr[-3000:]
+    _check_two_replicas(results[0][0], out)  # global rank 0 (node 0) prints the summary
+    assert results[1][0].strip() == ""
 
 
 def test_generator_profiles_stack_defaults_profile_params_overrides():
