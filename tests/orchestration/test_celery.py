@@ -30,7 +30,7 @@ from orchestration.jobs import HSFACE
 from orchestration.main_job import dagster_instance
 from tests.orchestration.conftest import PROJECT, make_micro_project
 from vec2face.config import read_params
-from vec2face.generation.hsface import shard_name, shard_tmp_name
+from vec2face.hsface.writer import shard_name, shard_tmp_name
 
 pytestmark = pytest.mark.slow  # about two minutes on 2 loaded cores; part of the normal suite
 
