@@ -249,10 +249,9 @@ def test_torchrun_two_nodes_train_an_fr_model(tmp_path):
     launchers, ``--nnodes 2`` at a static rendezvous on loopback, one process each; rank 0
     trains in a world of two and saves the weights its summary names (that DDP replicas end
     identical is shown by test_ddp_two_cpu_processes_end_with_identical_weights)."""
-    import subprocess
-    import sys
-
     import yaml
+
+    from tests.torchrun import run_two_nodes
 
     data = _faces(tmp_path / "d.lmdb", identities=4, per_id=8)
     params = tmp_path / "params.yaml"
@@ -261,29 +260,11 @@ def test_torchrun_two_nodes_train_an_fr_model(tmp_path):
         *("-m", "vec2face.cli.main", "fr", "train", "--params", str(params)),
         *("--data", str(data), "--out", str(tmp_path / "run"), "--quiet"),
     ]
-    port = _free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    nodes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank",
-             str(rank), "--nproc-per-node", "1", "--master-addr", "127.0.0.1",
-             "--master-port", str(port), *command],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-            start_new_session=True,
-        )
-        for rank in (0, 1)
-    ]
-    try:
-        results = [node.communicate(timeout=300) for node in nodes]
-    finally:
-        for node in nodes:
-            if node.poll() is None:
-                os.killpg(node.pid, 9)
-                node.wait()
-    for node, (_, stderr) in zip(nodes, results, strict=True):
-        assert node.returncode == 0, stderr[-3000:]
-    summary = json.loads(results[0][0])  # global rank 0 prints the summary
-    assert summary["world_size"] == 2 and results[1][0].strip() == ""
+    nodes = run_two_nodes(command, {**os.environ, "OMP_NUM_THREADS": "1"})
+    for code, _, stderr in nodes:
+        assert code == 0, stderr[-3000:]
+    summary = json.loads(nodes[0][1])  # global rank 0 prints the summary
+    assert summary["world_size"] == 2 and nodes[1][1].strip() == ""
     saved = load_backbone("tiny", tmp_path / "run" / "backbone.pt", embedding_size=32,
                           input_size=32)
     assert state_sha256(saved) == summary["backbone_sha256"]

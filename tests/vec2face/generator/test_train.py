@@ -386,34 +386,15 @@ def test_torchrun_two_cpu_processes_train_identical_replicas(world, tmp_path):
 def test_torchrun_two_nodes_of_one_process_train_identical_replicas(world, tmp_path):
     """The multi-node launch (docs/scale_out.md): two torchrun launchers, ``--nnodes 2`` with
     ranks 0 and 1 meeting at a static rendezvous on loopback, one process each."""
-    import socket
+    from tests.torchrun import run_two_nodes
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     command, out = _generator_command(world, tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_HOME": str(tmp_path / "hub")}
-    nodes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank",
-             str(rank), "--nproc-per-node", "1", "--master-addr", "127.0.0.1",
-             "--master-port", str(port), *command],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
-            start_new_session=True,
-        )
-        for rank in (0, 1)
-    ]
-    try:
-        results = [node.communicate(timeout=300) for node in nodes]
-    finally:
-        for node in nodes:
-            if node.poll() is None:
-                os.killpg(node.pid, 9)
-                node.wait()
-    for node, (_, stderr) in zip(nodes, results, strict=True):
-        assert node.returncode == 0, stderr[-3000:]
-    _check_two_replicas(results[0][0], out)  # global rank 0 (node 0) prints the summary
-    assert results[1][0].strip() == ""
+    nodes = run_two_nodes(command, env, cwd=REPO)
+    for code, _, stderr in nodes:
+        assert code == 0, stderr[-3000:]
+    _check_two_replicas(nodes[0][1], out)  # global rank 0 (node 0) prints the summary
+    assert nodes[1][1].strip() == ""
 
 
 def test_generator_profiles_stack_defaults_profile_params_overrides():
