@@ -16,8 +16,8 @@ from vec2face.zoo.store import ZOO_NAMES
 GROUP = "zoo"
 
 #: the zoo models a zoo model is built from (the generator learns from the zoo teacher's
-#: features and is scored by the zoo judge)
-ZOO_DEPS = {"generator": ("teacher", "judge")}
+#: features through the zoo's perceptual trunk and is scored by the zoo judge)
+ZOO_DEPS = {"generator": ("teacher", "judge", "perceptual")}
 
 #: folder under the output root for the zoo's rendered pools and training runs (reused)
 WORK = "zoo_work"

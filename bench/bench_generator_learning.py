@@ -18,6 +18,11 @@ tells it everything. Usage:
         [--whiten] [--pos-std 0.5] [--train-mask 0.5,0.75] [--set dec_norm_groups=8] \
         [--decoder-only] [--texture 0.3 --trunk TEACHER_DIR] [--grid recon.png] \
         [--per-identity 12]
+
+The bottleneck test (ridge from the top-k principal directions of the features, per k)::
+
+    python bench/bench_generator_learning.py --data TRAIN_LMDB --records 12256 \
+        --heldout 2000 --pca-dims 64,128,192,256,384,512
 """
 
 from __future__ import annotations
@@ -90,6 +95,21 @@ def ridge_mse(train_x, train_y, test_x, test_y, lam: float = 0.01) -> float:
     return float(F.mse_loss(pred, test_y))
 
 
+def ridge_mse_top_pcs(train_x, train_y, test_x, test_y, dims: list[int], lam: float = 0.01):
+    """Held-out ridge MSE from the top-k principal directions of the training features, per k
+    in ``dims``: how much of the pixels a k-wide linear bottleneck (the tiny generator's
+    vector projection is 512 -> 192) can carry. Returns {k: MSE}."""
+    mx = train_x.mean(0)
+    centred = (train_x - mx).double()
+    _, evecs = torch.linalg.eigh(centred.T @ centred)
+    order = evecs.flip(1)  # eigh sorts ascending: largest variance first
+    out = {}
+    for k in dims:
+        basis = order[:, :k].float()
+        out[k] = ridge_mse((train_x - mx) @ basis, train_y, (test_x - mx) @ basis, test_y, lam)
+    return out
+
+
 class DecoderOnly(nn.Module):
     """The generator's convolutional image decoder fed by its vector projection (whitened
     with ``--whiten``) and one learned linear map to the 7x7 input map: the transformer path
@@ -144,6 +164,12 @@ def main() -> None:
     ap.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     ap.add_argument("--save", default=None, help="save the trained model's state dict here")
     ap.add_argument("--no-ridge", action="store_true")
+    ap.add_argument(
+        "--pca-dims",
+        default=None,
+        help="comma-separated k: print the ridge MSE from the top-k principal directions of "
+        "the features for each k (the bottleneck test) and stop",
+    )
     ap.add_argument("--texture", type=float, default=0.0, help="weight of the TextureLoss term")
     ap.add_argument("--texture-patch", type=int, default=16)
     ap.add_argument(
@@ -177,6 +203,12 @@ def main() -> None:
     if not args.no_ridge:
         train_pixels = to_float(images[:n_train]).flatten(1)
         print(f"ridge MSE:      {ridge_mse(feats[:n_train], train_pixels, test_f, test_img.flatten(1)):.4f}")
+        if args.pca_dims:
+            dims = [int(k) for k in args.pca_dims.split(",")]
+            table = ridge_mse_top_pcs(feats[:n_train], train_pixels, test_f, test_img.flatten(1), dims)
+            for k, mse in table.items():
+                print(f"ridge MSE from the top {k:>3} principal directions: {mse:.4f}")
+            return
         del train_pixels
 
     overrides = {"vector_scale": math.sqrt(feats.shape[1]), "rep_dim": feats.shape[1]}

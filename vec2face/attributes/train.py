@@ -32,7 +32,7 @@ from vec2face.attributes.estimators import (
     toy_quality_label,
 )
 from vec2face.config import StepConfig
-from vec2face.data.images import decode_image
+from vec2face.data.images import decode_files
 from vec2face.errors import DataFormatError
 from vec2face.models._registry import list_models
 from vec2face.tracking import NullTracker, Tracker
@@ -145,17 +145,7 @@ def load_labelled_toyfaces(root: str | Path, max_images: int = 0, seed: int = 0)
             : max(1, int(np.searchsorted(np.cumsum(counts), max_images, side="right")))
         ]
         df = df[df["identity"].isin(keep)].reset_index(drop=True)
-    images = np.empty((len(df), 112, 112, 3), np.uint8)
-    for k, rel in enumerate(df["path"]):
-        path = root / rel
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise DataFormatError(f"{path}: cannot read image ({exc.strerror})") from None
-        img = decode_image(data, str(path))
-        if img.shape != (112, 112, 3):
-            raise DataFormatError(f"{path}: expected a 112x112 RGB image, got {img.shape}")
-        images[k] = img
+    images = decode_files(root, df["path"])
     quality = toy_quality_label(
         df["blur"].to_numpy(), df["noise"].to_numpy(), df["jpeg_quality"].to_numpy()
     )

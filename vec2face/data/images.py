@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -94,3 +96,28 @@ def image_size(data: bytes, where: str = "") -> tuple[int, int]:
     except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as exc:
         raise DataFormatError(f"{label}: cannot read image header ({_one_line(exc)})") from None
     return int(height), int(width)
+
+
+def decode_files(
+    root: str | Path, paths: Iterable[str], shape: tuple[int, int, int] = (112, 112, 3)
+) -> np.ndarray:
+    """Decode the image files ``root/<path>`` into one uint8 (N, H, W, 3) array.
+
+    Raises:
+        DataFormatError: a file that cannot be read or decoded, or is not of ``shape``
+            (naming the file).
+    """
+    root = Path(root)
+    paths = list(paths)
+    images = np.empty((len(paths), *shape), np.uint8)
+    for k, rel in enumerate(paths):
+        path = root / rel
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise DataFormatError(f"{path}: cannot read image ({exc.strerror})") from None
+        img = decode_image(data, str(path))
+        if img.shape != shape:
+            raise DataFormatError(f"{path}: expected a {shape[1]}x{shape[0]} RGB image, got {img.shape}")
+        images[k] = img
+    return images

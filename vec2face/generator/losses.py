@@ -193,6 +193,66 @@ class LPIPSLoss(nn.Module):
         return self.metric(images, targets, normalize=False).flatten()
 
 
+def normalized_map_distance(
+    maps: list[torch.Tensor], reference: list[torch.Tensor]
+) -> torch.Tensor:
+    """LPIPS's distance with uniform weights, per image.
+
+    At every stage the two maps are unit-normalised along channels; the squared difference
+    is summed over channels and averaged over positions; the stages are summed.
+
+    Args:
+        maps, reference: per stage, (N, C_i, H_i, W_i) maps of the two images.
+
+    Returns:
+        (N,) float32 distances (each stage contributes a value in [0, 4]).
+    """
+    total = maps[0].new_zeros(maps[0].shape[0], dtype=torch.float32)
+    for f, r in zip(maps, reference, strict=True):
+        f = F.normalize(f.float(), dim=1, eps=1e-6)
+        r = F.normalize(r.float(), dim=1, eps=1e-6)
+        total = total + ((f - r) ** 2).sum(dim=1).flatten(1).mean(1)
+    return total
+
+
+class ToyTrunkDistance(nn.Module):
+    """LPIPS-style distance through the toy perceptual trunk (``loss.perceptual_trunk: toy``).
+
+    The trunk (:class:`vec2face.models.trunk.ToyPerceptualTrunk`, the zoo's ``perceptual``)
+    learned the toy renderer's identity and image parameters from a pool of its own, so its
+    maps respond to the parts of a toy face where a random ImageNet trunk responds to
+    nothing in particular. The per-stage distances are averaged with uniform weights (no
+    learned linear heads: there are no human judgements of toy faces to fit them to).
+
+    Args:
+        trunk: the trunk; frozen here (no gradients to its weights, eval mode kept), it
+            passes gradients to the generated image.
+    """
+
+    def __init__(self, trunk: nn.Module):
+        super().__init__()
+        if not callable(getattr(trunk, "stages", None)):
+            raise ConfigError(
+                f"toy perceptual distance needs a trunk with stages(x); got {type(trunk).__name__}"
+            )
+        self.trunk = trunk.eval()
+        for p in self.trunk.parameters():
+            p.requires_grad_(False)
+        #: a trained trunk, never a random one (GeneratorLoss records it like LPIPS's)
+        self.pretrained_backbone = True
+
+    def train(self, mode: bool = True) -> ToyTrunkDistance:
+        """Stays in eval mode (the trunk's BatchNorm statistics must not change)."""
+        return super().train(False)
+
+    def forward(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """images, targets: (N, 3, 112, 112) in [-1, 1] -> (N,) distances."""
+        with torch.no_grad():
+            reference = self.trunk.stages(targets)
+        maps = self.trunk.stages(images)
+        return normalized_map_distance(maps, reference) / len(maps)
+
+
 def token_loss(tokens: torch.Tensor, target_tokens: torch.Tensor) -> torch.Tensor:
     """MSE between decoder tokens and the unmasked feature tokens. (N, 49, D) each -> scalar."""
     return F.mse_loss(tokens.float(), target_tokens.float())
@@ -271,12 +331,7 @@ class FRPerceptualLoss(_FrozenTrunkLoss):
         """images, targets: (N, 3, H, W) in [-1, 1] -> scalar."""
         with torch.no_grad():
             real = self.fr_model.feature_maps(targets)
-        total = images.new_zeros((), dtype=torch.float32)
-        for f, r in zip(self.fr_model.feature_maps(images), real):
-            f = F.normalize(f.float(), dim=1, eps=1e-6)
-            r = F.normalize(r.float(), dim=1, eps=1e-6)
-            total = total + ((f - r) ** 2).sum(dim=1).mean()
-        return total
+        return normalized_map_distance(list(self.fr_model.feature_maps(images)), list(real)).mean()
 
 
 def local_gram(maps: torch.Tensor, patch: int) -> torch.Tensor:
@@ -401,6 +456,12 @@ class GeneratorLossConfig(BaseModel):
     lpips_net: Literal["vgg", "alex", "squeeze"] = Field(
         "vgg", description="LPIPS trunk: vgg (official) or the ~20x cheaper alex/squeeze"
     )
+    perceptual_trunk: Literal["lpips", "toy"] = Field(
+        "lpips",
+        description="the network of the lpips term: lpips (the lpips package on an ImageNet "
+        "trunk, lpips_net) or toy (the toy perceptual trunk trained on the toy world's ground "
+        "truth: the zoo's 'perceptual', or perceptual_trunk_checkpoint)",
+    )
     ssim: float = Field(0.1, ge=0, description="1 - SSIM (Gaussian window 11, sigma 1.5)")
     token: float = Field(
         1.0, ge=0, description="MSE between decoder tokens and unmasked feature tokens"
@@ -444,6 +505,8 @@ class GeneratorLoss(nn.Module):
         config: term weights and GAN schedule.
         fr_model: frozen teacher for the identity term (required when its weight > 0).
         lpips_backbone_weights: trunk weights file for LPIPS (see ``LPIPSLoss``).
+        perceptual_trunk: the toy perceptual trunk of ``perceptual_trunk: toy`` (required
+            then, when the lpips weight > 0).
     """
 
     def __init__(
@@ -451,15 +514,20 @@ class GeneratorLoss(nn.Module):
         config: GeneratorLossConfig | None = None,
         fr_model: nn.Module | None = None,
         lpips_backbone_weights: str | Path | None = None,
+        perceptual_trunk: nn.Module | None = None,
     ):
         super().__init__()
         self.config = config or GeneratorLossConfig()
         self.ssim_loss = SSIMLoss()
-        self.lpips = (
-            LPIPSLoss(lpips_backbone_weights, self.config.lpips_net)
-            if self.config.lpips > 0
-            else None
-        )
+        self.lpips: nn.Module | None = None
+        if self.config.lpips > 0 and self.config.perceptual_trunk == "toy":
+            if perceptual_trunk is None:
+                raise ConfigError(
+                    "generator loss: perceptual_trunk 'toy' needs the trunk (perceptual_trunk)"
+                )
+            self.lpips = ToyTrunkDistance(perceptual_trunk)
+        elif self.config.lpips > 0:
+            self.lpips = LPIPSLoss(lpips_backbone_weights, self.config.lpips_net)
         if self.config.identity > 0 and fr_model is None:
             raise ConfigError("generator loss: identity weight > 0 needs an FR model (fr_model)")
         self.identity = (
@@ -485,7 +553,8 @@ class GeneratorLoss(nn.Module):
 
     @property
     def pretrained_lpips_backbone(self) -> bool | None:
-        """Whether LPIPS uses ImageNet VGG weights (None when LPIPS is switched off)."""
+        """Whether the lpips term's trunk is trained (ImageNet weights, or the toy trunk);
+        None when the term is switched off."""
         return None if self.lpips is None else self.lpips.pretrained_backbone
 
     def gan_weight(self, epoch: float) -> float:

@@ -172,6 +172,11 @@ class GeneratorTrainConfig(StepConfig):
         description="torchvision ImageNet weights of the LPIPS trunk (loss.lpips_net) "
         "(else the torch hub cache, else a random trunk, recorded as such)",
     )
+    perceptual_trunk_checkpoint: str | None = Field(
+        None,
+        description="the toy perceptual trunk of loss.perceptual_trunk toy (a 'trunk.pt' or "
+        "its folder; default: the zoo's 'perceptual')",
+    )
     mask: str | None = Field(
         None, description=".npy record mask, e.g. the official 50K-identity mask"
     )
@@ -242,7 +247,9 @@ def generator_train_config(
 # --------------------------------------------------------------------------------------------
 # One epoch
 # --------------------------------------------------------------------------------------------
-_PATH_FIELDS = ("teacher_checkpoint", "lpips_backbone_weights", "mask")
+_PATH_FIELDS = (
+    "teacher_checkpoint", "lpips_backbone_weights", "perceptual_trunk_checkpoint", "mask"
+)
 
 
 def _recorded_config(config: GeneratorTrainConfig, out_dir: Path) -> dict[str, Any]:
@@ -790,13 +797,18 @@ def _epoch_grid(generator, samples, out_dir: Path, epoch: int, seed: int) -> Pat
 
 
 def _loss(config: GeneratorTrainConfig, device: torch.device) -> GeneratorLoss:
-    """The loss, with the frozen teacher its identity and FR-perceptual terms need."""
-    teacher = None
+    """The loss, with the frozen teacher its identity and FR-perceptual terms need and the
+    toy perceptual trunk when its lpips term runs through it."""
+    teacher = trunk = None
     if config.loss.teacher_terms:
         teacher = load_trained_backbone(
             config.teacher_checkpoint, config.teacher, config_key="generator.teacher_checkpoint"
         )
-    return GeneratorLoss(config.loss, teacher, config.lpips_backbone_weights).to(device)
+    if config.loss.lpips > 0 and config.loss.perceptual_trunk == "toy":
+        from vec2face.perceptual.train import load_trunk
+
+        trunk = load_trunk(config.perceptual_trunk_checkpoint)
+    return GeneratorLoss(config.loss, teacher, config.lpips_backbone_weights, trunk).to(device)
 
 
 def _adamw(net: nn.Module, lr: float, config: GeneratorTrainConfig) -> torch.optim.AdamW:

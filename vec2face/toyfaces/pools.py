@@ -17,6 +17,7 @@ from vec2face.utils.seeding import rng_for
 POOLS: dict[str, str] = {
     "teacher": "Glint360K (trains the feature extractor)",
     "judge": "a second, independent FR model's training data",
+    "perceptual": "ImageNet (trains the perceptual trunk of the generator's LPIPS-style term)",
     "webface": "WebFace4M 50K-identity subset (trains Vec2Face)",
     "pca": "MS1MV2 identity centers (PCA space for identity sampling)",
     "lfw": "LFW (general verification)",

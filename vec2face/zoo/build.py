@@ -42,6 +42,11 @@ ATTRIBUTE_HELDOUT_POOL = "pca"
 #: the pool it learns from (the labelled judge pool, as in the main job)
 ATTRIBUTE_TRAIN_POOL = "judge"
 
+#: the perceptual trunk learns from a pool of its own and is measured on identities it
+#: never saw (the attribute estimator's held-out pool)
+TRUNK_POOL = "perceptual"
+TRUNK_HELDOUT_POOL = "pca"
+
 #: the params.yaml section of the zoo generator's recipe (on the profile's preset)
 GENERATOR_SECTION = "zoo_generator"
 
@@ -189,6 +194,37 @@ def _attributes(params: dict[str, Any], work: Path, progress: bool) -> _Trained:
     )
 
 
+def _perceptual(params: dict[str, Any], work: Path, progress: bool) -> _Trained:
+    from vec2face.perceptual.train import (
+        PerceptualTrainConfig,
+        load_trunk,
+        target_fields,
+        train_trunk,
+    )
+
+    train_dir, train_pool = render_pool(params, TRUNK_POOL, work, progress)
+    heldout_dir, heldout_pool = render_pool(params, TRUNK_HELDOUT_POOL, work, progress)
+    config = load_step_config(PerceptualTrainConfig, "perceptual_train", params)
+    out = work / "perceptual"
+    summary = train_trunk(config, train_dir, out, progress=progress)
+    trunk = load_trunk(out)
+    return _Trained(
+        kind="trunk",
+        parts={"model": trunk},
+        architecture={"name": config.arch, "config": trunk.cfg.to_dict(),
+                      "target_fields": list(target_fields())},
+        sections={"perceptual_train": params.get("perceptual_train") or {},
+                  "world.seed": _world_seed(params),
+                  **_pool_section(params, TRUNK_POOL),
+                  **_pool_section(params, TRUNK_HELDOUT_POOL)},
+        data={"train": [train_pool], "heldout": heldout_pool},
+        measure=lambda parts: zf.trunk_figures(parts["model"], heldout_dir),
+        training={"recipe": config.model_dump(mode="json"), "epochs": summary["epochs"],
+                  "images": summary["images"], "identities": summary["identities"],
+                  "train_wall_s": summary["train_wall_s"]},
+    )
+
+
 def _generator(
     params: dict[str, Any], work: Path, root: Path, progress: bool
 ) -> _Trained:
@@ -320,6 +356,8 @@ def build(
         trained = _fr(name, params, work, progress)
     elif name == "attributes":
         trained = _attributes(params, work, progress)
+    elif name == "perceptual":
+        trained = _perceptual(params, work, progress)
     else:
         trained = _generator(params, work, root, progress)
     for model in trained.parts.values():

@@ -19,6 +19,7 @@ __all__ = [
     "HEADLINE",
     "TOLERANCES",
     "attribute_figures",
+    "trunk_figures",
     "fr_figures",
     "generator_figures",
     "improves",
@@ -32,6 +33,8 @@ TOLERANCES: dict[str, dict[str, float]] = {
     "fr": {"*": 0.004},
     "attributes": {"yaw_mae": 0.15, "pitch_mae": 0.15, "roll_mae": 0.15, "age_mae": 0.15,
                    "quality_mae": 0.05, "quality_spearman": 0.01},
+    "trunk": {"identity_r2": 0.005, "nuisance_r2": 0.005, "yaw_mae": 0.15, "age_mae": 0.15,
+              "prefers_sharp": 0.01},
     "generator": {"judge_cosine_recon": 0.01, "teacher_cosine_recon": 0.01,
                   "identity_preservation": 0.02, "judge_accuracy_real": 0.02,
                   "judge_accuracy_generated": 0.02, "face_mae": 0.5,
@@ -43,6 +46,7 @@ TOLERANCES: dict[str, dict[str, float]] = {
 HEADLINE: dict[str, tuple[str, int]] = {
     "fr": ("average", +1),
     "attributes": ("age_mae", -1),
+    "trunk": ("identity_r2", +1),
     "generator": ("sharpness_ratio", +1),
 }
 
@@ -93,6 +97,15 @@ def attribute_figures(model: nn.Module, pool_dir: str | Path) -> dict[str, float
 
     metrics = evaluate_estimator(model, load_labelled_toyfaces(pool_dir))
     return {k: round(float(v), 6) for k, v in metrics.items() if k != "n"}
+
+
+def trunk_figures(model: nn.Module, pool_dir: str | Path) -> dict[str, float]:
+    """Variance of the identity and nuisance parameters explained (R^2), yaw and age errors,
+    and the share of images for which the trunk's distance calls a 1-pixel shift closer
+    than a blur of equal MSE, on a toy pool of identities never trained on."""
+    from vec2face.perceptual.train import trunk_figures as measure
+
+    return measure(model, pool_dir)
 
 
 def generator_figures(

@@ -6,6 +6,8 @@ project's registries and the verified weights are loaded with ``strict=True``:
 * ``fr`` (teacher, judge): an IResNet backbone; NCHW float images in [-1, 1] at 112x112
   -> 512-d embeddings, as insightface's models take and give;
 * ``attributes``: the toy pose/age/quality estimator;
+* ``trunk`` (perceptual): the toy perceptual trunk (stages and regression head), what the
+  generator's ``loss.perceptual_trunk: toy`` compares images through;
 * ``generator``: the Vec2Face generator (part ``generator``) and its discriminator (part
   ``discriminator``).
 """
@@ -43,6 +45,10 @@ def _build(meta: dict[str, Any], part: str) -> nn.Module:
 
         cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in arch["config"].items()}
         return build_attribute_net(arch["name"], **cfg)
+    if kind == "trunk":
+        from vec2face.models.trunk import build_trunk
+
+        return build_trunk(arch["name"], **arch["config"])
     if kind == "generator":
         from vec2face.models import build_discriminator
         from vec2face.models.generator import GeneratorArch, MaskingConfig, Vec2FaceGenerator

@@ -38,7 +38,7 @@ PACKAGE_ZOO = Path(__file__).resolve().parent / "weights"
 
 #: the toy world's off-the-shelf models, in build order (the generator needs the teacher
 #: and the judge)
-ZOO_NAMES: tuple[str, ...] = ("teacher", "judge", "attributes", "generator")
+ZOO_NAMES: tuple[str, ...] = ("teacher", "judge", "attributes", "perceptual", "generator")
 
 #: environment variable naming another zoo folder (a user's own rebuilt zoo)
 ZOO_ENV = "VEC2FACE_ZOO"

@@ -67,6 +67,7 @@ def measure_entry(
     from vec2face.zoo.build import (
         ATTRIBUTE_HELDOUT_POOL,
         GENERATOR_PAIRS,
+        TRUNK_HELDOUT_POOL,
         render_benchmarks,
         render_pool,
     )
@@ -81,6 +82,9 @@ def measure_entry(
     if kind == "attributes":
         pool_dir, _ = render_pool(params, ATTRIBUTE_HELDOUT_POOL, work, progress)
         return zf.attribute_figures(load(name, root), pool_dir)
+    if kind == "trunk":
+        pool_dir, _ = render_pool(params, TRUNK_HELDOUT_POOL, work, progress)
+        return zf.trunk_figures(load(name, root), pool_dir)
     bins, _ = render_benchmarks(params, work, progress)
     pairs = (meta["data"].get("heldout") or {}).get("pairs", GENERATOR_PAIRS)
     return zf.generator_figures(

@@ -83,6 +83,10 @@ def test_loaded_models_are_ready_and_match_their_training_outputs(micro_zoo):
     assert not disc.training and disc(images).ndim == 4
     estimates = zoo.load("attributes", root)(x)
     assert set(estimates) == {"yaw", "pitch", "roll", "age", "quality"}
+    trunk = zoo.load("perceptual", root)
+    assert not trunk.training and trunk.classify is None
+    assert [m.shape[1] for m in trunk.stages(x)] == list(trunk.cfg.widths)
+    assert {"identity_r2", "prefers_sharp"} <= set(zoo.manifest("perceptual", root)["figures"])
 
 
 def test_generation_is_deterministic_per_seed(micro_zoo):
@@ -128,7 +132,7 @@ def test_missing_weights_beside_a_manifest(micro_zoo, tmp_path):
 
 
 def test_unknown_name_lists_the_known_ones(micro_zoo):
-    with pytest.raises(Exception, match="known: teacher, judge, attributes, generator"):
+    with pytest.raises(Exception, match="known: teacher, judge, attributes, perceptual, generator"):
         zoo.load("glint360k", micro_zoo[0] / "zoo")
 
 
