@@ -12,7 +12,8 @@ glasses, which is what a perceptual distance needs to see.
 
 Four stride-2 stages (112 -> 56 -> 28 -> 14 -> 7); :meth:`ToyPerceptualTrunk.stages`
 returns their maps, which :class:`vec2face.generator.losses.ToyTrunkDistance` compares.
-The training heads (``regress``, ``classify``) are used only while the trunk learns.
+The heads (``squeeze``, ``embed``, ``regress``, ``classify``) are used only while the trunk
+learns and when its figures are measured; the distance never reads them.
 """
 
 from __future__ import annotations
@@ -33,11 +34,15 @@ class TrunkConfig:
 
     Attributes:
         widths: channels of the four stages.
+        spatial: channels of the last map kept, position by position, for the heads.
+        hidden: width of the heads' shared layer.
         targets: regressed ground-truth values (standardised) per image.
         classes: identities of the training pool (0: no classification head).
     """
 
     widths: tuple[int, ...] = (32, 64, 96, 128)
+    spatial: int = 16
+    hidden: int = 256
     targets: int = 0
     classes: int = 0
 
@@ -71,8 +76,20 @@ class ToyPerceptualTrunk(nn.Module):
         self.cfg = cfg
         chans = (3, *cfg.widths)
         self.features = nn.ModuleList(_stage(a, b) for a, b in zip(chans[:-1], chans[1:]))
-        self.regress = nn.Linear(cfg.widths[-1], cfg.targets) if cfg.targets else None
-        self.classify = nn.Linear(cfg.widths[-1], cfg.classes) if cfg.classes else None
+        # The heads read the last map position by position (a 1x1 squeeze, then flattened),
+        # not its average: pose and the place of every part are positions, and a pooled
+        # vector would let the stages get away without encoding them.
+        side = 112 // 2 ** len(cfg.widths)
+        self.squeeze = nn.Sequential(
+            nn.Conv2d(cfg.widths[-1], cfg.spatial, 1, bias=False),
+            nn.BatchNorm2d(cfg.spatial),
+            nn.ReLU(inplace=True),
+        )
+        self.embed = nn.Sequential(
+            nn.Flatten(), nn.Linear(cfg.spatial * side * side, cfg.hidden), nn.ReLU(inplace=True)
+        )
+        self.regress = nn.Linear(cfg.hidden, cfg.targets) if cfg.targets else None
+        self.classify = nn.Linear(cfg.hidden, cfg.classes) if cfg.classes else None
         if cfg.targets:
             # the regression head predicts standardised targets; these turn them back
             self.register_buffer("target_mean", torch.zeros(cfg.targets))
@@ -88,10 +105,10 @@ class ToyPerceptualTrunk(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Training heads. x: (N, 3, 112, 112) -> (targets (N, T) or None, logits (N, K) or None)."""
-        pooled = self.stages(x)[-1].mean((2, 3))
+        h = self.embed(self.squeeze(self.stages(x)[-1]))
         return (
-            None if self.regress is None else self.regress(pooled),
-            None if self.classify is None else self.classify(pooled),
+            None if self.regress is None else self.regress(h),
+            None if self.classify is None else self.classify(h),
         )
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,13 +122,15 @@ class ToyPerceptualTrunk(nn.Module):
         """This trunk without its identity classifier, whose classes are the training pool's
         people and mean nothing elsewhere (what the zoo ships: stages and regression head)."""
         self.classify = None
-        self.cfg = TrunkConfig(widths=self.cfg.widths, targets=self.cfg.targets)
+        self.cfg = TrunkConfig(widths=self.cfg.widths, spatial=self.cfg.spatial,
+                               hidden=self.cfg.hidden, targets=self.cfg.targets)
         return self
 
 
 @register("trunk", "toy_trunk")
 def toy_trunk(**overrides) -> ToyPerceptualTrunk:
-    """The toy perceptual trunk: stages of 32, 64, 96 and 128 channels (~0.4M parameters)."""
+    """The toy perceptual trunk: stages of 32, 64, 96 and 128 channels (0.46M parameters;
+    the heads add 0.2M plus 257 per target and class)."""
     if "widths" in overrides:
         overrides["widths"] = tuple(overrides["widths"])
     return ToyPerceptualTrunk(TrunkConfig(**overrides))

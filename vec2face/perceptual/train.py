@@ -76,7 +76,7 @@ class PerceptualTrainConfig(StepConfig):
     """Training of the toy perceptual trunk (params section ``perceptual_train``)."""
 
     arch: str = Field("toy_trunk", description="registered model of family 'trunk'")
-    epochs: int = Field(4, gt=0, description="passes over the training images")
+    epochs: int = Field(6, gt=0, description="passes over the training images")
     batch_size: int = Field(64, gt=0, description="images per step")
     lr: float = Field(2e-3, gt=0, description="peak AdamW learning rate")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay (weights only)")
