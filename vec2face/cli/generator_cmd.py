@@ -175,9 +175,16 @@ def train(
     budget = None if max_minutes is None else ChunkBudget(minutes=max_minutes)
     tracker = NullTracker() if quiet else ConsoleTracker()
     if data is None and run_dir is not None:
-        summary = _run_folder_chunk(
-            run_dir, profile or LONG_RUN_PROFILE, overrides, params, budget, score_pairs,
-            zoo_dir, tracker, quiet,
+        from vec2face.config import read_params
+        from vec2face.generator.long_run import run_folder_chunk
+        from vec2face.zoo.build import GENERATOR_PAIRS
+
+        # params.yaml sizes the toy data only: its generator section is the chain's
+        # fine-tune, not the long run's recipe (the preset and the flags are)
+        summary = run_folder_chunk(
+            run_dir, read_params(Path(params or "params.yaml")), profile or LONG_RUN_PROFILE,
+            overrides, budget=budget, pairs=score_pairs or GENERATOR_PAIRS, zoo=zoo_dir,
+            tracker=tracker, progress=not quiet,
         )
     elif data is None:
         raise ConfigError("--data is required (or --resume DIR, a long run's folder, "
@@ -195,26 +202,3 @@ def train(
                 f"continue with --resume {out}",
                 err=True,
             )
-
-
-def _run_folder_chunk(
-    run_dir, profile, overrides, params, budget, score_pairs, zoo_dir, tracker, quiet
-) -> dict:
-    """One chunk of a long run in ``run_dir``: the toy data prepared there if missing (as
-    params.yaml's ``world``, ``subset`` and ``benchmarks`` size it), the preset's recipe
-    with the zoo teacher (flags win; the params' ``generator`` section is the chain's
-    fine-tune and is not read), trained until the budget, then scored."""
-    from vec2face.config import read_params
-    from vec2face.generator.long_run import prepare_run, run_chunk
-    from vec2face.generator.train import generator_train_config
-    from vec2face.zoo.build import GENERATOR_PAIRS
-
-    params_file = Path(params or "params.yaml")
-    data = prepare_run(read_params(params_file), run_dir, zoo_dir, progress=not quiet)
-    defaults = {"teacher": data.teacher_meta["architecture"]["name"],
-                "teacher_checkpoint": str(data.teacher_dir)}
-    cfg = generator_train_config(
-        profile, None, {**defaults, **{k: v for k, v in overrides.items() if v is not None}}
-    )
-    return run_chunk(cfg, run_dir, data, budget=budget, pairs=score_pairs or GENERATOR_PAIRS,
-                     zoo=zoo_dir, tracker=tracker, progress=not quiet)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch.distributed as dist
 from PIL import Image
 
 from vec2face.generator.train import ChunkBudget, GeneratorTrainConfig, fit
@@ -43,6 +44,7 @@ __all__ = [
     "plot_curve",
     "prepare_run",
     "run_chunk",
+    "run_folder_chunk",
     "save_recon_grid",
     "score_checkpoint",
 ]
@@ -72,6 +74,46 @@ def prepare_run(
     """The long run's data inside ``run_dir``, rendered when missing (reused otherwise):
     the same pool, subset, zoo-teacher features and toy-LFW as the zoo generator's."""
     return prepare_generator_data(params, run_dir, zoo, progress)
+
+
+def run_folder_chunk(
+    run_dir: str | os.PathLike,
+    params: dict[str, Any],
+    profile: str,
+    overrides: dict[str, Any],
+    *,
+    zoo: str | os.PathLike | None = None,
+    progress: bool = True,
+    **chunk: Any,
+) -> dict[str, Any]:
+    """One chunk of the long run in ``run_dir`` (what ``vec2face generator train --resume
+    DIR`` runs without ``--data``): the toy data prepared there when missing, the recipe
+    ``profile`` < ``overrides`` with the zoo teacher (an override wins), then
+    :func:`run_chunk` (``chunk``: its ``budget``, ``pairs`` and ``tracker``).
+
+    Under ``torchrun`` rank 0 prepares the data while the other ranks wait, then they
+    reuse it (nothing is rendered twice, nothing read half-written).
+    """
+    from vec2face.generator.train import generator_train_config
+    from vec2face.training import barrier, cleanup_distributed, init_distributed
+
+    owns_group = not (dist.is_available() and dist.is_initialized())
+    env = init_distributed(overrides.get("device") or "auto")
+    try:
+        if env.is_main:
+            data = prepare_run(params, run_dir, zoo, progress)
+        barrier()
+        if not env.is_main:
+            data = prepare_run(params, run_dir, zoo, progress=False)
+        teacher = {"teacher": data.teacher_meta["architecture"]["name"],
+                   "teacher_checkpoint": str(data.teacher_dir)}
+        config = generator_train_config(
+            profile, None, {**teacher, **{k: v for k, v in overrides.items() if v is not None}}
+        )
+        return run_chunk(config, run_dir, data, zoo=zoo, progress=progress, **chunk)
+    finally:
+        if owns_group:
+            cleanup_distributed()
 
 
 def run_chunk(

@@ -622,3 +622,32 @@ def test_official_leak_sends_the_generators_adversarial_gradient_into_the_discri
     else:
         assert all(g is None or not g.any() for g in grads)
     assert any(p.grad is not None and p.grad.any() for p in gen.parameters())
+
+
+@pytest.mark.slow
+def test_torchrun_chunks_pause_on_every_rank_together_and_resume_exactly(world, tmp_path):
+    """Two gloo processes: rank 0's clock decides the pause and every rank stops after the
+    same step; the paused checkpoint holds both ranks' RNG states, and the resumed run ends
+    with the unbroken run's weights."""
+    command, _ = _generator_command(world, tmp_path)
+    command = [a for a in command if a != "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_HOME": str(tmp_path / "hub")}
+
+    def launch(out: Path, *extra: str) -> dict:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", *command, "--out", str(out), "--epochs", "2",
+               "--accum-iter", "1", "--quiet", *extra]
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env,
+                              cwd=REPO, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout)
+
+    straight = launch(tmp_path / "straight")
+    first = launch(tmp_path / "chunks", "--max-minutes", "0.0001")
+    assert (first["paused"], first["global_step"], first["step_in_epoch"]) == (True, 1, 1)
+    assert first["replicas_in_sync"] is True
+    assert len(load_checkpoint(tmp_path / "chunks" / "checkpoints" / "last.pt")["rng"]) == 2
+    resumed = launch(tmp_path / "chunks", "--resume")
+    assert not resumed["paused"] and resumed["global_step"] == straight["global_step"] == 4
+    assert resumed["replicas_in_sync"] is True
+    assert resumed["weights_sha256"] == straight["weights_sha256"]
