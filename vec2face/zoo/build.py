@@ -9,6 +9,11 @@ headline figure is better (:func:`vec2face.zoo.figures.improves`), or when force
 
 Every step resumes: rendered pools and finished training runs in the work folder are
 reused, so a build interrupted anywhere continues where it stopped.
+
+The generator's data (:func:`prepare_generator_data`) is also what a long run prepares in
+its folder (:mod:`vec2face.generator.long_run`), and ``build("generator", ...,
+source=CKPT)`` exports such a run's checkpoint instead of training: the same measurement,
+the same replacement rule, a manifest recording the run.
 """
 
 from __future__ import annotations
