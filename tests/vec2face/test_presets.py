@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_steps_read_their_section_of_the_preset_files():
-    assert set(PRESETS) == set(FR_PROFILES) == set(GENERATOR_PROFILES) == {"paper", "tiny"}
+    assert set(PRESETS) == set(FR_PROFILES) == set(GENERATOR_PROFILES) == {
+        "paper", "tiny", "toy-long"}
     assert FR_PROFILES["tiny"] == preset_section("tiny", "fr_train")
     tiny_fr = fr_train_config("tiny")
     assert (tiny_fr.backbone, tiny_fr.margin, tiny_fr.scale, tiny_fr.epochs) == (
@@ -38,7 +39,7 @@ def test_a_params_section_overrides_the_preset_key_by_key():
 
 
 def test_an_unknown_preset_is_an_error_naming_it_and_the_known_ones():
-    with pytest.raises(ConfigError, match="unknown profile 'huge'; known: paper, tiny"):
+    with pytest.raises(ConfigError, match="unknown profile 'huge'; known: paper, tiny, toy-long"):
         preset_section("huge", "fr_train")
 
 
@@ -50,3 +51,16 @@ def test_the_package_ships_the_presets_and_the_zoo_weights():
         assert any((package / "presets" / f"{name}.yaml").match(g) for g in shipped), name
     for weights in (package / "zoo" / "weights").iterdir():
         assert any(weights.match(g) for g in shipped), weights.name
+
+
+def test_toy_long_is_tiny_made_long_for_every_step():
+    # it extends tiny: the FR sections are tiny's, the generator keeps tiny's loss terms
+    assert preset_section("toy-long", "fr_train") == preset_section("tiny", "fr_train")
+    assert fr_train_config("toy-long") == fr_train_config("tiny")
+    tiny = generator_train_config("tiny", overrides={"teacher_checkpoint": "t.pt"})
+    long = generator_train_config("toy-long", overrides={"teacher_checkpoint": "t.pt"})
+    assert (long.epochs, long.loss.disc_start, long.warmup_epochs) == (200, 120, 2.0)
+    assert long.loss.model_copy(update={"disc_start": 3}) == tiny.loss
+    assert (long.model, long.model_args, long.discriminator, long.batch_size) == (
+        tiny.model, tiny.model_args, tiny.discriminator, tiny.batch_size)
+    assert long.gan.official_leak is False

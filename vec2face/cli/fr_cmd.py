@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from vec2face.cli._common import echo_json, params_option
+from vec2face.presets import PRESETS
 
 
 @click.group()
@@ -38,7 +39,7 @@ def fr() -> None:
 @click.option("--resume", is_flag=True, help="continue from OUT/checkpoints/last.pt")
 @click.option(
     "--profile",
-    type=click.Choice(["tiny", "paper"]),
+    type=click.Choice(PRESETS),
     default=None,
     help="preset of the recipe (paper: Table 5; tiny: CPU minutes)",
 )

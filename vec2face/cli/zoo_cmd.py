@@ -79,16 +79,20 @@ def verify(ctx, names, zoo_dir, work, quiet) -> None:
 @click.option("--zoo-dir", type=click.Path(file_okay=False), default=None,
               help="zoo folder to write (default: $VEC2FACE_ZOO, else the package's)")
 @click.option("--force", is_flag=True, help="replace the entry even if its figures do not improve")
+@click.option("--from", "source", type=click.Path(dir_okay=False), default=None,
+              help="generator only: export this training checkpoint (a long run's "
+              "DIR/checkpoints/last.pt) instead of training, measured and kept alike")
 @click.option("--quiet", is_flag=True, help="no progress bars")
-def build(name, params, work, zoo_dir, force, quiet) -> None:
-    """Train zoo model NAME from the toy world with fixed seeds and export it."""
+def build(name, params, work, zoo_dir, force, source, quiet) -> None:
+    """Train zoo model NAME from the toy world with fixed seeds and export it (or, with
+    --from, export a long run's generator checkpoint)."""
     from vec2face.config import read_params
     from vec2face.zoo.build import build as run_build
 
     argv = sys.argv[sys.argv.index("build"):] if "build" in sys.argv else ["build", name]
     command = "vec2face zoo " + " ".join(shlex.quote(a) for a in argv)
     result = run_build(name, read_params(params), work, zoo_dir, command=command, force=force,
-                       progress=not quiet)
+                       progress=not quiet, source=source)
     echo_json({"written": result.written, "reason": result.reason,
                "previous_figures": result.previous, **result.manifest})
 

@@ -9,8 +9,19 @@ CPU), the GAN terms from ``disc_start`` on, and ``torchrun``/DDP across processe
 
 Reproducibility: the global RNG (masks, dropout) is reseeded at the start of every epoch
 from ``(seed, epoch, rank)`` and the data order depends only on ``(seed, epoch)``, so a run
-resumed from its last checkpoint ends with the same weights as an uninterrupted one, on
-every rank, without having to gather each rank's RNG state into the checkpoint.
+resumed from an epoch's checkpoint ends with the same weights as an uninterrupted one, on
+every rank. A run can also pause mid-epoch (``fit(..., budget=ChunkBudget(...))``: a time or
+step budget, checked at optimiser-step boundaries): its checkpoint then adds the step within
+the epoch and every rank's torch/numpy/python RNG states, and the resumed run skips the
+batches already consumed, so chunks of a long run add up to the unbroken run.
+
+The official GAN (``gan.official_leak``): the official Vec2Face step computes the
+generator's adversarial loss with the discriminator still trainable and never freezes it,
+so the generator's loss also sends gradients into the discriminator, which its optimiser
+applies: the discriminator is pushed to call fakes real, and in practice it settles at 1
+for real and fake alike, which switches the GAN off. The default is the proper adversary
+(the discriminator frozen during the generator's update); ``official_leak: true``
+reproduces the official behaviour.
 """
 
 from __future__ import annotations
@@ -19,8 +30,10 @@ import contextlib
 import dataclasses
 import logging
 import math
+import random
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +41,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from PIL import Image
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -76,6 +89,20 @@ LR_REFERENCE_BATCH = 112  # the official scaling: lr = blr * effective_batch / 1
 WHITEN_RECORDS = 50_000
 #: the final discriminator beside ``generator.pt`` (what a warm start from the folder reads)
 DISCRIMINATOR_FILE = "discriminator.pt"
+
+
+class GanConfig(BaseModel):
+    """How the GAN step is wired (``generator.gan``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    official_leak: bool = Field(
+        False,
+        description="reproduce the official step: the discriminator stays trainable during "
+        "the generator's update, so the generator's adversarial gradient also reaches the "
+        "discriminator and is applied by its optimiser (false: the discriminator is frozen "
+        "then, the proper adversary)",
+    )
 
 
 class GeneratorTrainConfig(StepConfig):
@@ -145,6 +172,9 @@ class GeneratorTrainConfig(StepConfig):
         default_factory=GeneratorLossConfig,
         description="loss weights, disc_start epoch, adaptive GAN weight, GAN generator term",
     )
+    gan: GanConfig = Field(
+        default_factory=GanConfig, description="wiring of the GAN step (official_leak)"
+    )
     amp: bool = Field(
         True,
         description="mixed precision: fp16 autocast + grad scaler on CUDA, bf16 autocast on CPU",
@@ -209,6 +239,9 @@ class GeneratorTrainConfig(StepConfig):
 #: explicit overrides.
 GENERATOR_PROFILES: dict[str, dict[str, Any]] = preset_sections("generator")
 
+#: sub-sections of ``generator`` whose keys merge one by one across the config layers
+_NESTED_SECTIONS = ("loss", "gan")
+
 
 def generator_train_config(
     profile: str | None = None,
@@ -217,7 +250,7 @@ def generator_train_config(
 ) -> GeneratorTrainConfig:
     """Build a :class:`GeneratorTrainConfig`: defaults < profile < params < overrides.
 
-    Nested ``loss`` values merge key by key at every level.
+    Nested ``loss`` and ``gan`` values merge key by key at every level.
 
     Raises:
         ConfigError: an unknown profile, or an invalid value (naming section and key).
@@ -237,11 +270,56 @@ def generator_train_config(
     ):
         if not isinstance(layer, dict):
             raise ConfigError("params section 'generator' must be a mapping")
-        loss = layer.get("loss")
-        if loss is not None and not isinstance(loss, dict):
-            raise ConfigError("params section 'generator.loss' must be a mapping")
-        merged = {**merged, **layer, "loss": {**merged.get("loss", {}), **(loss or {})}}
+        nested = {}
+        for key in _NESTED_SECTIONS:
+            value = layer.get(key)
+            if value is not None and not isinstance(value, dict):
+                raise ConfigError(f"params section 'generator.{key}' must be a mapping")
+            nested[key] = {**merged.get(key, {}), **(value or {})}
+        merged = {**merged, **layer, **nested}
     return load_step_config(GeneratorTrainConfig, "generator", {"generator": merged})
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkBudget:
+    """When one chunk of a long run pauses: after ``minutes`` of wall time or ``steps``
+    batches of this chunk, whichever comes first, at the first optimiser-step boundary
+    after it (``None``: no limit of that kind).
+
+    ``clock`` (seconds, monotonic) can be injected so tests pause deterministically.
+    """
+
+    minutes: float | None = None
+    steps: int | None = None
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        if self.minutes is not None and self.minutes <= 0:
+            raise ConfigError(f"--max-minutes must be > 0 (got {self.minutes})")
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"the chunk's step budget must be >= 1 (got {self.steps})")
+
+
+class _Pauser:
+    """Decides, at step boundaries, whether the chunk's budget is spent: rank 0 reads its
+    clock and broadcasts the answer, so every rank pauses after the same step."""
+
+    def __init__(self, budget: ChunkBudget | None, env: DistEnv, first_step: int) -> None:
+        self.budget, self.env, self.first_step = budget, env, first_step
+        self.start = budget.clock() if budget is not None else 0.0
+
+    def __call__(self, global_step: int) -> bool:
+        if self.budget is None:
+            return False
+        b = self.budget
+        spent = (b.steps is not None and global_step - self.first_step >= b.steps) or (
+            b.minutes is not None and b.clock() - self.start >= 60.0 * b.minutes
+        )
+        if self.env.distributed:
+            flag = torch.tensor([float(spent)], device=self.env.device)
+            dist.broadcast(flag, 0)
+            spent = bool(flag.item())
+        return spent
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,6 +355,8 @@ def train_one_epoch(
     progress: bool = False,
     schedule_epochs: float | None = None,
     max_batches: int | None = None,
+    start_batch: int = 0,
+    pause: Callable[[int], bool] | None = None,
 ) -> dict[str, float]:
     """Train generator and discriminator for one epoch.
 
@@ -302,6 +382,10 @@ def train_one_epoch(
         schedule_epochs: length of the warmup/cosine schedule in epochs (default
             ``config.epochs``; shorter under a ``max_steps`` budget).
         max_batches: stop after this many batches (the last epoch of a ``max_steps`` budget).
+        start_batch: batches of this epoch already consumed (a mid-epoch resume: the
+            loader's sampler already skips them; the schedule and step numbers count them).
+        pause: called with the global step after every optimiser step that does not end
+            the epoch; True stops the epoch there (``paused_at`` in the result).
 
     Returns:
         Means over the epoch's steps of every loss term (``mse``, ``lpips``, ``ssim``,
@@ -309,7 +393,8 @@ def train_one_epoch(
         ``disc_loss`` (when the discriminator trained), finite gradient norms before clipping
         (``grad_norm_g``, ``grad_norm_d``), ``grad_overflows`` (optimiser steps the fp16
         scaler skipped), plus the last ``lr``, ``steps``, ``epoch_time_s``
-        and ``images_per_s`` (all processes); averaged over ranks under DDP.
+        and ``images_per_s`` (all processes); averaged over ranks under DDP; ``paused_at``
+        (batches of the epoch done) when ``pause`` stopped it early.
 
     Raises:
         NonFiniteLossError: a loss is NaN/inf on some rank (names epoch, step and batch).
@@ -317,7 +402,7 @@ def train_one_epoch(
     gen, dsc = unwrap(model), unwrap(disc)
     distributed = isinstance(model, DistributedDataParallel)
     accum = config.accum_iter
-    usable, stop = _epoch_steps(len(loader), accum, max_batches)
+    usable, stop = _epoch_steps(len(loader) + start_batch, accum, max_batches)
     total_epochs = config.epochs if schedule_epochs is None else schedule_epochs
     gan_on = loss_fn.gan_weight(epoch) > 0
     clip = config.clip_grad if config.clip_grad is not None else math.inf
@@ -325,10 +410,12 @@ def train_one_epoch(
 
     meter = _EpochMeter(dist.get_world_size() if distributed else 1)
     lr = base_lr
+    paused_at = None
     bar = tqdm(
-        loader, f"epoch {epoch}", stop, disable=not progress, leave=False, dynamic_ncols=True
+        loader, f"epoch {epoch}", stop, disable=not progress, leave=False, dynamic_ncols=True,
+        initial=start_batch,
     )
-    for i, (images, features, _labels) in enumerate(bar):
+    for i, (images, features, _labels) in enumerate(bar, start=start_batch):
         if i >= stop:
             break
         if i % accum == 0:
@@ -351,8 +438,14 @@ def train_one_epoch(
         meter.add(terms, images.shape[0])
         if progress:
             bar.set_postfix(loss=f"{terms['total']:.4f}", lr=f"{lr:.2e}")
+        if boundary and pause is not None and i + 1 < stop and pause(epoch * usable + i + 1):
+            paused_at = i + 1
+            break
     bar.close()
-    return meter.stats(distributed, lr=lr, steps=stop)
+    stats = meter.stats(distributed, lr=lr, steps=(paused_at or stop) - start_batch)
+    if paused_at is not None:
+        stats["paused_at"] = float(paused_at)
+    return stats
 
 
 def _start_training(model, disc, loss_fn, optimizers) -> None:
@@ -402,9 +495,16 @@ def _backward(
     checked = all_ranks_sum(torch.stack([x.detach().float() for x in losses]).sum(), distributed)
     check_finite(checked, epoch, step, batch=batch)
 
-    scaler.scale(total / config.accum_iter).backward()
+    if gan_on and config.gan.official_leak:
+        # One backward of both losses: the generator's adversarial gradient and the
+        # discriminator's own meet in the discriminator's parameters, and under DDP each
+        # parameter's gradient is then ready (and reduced) once per step.
+        scaler.scale((total + d_loss) / config.accum_iter).backward()
+    else:
+        scaler.scale(total / config.accum_iter).backward()
+        if gan_on:
+            scaler.scale(d_loss / config.accum_iter).backward()
     if gan_on:
-        scaler.scale(d_loss / config.accum_iter).backward()
         unwrap(disc).requires_grad_(False)
         terms["disc_loss"] = float(d_loss.detach())
     return terms
@@ -424,11 +524,15 @@ def _epoch_steps(steps_in_loader: int, accum: int, max_batches: int | None) -> t
 def _step_losses(model, disc, loss_fn, images, features, epoch, config, device, gan_on):
     """(generator loss, its terms, discriminator loss or None) of one batch.
 
-    The generator's loss sees the discriminator frozen; with the GAN on, the discriminator's
+    The generator's loss sees the discriminator frozen, unless ``gan.official_leak`` keeps
+    it trainable as the official code does (the generator's adversarial loss then has a
+    graph into the discriminator's parameters); with the GAN on, the discriminator's
     least-squares loss is computed on real and detached generated images, its parameters
     trainable until the caller's backward pass has run.
     """
     gen, dsc = unwrap(model), unwrap(disc)
+    if gan_on and config.gan.official_leak:
+        dsc.requires_grad_(True)
     with autocast_for(device, config.amp, config.amp_cuda_dtype):
         out = model(features)
         total, terms = loss_fn(
@@ -562,6 +666,7 @@ def fit(
     tracker: Tracker | None = None,
     resume: bool = False,
     progress: bool = True,
+    budget: ChunkBudget | None = None,
 ) -> dict[str, Any]:
     """Train a Vec2Face generator on a training-layout dataset.
 
@@ -571,7 +676,12 @@ def fit(
     * ``checkpoints/checkpoint_XXXX.pt`` and ``checkpoints/last.pt`` after every epoch (atomic):
       ``model_vec2face`` (generator state dict, the official key), ``arch``, ``masking``,
       ``model_disc``, ``optimizer_g``, ``optimizer_d``, ``scaler``, ``epoch`` (epochs
-      completed), ``config`` and ``metadata``; ``load_generator_checkpoint`` reads them too;
+      completed), ``step_in_epoch`` (0), ``global_step``, ``train_seconds`` (training wall
+      time of the whole run so far), ``config`` and ``metadata``;
+      ``load_generator_checkpoint`` reads them too;
+    * ``checkpoints/last.pt`` alone when a ``budget`` pauses the run mid-epoch (atomic): the
+      same keys with ``step_in_epoch`` > 0 and ``rng`` (each rank's torch, CUDA, numpy
+      and python RNG states), what an exact continuation needs;
     * ``samples/epoch_XXXX.png``: input | reconstruction rows (also sent to the tracker);
     * ``generator.pt``: the final generator, as ``save_generator_checkpoint`` writes it;
     * ``discriminator.pt``: the final discriminator (``{"model_disc", "name"}``), so that a
@@ -583,13 +693,21 @@ def fit(
         out_dir: output folder.
         tracker: receives params (incl. ``pretrained_lpips_backbone``), per-epoch metrics
             (``step=epoch``) and the sample grids; nothing is tracked when None.
-        resume: continue from ``checkpoints/last.pt`` (a fresh start when there is none).
+        resume: continue from ``checkpoints/last.pt`` (a fresh start when there is none);
+            the checkpoint's architecture, discriminator, ``model_args``, ``loss`` and
+            ``gan`` must match ``config`` (a resume changes the objective nowhere). Other
+            changed settings are logged and used: a longer ``epochs`` extends a long run,
+            and its schedule follows the new length from the resume point on.
         progress: tqdm bar on rank 0.
+        budget: pause this chunk when it is spent (checked at optimiser-step boundaries),
+            leaving a resumable checkpoint and no ``generator.pt``.
 
     Returns:
         Summary: epochs, start_epoch, final ``stats``, output paths, lr, effective batch
-        size, world size, the LPIPS backbone flag, this rank's generator fingerprint and
-        whether all ranks hold identical weights.
+        size, world size, the LPIPS backbone flag, this rank's generator fingerprint,
+        whether all ranks hold identical weights, ``paused`` (the budget stopped the run
+        before its end), ``global_step``, ``epoch`` and ``step_in_epoch`` where it stands,
+        ``chunk_steps`` (batches this call trained) and ``train_seconds`` (the run's).
 
     Raises:
         ConfigError: bad settings or files (teacher weights named with their config key), or
@@ -601,7 +719,8 @@ def fit(
     env = init_distributed(config.device)
     try:
         return _fit(
-            config, Path(data_path), Path(out_dir), tracker or NullTracker(), resume, progress, env
+            config, Path(data_path), Path(out_dir), tracker or NullTracker(), resume, progress,
+            env, budget,
         )
     finally:
         if owns_group:
@@ -616,6 +735,7 @@ def _fit(
     resume: bool,
     progress: bool,
     env: DistEnv,
+    budget: ChunkBudget | None = None,
 ) -> dict[str, Any]:
     device = env.device
     ckpt_dir = out_dir / "checkpoints"
@@ -637,14 +757,16 @@ def _fit(
     scaler = make_grad_scaler(device, config.amp, config.amp_cuda_dtype)
 
     recorded_config = _recorded_config(config, out_dir)
-    start_epoch = 0
-    stats: dict[str, float] = {}
+    point = _ResumePoint()
     if last is not None:
-        start_epoch, stats, saved_metadata = _restore(
-            last, config, recorded_config, generator, discriminator, opt_g, opt_d, scaler
+        point = _restore(
+            last, config, recorded_config, generator, discriminator, opt_g, opt_d, scaler,
+            env.world_size,
         )
-        whitening = _saved_whitening(saved_metadata)  # the first run's init travels on
-        log.info("resuming from %s after epoch %d", last, start_epoch)
+        whitening = _saved_whitening(point.metadata)  # the first run's init travels on
+        log.info("resuming from %s at epoch %d, step %d of it", last, point.epoch,
+                 point.step_in_epoch)
+    start_epoch, stats = point.epoch, point.stats
     model, disc = _wrap_ddp((generator, discriminator), env)
 
     figures = _run_figures(env, effective_batch, base_lr, loss_fn)
@@ -658,33 +780,60 @@ def _fit(
     samples: list[str] = []
 
     steps_per_epoch, schedule_epochs, epochs = _schedule_length(config, len(loader))
+    epoch, step_in_epoch = start_epoch, point.step_in_epoch
+    pause = _Pauser(budget, env, epoch * steps_per_epoch + step_in_epoch)
+    chunk_steps, paused = 0, False
     t0 = time.perf_counter()
-    for epoch in range(start_epoch, epochs):
+    while epoch < epochs and not paused:
         torch.manual_seed(derive_seed(config.seed, "generator-epoch", epoch, env.rank))
         loader.sampler.set_epoch(epoch)
         loader.generator.manual_seed(derive_seed(config.seed, "loader", epoch, env.rank))
+        if step_in_epoch:
+            # The paused epoch: its remaining batches, the RNG where the pause left it.
+            loader.sampler.skip(step_in_epoch * config.batch_size)
+            _set_rng_state(point.rng[env.rank], device)
         stats = train_one_epoch(
             model, disc, loss_fn, loader, (opt_g, opt_d), scaler, epoch, config,
             base_lr=base_lr, device=device, progress=progress and env.is_main,
             schedule_epochs=schedule_epochs,
             max_batches=config.max_steps - epoch * steps_per_epoch if config.max_steps else None,
+            start_batch=step_in_epoch, pause=pause,
         )
+        chunk_steps += int(stats["steps"])
+        step_in_epoch = int(stats.pop("paused_at", 0))
+        paused = step_in_epoch > 0
+        epoch += 0 if paused else 1
+        rng = _gather_rng_states(env, device) if paused else None  # every rank takes part
         if env.is_main:
-            state = _training_state(generator, discriminator, (opt_g, opt_d), scaler, epoch + 1)
-            state.update(extra, stats=stats)
-            save_checkpoint(state, ckpt_dir, epoch + 1, keep=config.keep_checkpoints)
-            samples.append(
-                _report_epoch(tracker, generator, grid_samples, out_dir, epoch, config.seed, stats)
+            state = _training_state(generator, discriminator, (opt_g, opt_d), scaler, epoch)
+            state.update(
+                extra, stats=stats, step_in_epoch=step_in_epoch,
+                global_step=epoch * steps_per_epoch + step_in_epoch,
+                train_seconds=point.train_seconds + time.perf_counter() - t0,
             )
+            if paused:
+                # Mid-epoch: last.pt alone (atomic); the epoch checkpoints stay epoch ends.
+                save_torch_atomic({**state, "rng": rng}, ckpt_dir / "last.pt")
+            else:
+                save_checkpoint(state, ckpt_dir, epoch, keep=config.keep_checkpoints)
+                samples.append(_report_epoch(
+                    tracker, generator, grid_samples, out_dir, epoch - 1, config.seed, stats
+                ))
         barrier()
+        if not paused and epoch < epochs and pause(epoch * steps_per_epoch):
+            paused = True  # the budget ran out with the epoch: its checkpoint is the pause
     train_time = time.perf_counter() - t0
 
     final = out_dir / "generator.pt"
-    if env.is_main:
+    if env.is_main and not paused:
         _save_final(generator, discriminator, config.discriminator, final, epochs, extra)
     barrier()
     fingerprint = state_sha256(generator)
     in_sync = _replicas_in_sync(fingerprint, env)
+    global_step = epoch * steps_per_epoch + step_in_epoch
+    if paused:
+        log.info("paused at step %d (epoch %d, step %d of it) after %d steps this chunk",
+                 global_step, epoch, step_in_epoch, chunk_steps)
     return {
         "epochs": epochs,
         "steps": min(config.max_steps or math.inf, config.epochs * steps_per_epoch),
@@ -692,7 +841,15 @@ def _fit(
         "start_epoch": start_epoch,
         "stats": stats,
         "train_time_s": train_time,
-        "generator": str(final),
+        "train_seconds": point.train_seconds + train_time,
+        "paused": paused,
+        "global_step": global_step,
+        "epoch": epoch,
+        "step_in_epoch": step_in_epoch,
+        "chunk_steps": chunk_steps,
+        "images_seen": global_step * effective_batch,
+        "device": str(device),
+        "generator": None if paused else str(final),
         "checkpoint": str(ckpt_dir / "last.pt"),
         "samples": samples,
         **figures,
@@ -700,6 +857,41 @@ def _fit(
         "weights_sha256": fingerprint,
         "replicas_in_sync": in_sync,
     }
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    """This process's torch (and CUDA), numpy and python RNG states, as plain values and
+    tensors (what ``torch.load(weights_only=True)`` reads back)."""
+    np_name, np_keys, np_pos, np_gauss, np_cached = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "numpy": [np_name, torch.from_numpy(np_keys.astype(np.int64)), int(np_pos),
+                  int(np_gauss), float(np_cached)],
+        "python": [py_version, list(py_internal), py_gauss],
+    }
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    """Restore what :func:`_rng_state` recorded (the CUDA state only on a CUDA device)."""
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def _gather_rng_states(env: DistEnv, device: torch.device) -> list[dict[str, Any]]:
+    """Every rank's RNG states, indexed by rank (a collective under DDP)."""
+    mine = _rng_state(device)
+    if not env.distributed:
+        return [mine]
+    states: list[Any] = [None] * env.world_size
+    dist.all_gather_object(states, mine)
+    return states
 
 
 def _peak_lr(config: GeneratorTrainConfig, world_size: int) -> tuple[int, float]:
@@ -950,6 +1142,50 @@ def _precision_name(device: torch.device, amp: bool, cuda_dtype: str = "float16"
     return "bf16-autocast"
 
 
+@dataclasses.dataclass
+class _ResumePoint:
+    """Where a run resumes: epochs completed, batches of the next one done (a mid-epoch
+    pause) with every rank's RNG states then, that epoch's stats, the checkpoint's
+    metadata and the run's training wall time so far."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    rng: list[dict[str, Any]] | None = None
+    stats: dict[str, float] = dataclasses.field(default_factory=dict)
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    train_seconds: float = 0.0
+
+
+#: config keys that define what a run optimises: a resume must keep them (another
+#: architecture, discriminator or objective would not continue the same run)
+RESUME_FIXED = ("model", "model_args", "discriminator", "loss", "gan")
+#: what a mid-epoch resume needs unchanged too: the batches it skips are these settings'
+MID_EPOCH_FIXED = ("batch_size", "accum_iter", "seed")
+
+
+def resume_mismatches(saved: dict[str, Any], recorded: dict[str, Any]) -> list[str]:
+    """The :data:`RESUME_FIXED` settings in which a checkpoint's recorded config ``saved``
+    differs from ``recorded`` (the config being resumed), as ``"checkpoint KEY X does not
+    match generator.KEY Y"`` lines. Keys of a sub-section that one side lacks compare with
+    their default (a checkpoint from before a new loss term was added resumes)."""
+    defaults = GeneratorTrainConfig.model_construct().model_dump(mode="json")
+    out = []
+    for key in RESUME_FIXED:
+        if key not in saved:
+            continue
+        mine, theirs = recorded.get(key), saved[key]
+        if isinstance(mine, dict) and isinstance(theirs, dict):
+            base = defaults.get(key) or {}
+            for sub in sorted(set(mine) | set(theirs)):
+                a, b = theirs.get(sub, base.get(sub)), mine.get(sub, base.get(sub))
+                if a != b:
+                    out.append(f"checkpoint {key}.{sub} {a!r} does not match "
+                               f"generator.{key}.{sub} {b!r}")
+        elif mine != theirs:
+            out.append(f"checkpoint {key} {theirs!r} does not match generator.{key} {mine!r}")
+    return out
+
+
 def _restore(
     path: Path,
     config: GeneratorTrainConfig,
@@ -959,14 +1195,18 @@ def _restore(
     opt_g: torch.optim.Optimizer,
     opt_d: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
-) -> tuple[int, dict[str, float], dict[str, Any]]:
+    world_size: int = 1,
+) -> _ResumePoint:
     """Load a training checkpoint into the models, optimisers and scaler.
 
-    ``recorded_config`` (``config`` as checkpoints hold it) is compared with the saved one,
-    and changed settings are logged.
+    ``recorded_config`` (``config`` as checkpoints hold it) is compared with the saved one:
+    a difference in :data:`RESUME_FIXED` is refused, any other changed setting is logged.
+    A checkpoint paused mid-epoch also needs the same :data:`MID_EPOCH_FIXED` settings and
+    world size (the data each rank skips depends on them).
 
-    Returns:
-        (epochs completed, that epoch's stats, the checkpoint's metadata).
+    Raises:
+        Vec2FaceError: not a generator training checkpoint, or a refused difference (one
+            line naming each differing setting with both values).
     """
     state = load_checkpoint(path)
     missing = [
@@ -980,16 +1220,25 @@ def _restore(
         )
     if state.get("arch") != generator.arch.to_dict():
         theirs = (state.get("arch") or {}).get("name", "?")
+        diff = sorted(k for k, v in (state.get("arch") or {}).items()
+                      if generator.arch.to_dict().get(k) != v)
         raise Vec2FaceError(
             f"{path}: checkpoint generator '{theirs}' does not match "
-            f"generator.model '{config.model}'"
+            f"generator.model '{config.model}' (differs in {', '.join(diff) or 'arch'})"
         )
     saved = state.get("config") or {}
-    if saved.get("discriminator") not in (None, config.discriminator):
-        raise Vec2FaceError(
-            f"{path}: checkpoint discriminator '{saved['discriminator']}' does not match "
-            f"generator.discriminator '{config.discriminator}'"
-        )
+    step_in_epoch = int(state.get("step_in_epoch", 0))
+    refused = resume_mismatches(saved, recorded_config)
+    if step_in_epoch:
+        refused += [f"checkpoint {k} {saved[k]!r} does not match generator.{k} "
+                    f"{recorded_config[k]!r} (paused mid-epoch)"
+                    for k in MID_EPOCH_FIXED if k in saved and saved[k] != recorded_config[k]]
+        ranks = len(state.get("rng") or [])
+        if ranks != world_size:
+            refused.append(f"checkpoint paused mid-epoch in a world of {ranks} process(es), "
+                           f"this run has {world_size}")
+    if refused:
+        raise Vec2FaceError(f"{path}: cannot resume: {'; '.join(refused)}")
     changed = sorted(k for k, v in recorded_config.items() if k in saved and saved[k] != v)
     if changed:
         log.warning("resuming %s with changed settings: %s", path, ", ".join(changed))
@@ -999,4 +1248,11 @@ def _restore(
     opt_d.load_state_dict(state["optimizer_d"])
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
-    return int(state["epoch"]), dict(state.get("stats") or {}), dict(state.get("metadata") or {})
+    return _ResumePoint(
+        epoch=int(state["epoch"]),
+        step_in_epoch=step_in_epoch,
+        rng=state.get("rng"),
+        stats=dict(state.get("stats") or {}),
+        metadata=dict(state.get("metadata") or {}),
+        train_seconds=float(state.get("train_seconds", 0.0)),
+    )

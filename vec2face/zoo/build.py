@@ -9,6 +9,11 @@ headline figure is better (:func:`vec2face.zoo.figures.improves`), or when force
 
 Every step resumes: rendered pools and finished training runs in the work folder are
 reused, so a build interrupted anywhere continues where it stopped.
+
+The generator's data (:func:`prepare_generator_data`) is also what a long run prepares in
+its folder (:mod:`vec2face.generator.long_run`), and ``build("generator", ...,
+source=CKPT)`` exports such a run's checkpoint instead of training: the same measurement,
+the same replacement rule, a manifest recording the run.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from vec2face.errors import ConfigError
 from vec2face.zoo import figures as zf
 from vec2face.zoo.store import ZOO_NAMES, ZooError, manifest, write_entry, zoo_root
 
-__all__ = ["BuildResult", "build"]
+__all__ = ["BuildResult", "GeneratorData", "build", "prepare_generator_data"]
 
 #: the params.yaml section that holds each FR model's training recipe
 FR_SECTIONS = {"teacher": "fr_teacher_train", "judge": "fr_judge_train"}
@@ -225,17 +230,54 @@ def _perceptual(params: dict[str, Any], work: Path, progress: bool) -> _Trained:
     )
 
 
-def _generator(
-    params: dict[str, Any], work: Path, root: Path, progress: bool
-) -> _Trained:
+@dataclass
+class GeneratorData:
+    """What a toy generator trains and is measured on, rendered by
+    :func:`prepare_generator_data`.
+
+    Attributes:
+        lmdb: the training LMDB (subset images, the zoo teacher's per-image features).
+        lfw: the toy-LFW ``.bin`` the figures are measured on.
+        teacher_dir: the zoo teacher exported as ``vec2face fr train`` writes a backbone.
+        teacher: the zoo teacher (eval mode, CPU).
+        teacher_meta: its zoo manifest.
+        data: the manifest's ``data`` record (pool, subset, features, held-out set).
+        sections: the params sections the data came from.
+    """
+
+    lmdb: Path
+    lfw: Path
+    teacher_dir: Path
+    teacher: nn.Module
+    teacher_meta: dict[str, Any]
+    data: dict[str, Any]
+    sections: dict[str, Any]
+
+
+def prepare_generator_data(
+    params: dict[str, Any], work: str | os.PathLike, root: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> GeneratorData:
+    """Render (or reuse) a toy generator's training and held-out data in ``work``.
+
+    The webface pool as ``world`` sizes it (``work/world/webface``), the ``subset`` of it
+    (``work/generator_data/webface_subset``), the zoo teacher's per-image features (no
+    flip) in a training LMDB (``work/generator_data/train.lmdb``) and the ``benchmarks``
+    sets (``work/benchmarks``, toy-LFW among them). Every piece already there is reused, so
+    an interrupted preparation continues where it stopped.
+
+    Args:
+        params: the parsed ``params.yaml`` (``world``, ``subset``, ``benchmarks``).
+        work: the folder to render into (a zoo work folder, a long run's folder).
+        root: the zoo whose teacher makes the features (default: ``$VEC2FACE_ZOO``, else
+            the package's).
+        progress: progress bars.
+    """
     from vec2face.data.subset import SubsetConfig, make_subset
     from vec2face.fr.extract import write_dataset_features
-    from vec2face.generator.train import fit, generator_train_config
-    from vec2face.models import build_discriminator
-    from vec2face.models.generator import load_generator_checkpoint
-    from vec2face.training import load_checkpoint
     from vec2face.zoo.models import export, load
 
+    work, root = Path(work), zoo_root(root)
     pool_dir, pool = render_pool(params, "webface", work, progress)
     bins, bench = render_benchmarks(params, work, progress)
     subset_cfg = load_step_config(SubsetConfig, "subset", params)
@@ -252,44 +294,141 @@ def _generator(
         write_dataset_features(teacher, subset_dir, work / "generator_data" / "features",
                                flip=False, autocast=True, training_lmdb=lmdb)
     teacher_meta = manifest("teacher", root)
+    return GeneratorData(
+        lmdb=lmdb,
+        lfw=bins / "lfw.bin",
+        teacher_dir=teacher_dir,
+        teacher=teacher,
+        teacher_meta=teacher_meta,
+        data={"train": [pool], "subset": subset_cfg.model_dump(mode="json"),
+              "features": f"zoo teacher v{teacher_meta['version']} "
+                          f"({teacher_meta['sha256'][:12]})",
+              "heldout": {"benchmark": "lfw", "pairs": GENERATOR_PAIRS, "benchmarks": bench,
+                          "judge": "the zoo's judge"}},
+        sections={"subset": params.get("subset") or {}, "world.seed": _world_seed(params),
+                  **_pool_section(params, "webface")},
+    )
+
+
+def _zoo_generator_config(params: dict[str, Any], data: GeneratorData):
+    """The zoo generator's recipe: the profile's preset < ``zoo_generator``, with the zoo
+    teacher; its ``init`` must be scratch."""
+    from vec2face.generator.train import generator_train_config
+
     # the zoo's own recipe: the chain's ``generator`` section warm-starts from this model
     recipe = params.get(GENERATOR_SECTION) or {}
     config = generator_train_config(
         params.get("profile"), {"generator": recipe},
-        {"teacher": teacher_meta["architecture"]["name"], "teacher_checkpoint": str(teacher_dir)},
+        {"teacher": data.teacher_meta["architecture"]["name"],
+         "teacher_checkpoint": str(data.teacher_dir)},
     )
     if config.init != "scratch":
         raise ConfigError(f"params key {GENERATOR_SECTION}.init must be scratch: the zoo's "
                           f"generator is what the chain warm-starts from (got {config.init!r})")
-    out = work / "generator"
-    if not (out / "generator.pt").is_file():
-        fit(config, lmdb, out, resume=True, progress=progress)
-    generator, _ = load_generator_checkpoint(out / "generator.pt")
-    disc = build_discriminator(config.discriminator)
-    last = load_checkpoint(out / "checkpoints" / "last.pt")
-    disc.load_state_dict(last["model_disc"])
-    lfw = bins / "lfw.bin"
+    return config
+
+
+def _generator_entry(
+    generator: nn.Module, disc: nn.Module, disc_name: str, data: GeneratorData,
+    root: Path, sections: dict[str, Any], training: dict[str, Any],
+) -> _Trained:
+    """A generator and its discriminator as a zoo entry, measured on ``data``'s toy-LFW
+    pairs by the zoo's judge (the one measurement every zoo generator gets)."""
+    from vec2face.zoo.models import load
+
     return _Trained(
         kind="generator",
         parts={"generator": generator, "discriminator": disc.eval()},
         architecture={
-            "name": config.model,
+            "name": generator.arch.name,
             "arch": generator.arch.to_dict(),
             "masking": {"train": asdict(generator.train_masking),
                         "generation": asdict(generator.gen_masking)},
-            "discriminator": config.discriminator,
+            "discriminator": disc_name,
         },
-        sections={"profile": params.get("profile"), GENERATOR_SECTION: recipe,
-                  "subset": params.get("subset") or {}, "world.seed": _world_seed(params),
-                  **_pool_section(params, "webface")},
-        data={"train": [pool], "subset": subset_cfg.model_dump(mode="json"),
-              "features": f"zoo teacher v{teacher_meta['version']} ({teacher_meta['sha256'][:12]})",
-              "heldout": {"benchmark": "lfw", "pairs": GENERATOR_PAIRS, "benchmarks": bench,
-                          "judge": "the zoo's judge"}},
+        sections={**sections, **data.sections},
+        data=data.data,
         # the judge is loaded only to measure: the training may run while it is being built
         measure=lambda parts: zf.generator_figures(
-            parts["generator"], teacher, load("judge", root), lfw, GENERATOR_PAIRS)[0],
-        training={"recipe": config.model_dump(mode="json"), "epochs": config.epochs},
+            parts["generator"], data.teacher, load("judge", root), data.lfw,
+            GENERATOR_PAIRS)[0],
+        training=training,
+    )
+
+
+def _generator(
+    params: dict[str, Any], work: Path, root: Path, progress: bool
+) -> _Trained:
+    from vec2face.generator.train import fit
+    from vec2face.models import build_discriminator
+    from vec2face.models.generator import load_generator_checkpoint
+    from vec2face.training import load_checkpoint
+
+    data = prepare_generator_data(params, work, root, progress)
+    config = _zoo_generator_config(params, data)
+    out = work / "generator"
+    if not (out / "generator.pt").is_file():
+        fit(config, data.lmdb, out, resume=True, progress=progress)
+    generator, _ = load_generator_checkpoint(out / "generator.pt")
+    disc = build_discriminator(config.discriminator)
+    last = load_checkpoint(out / "checkpoints" / "last.pt")
+    disc.load_state_dict(last["model_disc"])
+    return _generator_entry(
+        generator, disc, config.discriminator, data, root,
+        {"profile": params.get("profile"),
+         GENERATOR_SECTION: params.get(GENERATOR_SECTION) or {}},
+        {"recipe": config.model_dump(mode="json"), "epochs": config.epochs},
+    )
+
+
+def _generator_from_checkpoint(
+    source: Path, params: dict[str, Any], work: Path, root: Path, progress: bool
+) -> _Trained:
+    """A long run's checkpoint (generator and discriminator) as the zoo generator, measured
+    like a built one. It must have the architecture and discriminator of the zoo recipe
+    (what the chain's ``init: zoo`` warm start expects).
+
+    Raises:
+        ConfigError: the checkpoint is missing or unreadable, or its generator or
+            discriminator differs from the recipe's (names both).
+    """
+    from vec2face.models import build_discriminator, build_generator
+    from vec2face.models.generator import load_generator_checkpoint
+    from vec2face.models.state_dict import load_state_dict_strict
+    from vec2face.training import load_checkpoint
+
+    state = load_checkpoint(source)
+    if "model_disc" not in state or "arch" not in state:
+        raise ConfigError(f"zoo build generator --from: {source} is not a generator training "
+                          "checkpoint (no 'arch' or 'model_disc')")
+    data = prepare_generator_data(params, work, root, progress)
+    config = _zoo_generator_config(params, data)
+    want = build_generator(config.model, **config.model_args).arch.to_dict()
+    theirs = state["arch"]
+    saved = state.get("config") or {}
+    disc_name = saved.get("discriminator", config.discriminator)
+    if theirs != want or disc_name != config.discriminator:
+        diff = sorted(k for k in set(want) | set(theirs) if want.get(k) != theirs.get(k))
+        raise ConfigError(
+            f"zoo build generator --from: {source} holds a '{theirs.get('name', '?')}' "
+            f"generator with a '{disc_name}' discriminator, the zoo recipe (profile "
+            f"{params.get('profile')}, {GENERATOR_SECTION}) builds '{want['name']}' with "
+            f"'{config.discriminator}'"
+            + (f" (the generators differ in {', '.join(diff)})" if diff else "")
+        )
+    generator, _ = load_generator_checkpoint(source)
+    disc = build_discriminator(disc_name)
+    load_state_dict_strict(disc, state["model_disc"], source=f"{source} (model_disc)")
+    run = source.resolve().parent.parent if source.parent.name == "checkpoints" else None
+    return _generator_entry(
+        generator, disc, disc_name, data, root,
+        {"profile": params.get("profile")},
+        {"source": "long run", "checkpoint": str(source),
+         "run": str(run) if run else None,
+         "step": int(state.get("global_step", 0)), "epoch": int(state["epoch"]),
+         "step_in_epoch": int(state.get("step_in_epoch", 0)),
+         "train_seconds": float(state.get("train_seconds", 0.0)),
+         "recipe": saved},
     )
 
 
@@ -332,8 +471,13 @@ def build(
     command: str,
     force: bool = False,
     progress: bool = True,
+    source: str | os.PathLike | None = None,
 ) -> BuildResult:
     """Train, measure and (if better) export zoo model ``name``.
+
+    With ``source`` (the generator only), a long run's training checkpoint is exported
+    instead of training one: measured the same way, kept under the same rule, its manifest
+    recording the run, step and recipe it came from.
 
     Args:
         name: one of :data:`~vec2face.zoo.store.ZOO_NAMES`.
@@ -343,16 +487,26 @@ def build(
         command: the command line that runs this build, recorded in the manifest.
         force: write even when the entry's headline figure does not improve.
         progress: progress bars.
+        source: a generator training checkpoint to export instead of training.
 
     Returns:
         The :class:`BuildResult`.
+
+    Raises:
+        ConfigError: an unknown name, ``source`` for another model than the generator, or
+            a ``source`` of another architecture than the zoo recipe's.
     """
     if name not in ZOO_NAMES:
         raise ConfigError(f"unknown zoo model '{name}'; known: {', '.join(ZOO_NAMES)}")
+    if source is not None and name != "generator":
+        raise ConfigError(f"zoo build {name} --from: only the generator is exported from a "
+                          "training checkpoint")
     root = zoo_root(into)
     work = Path(work)
     start = time.perf_counter()
-    if name in FR_SECTIONS:
+    if source is not None:
+        trained = _generator_from_checkpoint(Path(source), params, work, root, progress)
+    elif name in FR_SECTIONS:
         trained = _fr(name, params, work, progress)
     elif name == "attributes":
         trained = _attributes(params, work, progress)

@@ -74,7 +74,7 @@ def test_paper_profile_is_table_5_and_tiny_overrides_it():
     assert paper.flip and paper.rand_augment and paper.erase_prob > 0 and paper.amp
     tiny = fr_train_config("tiny", {"fr_train": {"epochs": 7}}, {"seed": 3})
     assert tiny.backbone == "tiny" and tiny.epochs == 7 and tiny.seed == 3
-    assert set(FR_PROFILES) == {"paper", "tiny"}
+    assert set(FR_PROFILES) == {"paper", "tiny", "toy-long"}  # toy-long extends tiny
     with pytest.raises(ConfigError, match="fr_train.backbone"):
         fr_train_config(None, None, {"backbone": "r7"})
     with pytest.raises(ConfigError, match="unknown FR profile"):

@@ -498,3 +498,156 @@ def test_warm_start_of_another_size_names_the_mismatch_and_writes_nothing(world,
         fit(_config(world, init=str(tmp_path / "nope.pt")), world["data"], tmp_path / "m",
             progress=False)
     assert not (tmp_path / "mismatch").exists()
+
+
+# ----------------------------------------------------------------------------- chunks, GAN
+
+
+def _chunk_config(world, **overrides) -> GeneratorTrainConfig:
+    # batch 2 over 8 records: four steps an epoch, eight in all, the GAN on in the second
+    return _config(world, batch_size=2, sample_grid_size=1, **overrides)
+
+
+def _assert_same_training_state(a: dict, b: dict) -> None:
+    for key in ("model_vec2face", "model_disc"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name}"
+    for key in ("optimizer_g", "optimizer_d"):
+        for pid, state in a[key]["state"].items():
+            for name, tensor in state.items():
+                assert torch.equal(tensor, b[key]["state"][pid][name]), f"{key}.{pid}.{name}"
+
+
+def test_chunks_paused_mid_epoch_add_up_to_the_unbroken_run(world, tmp_path):
+    from vec2face.generator.train import ChunkBudget
+
+    cfg = _chunk_config(world)
+    straight = fit(cfg, world["data"], tmp_path / "straight", progress=False)
+    assert not straight["paused"] and straight["global_step"] == 8
+
+    out = tmp_path / "chunks"
+    first = fit(cfg, world["data"], out, progress=False, budget=ChunkBudget(steps=3))
+    assert (first["paused"], first["global_step"], first["epoch"], first["step_in_epoch"],
+            first["chunk_steps"]) == (True, 3, 0, 3, 3)
+    assert first["generator"] is None and not (out / "generator.pt").exists()
+    paused = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert (paused["epoch"], paused["step_in_epoch"], paused["global_step"]) == (0, 3, 3)
+    assert len(paused["rng"]) == 1 and set(paused["rng"][0]) == {"torch", "cuda", "numpy",
+                                                                  "python"}
+    assert not list((out / "checkpoints").glob("checkpoint_*.pt"))  # mid-epoch: last.pt only
+
+    # a clock that moves a minute a reading: the second chunk pauses after its first step
+    ticks = iter(range(1000))
+    second = fit(cfg, world["data"], out, resume=True, progress=False,
+                 budget=ChunkBudget(minutes=0.5, clock=lambda: 60.0 * next(ticks)))
+    assert (second["paused"], second["global_step"], second["chunk_steps"]) == (True, 4, 1)
+    # step 4 ends epoch 0: the pause there is that epoch's checkpoint
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["step_in_epoch"] == 0
+    third = fit(cfg, world["data"], out, resume=True, progress=False,
+                budget=ChunkBudget(steps=3))
+    assert (third["paused"], third["global_step"], third["epoch"]) == (True, 7, 1)
+    last = fit(cfg, world["data"], out, resume=True, progress=False)
+    assert not last["paused"] and last["global_step"] == 8 and last["chunk_steps"] == 1
+    assert last["weights_sha256"] == straight["weights_sha256"]
+    _assert_same_training_state(load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt"),
+                                load_checkpoint(out / "checkpoints" / "last.pt"))
+    assert (out / "generator.pt").is_file()
+
+
+def test_resume_refuses_another_objective_naming_the_difference(world, tmp_path):
+    from vec2face.generator.train import ChunkBudget
+
+    cfg = _chunk_config(world, epochs=1)
+    out = tmp_path / "run"
+    fit(cfg, world["data"], out, progress=False, budget=ChunkBudget(steps=2))
+    before = (out / "checkpoints" / "last.pt").read_bytes()
+    other = _chunk_config(world, epochs=1, loss=GeneratorLossConfig(lpips=0, disc_start=1,
+                                                                    identity=0.5))
+    with pytest.raises(Vec2FaceError,
+                       match=r"cannot resume: checkpoint loss.identity 1.0 does not match "
+                             r"generator.loss.identity 0.5$"):
+        fit(other, world["data"], out, resume=True, progress=False)
+    with pytest.raises(Vec2FaceError, match=r"checkpoint batch_size 2 does not match "
+                                            r"generator.batch_size 4 \(paused mid-epoch\)"):
+        fit(_config(world, epochs=1, sample_grid_size=1), world["data"], out, resume=True,
+            progress=False)
+    with pytest.raises(Vec2FaceError, match=r"gan.official_leak False does not match"):
+        fit(_chunk_config(world, epochs=1, gan={"official_leak": True}), world["data"], out,
+            resume=True, progress=False)
+    assert (out / "checkpoints" / "last.pt").read_bytes() == before
+
+
+def test_resume_mismatches_fill_a_missing_loss_key_with_its_default():
+    from vec2face.generator.train import resume_mismatches
+
+    current = GeneratorTrainConfig(model="tiny", teacher="tiny", teacher_checkpoint="t.pth").model_dump(
+        mode="json")
+    older = {**current, "loss": {k: v for k, v in current["loss"].items() if k != "mse"}}
+    older.pop("gan")  # a checkpoint from before the gan section resumes as the default
+    assert resume_mismatches(older, current) == []
+    future = {**current, "loss": {**current["loss"], "perceptual_trunk": "toy"}}
+    assert resume_mismatches(current, future) == [
+        "checkpoint loss.perceptual_trunk None does not match "
+        "generator.loss.perceptual_trunk 'toy'"
+    ]
+    assert resume_mismatches({**current, "model_args": {"vector_scale": 2.0}}, current) == [
+        "checkpoint model_args.vector_scale 2.0 does not match "
+        "generator.model_args.vector_scale None"
+    ]
+
+
+@pytest.mark.parametrize("leak", [False, True])
+def test_official_leak_sends_the_generators_adversarial_gradient_into_the_discriminator(
+    world, leak
+):
+    from vec2face.generator.train import _loss, _start_training, _step_losses
+    from vec2face.models import build_discriminator, build_generator
+
+    cfg = _config(world, loss=GeneratorLossConfig(lpips=0, disc_start=0),
+                  gan={"official_leak": leak})
+    torch.manual_seed(0)
+    gen, disc = build_generator("tiny"), build_discriminator("patchgan_tiny")
+    loss_fn = _loss(cfg, torch.device("cpu"))
+    opts = tuple(torch.optim.AdamW(m.parameters()) for m in (gen, disc))
+    _start_training(gen, disc, loss_fn, opts)
+    images = torch.rand(2, 3, 112, 112) * 2 - 1
+    features = torch.randn(2, 512)
+    total, terms, d_loss = _step_losses(gen, disc, loss_fn, images, features, 0, cfg,
+                                        torch.device("cpu"), True)
+    assert terms["gan"] != 0 and d_loss is not None
+    total.backward()  # the generator's update alone
+    grads = [p.grad for p in disc.parameters()]
+    if leak:
+        assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0
+    else:
+        assert all(g is None or not g.any() for g in grads)
+    assert any(p.grad is not None and p.grad.any() for p in gen.parameters())
+
+
+@pytest.mark.slow
+def test_torchrun_chunks_pause_on_every_rank_together_and_resume_exactly(world, tmp_path):
+    """Two gloo processes: rank 0's clock decides the pause and every rank stops after the
+    same step; the paused checkpoint holds both ranks' RNG states, and the resumed run ends
+    with the unbroken run's weights."""
+    command, _ = _generator_command(world, tmp_path)
+    command = [a for a in command if a != "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_HOME": str(tmp_path / "hub")}
+
+    def launch(out: Path, *extra: str) -> dict:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", *command, "--out", str(out), "--epochs", "2",
+               "--accum-iter", "1", "--quiet", *extra]
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env,
+                              cwd=REPO, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout)
+
+    straight = launch(tmp_path / "straight")
+    first = launch(tmp_path / "chunks", "--max-minutes", "0.0001")
+    assert (first["paused"], first["global_step"], first["step_in_epoch"]) == (True, 1, 1)
+    assert first["replicas_in_sync"] is True
+    assert len(load_checkpoint(tmp_path / "chunks" / "checkpoints" / "last.pt")["rng"]) == 2
+    resumed = launch(tmp_path / "chunks", "--resume")
+    assert not resumed["paused"] and resumed["global_step"] == straight["global_step"] == 4
+    assert resumed["replicas_in_sync"] is True
+    assert resumed["weights_sha256"] == straight["weights_sha256"]
