@@ -5,6 +5,14 @@ discriminator of lucidrains' parti-pytorch, dims 64, 128, 256, 512): a multi-sca
 embedding" stem at full resolution, three stride-2 stages with a residual block each, and a
 4x4 valid convolution to patch logits. Module names match it, so official discriminator
 states load by name.
+
+How the official training uses it: its generator step computes ``-mean(D(fake))`` with the
+discriminator still trainable (it is never frozen), so the generator's adversarial gradient
+also flows into this network and its optimiser applies it; pushed to call fakes real, it
+settles near 1 for real and fake alike and the GAN is in effect off. The trainer here
+freezes it during the generator's update (a proper adversary) unless
+``generator.gan.official_leak: true`` asks for the official behaviour
+(:mod:`vec2face.generator.train`).
 """
 
 from __future__ import annotations
