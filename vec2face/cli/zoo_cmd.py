@@ -12,7 +12,7 @@ from vec2face.cli._common import echo_json
 
 @click.group()
 def zoo() -> None:
-    """The toy zoo: pretrained teacher, judge, attribute estimator and generator."""
+    """The toy zoo: pretrained teacher, judge, attribute estimator, perceptual trunk and generator."""
 
 
 @zoo.command(name="list")
