@@ -587,7 +587,7 @@ def test_resume_mismatches_fill_a_missing_loss_key_with_its_default():
     assert resume_mismatches(older, current) == []
     future = {**current, "loss": {**current["loss"], "perceptual_trunk": "toy"}}
     assert resume_mismatches(current, future) == [
-        "checkpoint loss.perceptual_trunk None does not match "
+        "checkpoint loss.perceptual_trunk 'lpips' does not match "
         "generator.loss.perceptual_trunk 'toy'"
     ]
     assert resume_mismatches({**current, "model_args": {"vector_scale": 2.0}}, current) == [
