@@ -1,6 +1,6 @@
 """``dagster dev`` on a free loopback port: a materialization launched through the GraphQL
 API as the UI launches it (``launchRun`` on the repository's asset job with an asset
-selection) runs to success; the server stops on SIGTERM to its process group."""
+selection) runs to success; the server and its children stop on a SIGTERM to dagster dev."""
 
 from __future__ import annotations
 
@@ -95,10 +95,11 @@ def _group_gone(pgid: int, limit_s: float = 30) -> bool:
 
 
 def _stop(server: subprocess.Popen) -> int:
-    os.killpg(server.pid, signal.SIGTERM)  # the webserver, the daemon and the code server
+    # SIGTERM to dagster dev alone, as a shell's `kill -TERM <pid>`: it stops its webserver,
+    # daemon and code server itself. A SIGTERM to the whole group raced that shutdown: under
+    # load the webserver and the daemon were still running 180 s later.
+    server.send_signal(signal.SIGTERM)
     try:
-        # the daemon finishes its current sensor/schedule tick first: beside a busy test
-        # worker on 2 cores that took over 60 s
         return server.wait(timeout=180)
     except subprocess.TimeoutExpired:
         os.killpg(server.pid, signal.SIGKILL)
