@@ -5,7 +5,8 @@ work folder, trains it with the project's own trainer and the ``params.yaml`` se
 names its recipe, measures its held-out figures in float32 and with its weights rounded
 to float16, and writes the entry (float16 when every figure stays within its tolerance of
 the float32 one). An entry already in the zoo is replaced only when the new model's
-headline figure is better (:func:`vec2face.zoo.figures.improves`), or when forced.
+headline figure is better and no guard figure worse (:func:`vec2face.zoo.figures.improves`),
+or when forced.
 
 Every step resumes: rendered pools and finished training runs in the work folder are
 reused, so a build interrupted anywhere continues where it stopped.
@@ -550,8 +551,12 @@ def build(
     old_figures = previous["figures"] if previous else None
     if previous and not force and not zf.improves(trained.kind, fields["figures"], old_figures):
         head = zf.HEADLINE[trained.kind][0]
-        reason = (f"kept the shipped '{name}' v{previous['version']}: {head} "
-                  f"{fields['figures'][head]:.4f} does not improve on {old_figures[head]:.4f}")
+        lost = zf.regressions(trained.kind, fields["figures"], old_figures)
+        why = "; ".join(f"{k} {new:.4f} falls below {was:.4f} by more than {tol}"
+                        for k, (was, new, tol) in lost.items())
+        reason = (f"kept the shipped '{name}' v{previous['version']}: " + (why or (
+            f"{head} {fields['figures'][head]:.4f} does not improve on "
+            f"{old_figures[head]:.4f}")))
         return BuildResult({**fields, "name": name}, False, reason, old_figures)
     states = {part: m.state_dict() for part, m in trained.parts.items()}
     record = write_entry(name, states, fields, root, half=use_half)

@@ -22,13 +22,18 @@ __all__ = [
     "trunk_figures",
     "fr_figures",
     "generator_figures",
+    "GUARDS",
     "improves",
     "out_of_tolerance",
+    "regressions",
 ]
 
 #: allowed absolute difference of a re-measured figure, per kind and figure (``*``: any
 #: other figure of that kind). Accuracies are on 6,000-pair sets: one pair is 0.017
-#: points; bf16 kernels differ between CPUs (AMX or not) by a few pairs.
+#: points; bf16 kernels differ between CPUs (AMX or not) by a few pairs. The generator's
+#: sharpness ratio is far below 1 while it draws blurred heads (0.006-0.014): its float16
+#: export moves it by 2e-5, so 0.002 (and 2.0 for the generated images' Laplacian
+#: variance, 0.002 of the real images') keeps a doubling from passing as noise.
 TOLERANCES: dict[str, dict[str, float]] = {
     "fr": {"*": 0.004},
     "attributes": {"yaw_mae": 0.15, "pitch_mae": 0.15, "roll_mae": 0.15, "age_mae": 0.15,
@@ -38,7 +43,7 @@ TOLERANCES: dict[str, dict[str, float]] = {
     "generator": {"judge_cosine_recon": 0.01, "teacher_cosine_recon": 0.01,
                   "identity_preservation": 0.02, "judge_accuracy_real": 0.02,
                   "judge_accuracy_generated": 0.02, "face_mae": 0.5,
-                  "sharpness_real": 5.0, "sharpness_generated": 5.0, "sharpness_ratio": 0.01},
+                  "sharpness_real": 5.0, "sharpness_generated": 2.0, "sharpness_ratio": 0.002},
 }
 
 #: the figure that decides whether a rebuilt model replaces the shipped one: (name, +1 when
@@ -48,6 +53,17 @@ HEADLINE: dict[str, tuple[str, int]] = {
     "attributes": ("age_mae", -1),
     "trunk": ("identity_r2", +1),
     "generator": ("sharpness_ratio", +1),
+}
+
+
+#: figures a rebuilt model must not lose beyond their tolerance while its headline improves
+#: (same sign convention): a generator that draws sharper images of the wrong person is no
+#: better
+GUARDS: dict[str, tuple[tuple[str, int], ...]] = {
+    "fr": (),
+    "attributes": (("yaw_mae", -1),),
+    "trunk": (),
+    "generator": (("judge_cosine_recon", +1), ("identity_preservation", +1)),
 }
 
 
@@ -74,11 +90,27 @@ def out_of_tolerance(
     return moved
 
 
+def regressions(
+    kind: str, new: Mapping[str, float], old: Mapping[str, float]
+) -> dict[str, tuple[float, float, float]]:
+    """Guard figures (:data:`GUARDS`) that ``new`` loses against ``old`` beyond their
+    tolerance: ``{figure: (old, new, tolerance)}``."""
+    lost = {}
+    for name, sign in GUARDS[kind]:
+        if name in old and name in new:
+            tol = tolerance(kind, name)
+            if sign * (float(new[name]) - float(old[name])) < -tol:
+                lost[name] = (float(old[name]), float(new[name]), tol)
+    return lost
+
+
 def improves(kind: str, new: Mapping[str, float], old: Mapping[str, float]) -> bool:
     """True when ``new`` beats ``old`` on the kind's headline figure by more than its
-    tolerance (a rebuilt zoo model replaces the shipped one only then)."""
+    tolerance and loses no guard figure beyond its tolerance (a rebuilt zoo model replaces
+    the shipped one only then)."""
     name, sign = HEADLINE[kind]
-    return sign * (float(new[name]) - float(old[name])) > tolerance(kind, name)
+    better = sign * (float(new[name]) - float(old[name])) > tolerance(kind, name)
+    return better and not regressions(kind, new, old)
 
 
 def fr_figures(model: nn.Module, bins_dir: str | Path) -> dict[str, float]:

@@ -15,7 +15,7 @@ from vec2face.config import read_params
 from vec2face.fr.extract import load_trained_backbone
 from vec2face.utils.hashing import file_sha256
 from vec2face.zoo.build import build
-from vec2face.zoo.figures import improves, out_of_tolerance
+from vec2face.zoo.figures import improves, out_of_tolerance, regressions
 from vec2face.zoo.store import PACKAGE_ZOO, ZooError
 
 MICRO_PARAMS = Path(__file__).resolve().parents[2] / "orchestration" / "micro_params.yaml"
@@ -206,6 +206,15 @@ def test_tolerance_and_improvement_rules():
     assert not improves("fr", {"average": 0.942}, {"average": 0.94})
     assert improves("attributes", {"age_mae": 4.0}, {"age_mae": 4.6})
     assert not improves("attributes", {"age_mae": 4.7}, {"age_mae": 4.6})
+    # a sharper generator that loses identity is not better; one within tolerance is
+    old = {"sharpness_ratio": 0.0064, "judge_cosine_recon": 0.777, "identity_preservation": 0.98}
+    assert improves("generator", {**old, "sharpness_ratio": 0.0135,
+                                  "judge_cosine_recon": 0.769}, old)
+    worse = {**old, "sharpness_ratio": 0.0174, "judge_cosine_recon": 0.674}
+    assert not improves("generator", worse, old)
+    assert regressions("generator", worse, old) == {
+        "judge_cosine_recon": (0.777, 0.674, 0.01)}
+    assert not improves("generator", {**old, "sharpness_ratio": 0.0080}, old)  # within 0.002
 
 
 def test_zoo_list_command(micro_zoo, capsys):
