@@ -230,7 +230,10 @@ def append_curve(path: Path, row: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def plot_curve(csv_path: Path, png_path: Path) -> Path:
+def plot_curve(
+    csv_path: Path, png_path: Path,
+    title: str = "vec2face toy-long generator run (toy-LFW, zoo judge)",
+) -> Path:
     """Draw the :data:`TARGETS` figures of a curve CSV against the step, each in its own
     panel with its target as a dashed line (atomic PNG)."""
     import matplotlib
@@ -251,7 +254,7 @@ def plot_curve(csv_path: Path, png_path: Path) -> Path:
         ax.grid(alpha=0.3)
     for ax in axes[-1]:
         ax.set_xlabel("step")
-    fig.suptitle("vec2face toy-long generator run (toy-LFW, zoo judge)", fontsize=11)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     with atomic_path(png_path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)

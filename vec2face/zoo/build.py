@@ -128,6 +128,20 @@ def _pool_section(params: dict[str, Any], pool: str) -> dict[str, Any]:
     return {key: sizes}
 
 
+def on_recorded_sets(params: dict[str, Any], name: str, root: Path) -> dict[str, Any]:
+    """``params`` with the ``benchmarks`` section that zoo entry ``name`` was measured on,
+    when the zoo holds that entry: a rebuild (or a long run's curve) is then compared with
+    the shipped model on the very same sets, whatever size the chain's own ``benchmarks``
+    section asks for. ``params`` unchanged for a new entry."""
+    try:
+        heldout = manifest(name, root)["data"].get("heldout") or {}
+    except ZooError:
+        return params
+    if isinstance(heldout, dict) and "benchmarks" in heldout:
+        return {**params, "benchmarks": heldout["benchmarks"]}
+    return params
+
+
 def render_benchmarks(
     params: dict[str, Any], work: Path, progress: bool
 ) -> tuple[Path, dict]:
@@ -279,6 +293,7 @@ def prepare_generator_data(
     from vec2face.zoo.models import export, load
 
     work, root = Path(work), zoo_root(root)
+    params = on_recorded_sets(params, "generator", root)
     pool_dir, pool = render_pool(params, "webface", work, progress)
     bins, bench = render_benchmarks(params, work, progress)
     subset_cfg = load_step_config(SubsetConfig, "subset", params)
@@ -505,6 +520,7 @@ def build(
     root = zoo_root(into)
     work = Path(work)
     start = time.perf_counter()
+    params = on_recorded_sets(params, name, root)
     if source is not None:
         trained = _generator_from_checkpoint(Path(source), params, work, root, progress)
     elif name in FR_SECTIONS:

@@ -14,7 +14,7 @@ from vec2face.cli.main import main
 from vec2face.config import read_params
 from vec2face.fr.extract import load_trained_backbone
 from vec2face.utils.hashing import file_sha256
-from vec2face.zoo.build import build
+from vec2face.zoo.build import build, on_recorded_sets
 from vec2face.zoo.figures import improves, out_of_tolerance, regressions
 from vec2face.zoo.store import PACKAGE_ZOO, ZooError
 
@@ -179,6 +179,20 @@ def test_rebuild_replaces_only_when_the_headline_improves(micro_zoo, tmp_path):
     assert forced.written and zoo.manifest("teacher", root)["version"] == 2
     # equal weights give equal bytes
     assert (root / "teacher.safetensors").read_bytes() == before
+
+
+def test_a_rebuild_is_measured_on_the_sets_of_the_shipped_entry(micro_zoo, tmp_path):
+    base, _ = micro_zoo
+    root = base / "zoo"
+    params = read_params(MICRO_PARAMS)
+    recorded = zoo.manifest("teacher", root)["data"]["heldout"]["benchmarks"]
+    chain = {**params, "benchmarks": {**(params.get("benchmarks") or {}), "pairs": 2 * 10 * 7}}
+    assert on_recorded_sets(chain, "teacher", root)["benchmarks"] == recorded
+    assert on_recorded_sets(chain, "generator", root)["benchmarks"] == zoo.manifest(
+        "generator", root)["data"]["heldout"]["benchmarks"]
+    # an entry the zoo does not hold yet is measured on the params' own sets
+    (tmp_path / "empty").mkdir()
+    assert on_recorded_sets(chain, "teacher", tmp_path / "empty") is chain
 
 
 def test_verify_passes_on_the_built_zoo_and_fails_when_a_figure_is_off(micro_zoo, tmp_path,
