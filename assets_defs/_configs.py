@@ -1,8 +1,8 @@
 """Step configs as the assets build them: a ``params.yaml`` section, validated by the
 library's config class, with the paths of upstream outputs filled in.
 
-``params.yaml`` names its preset once, in the top-level ``profile`` key (``tiny`` or
-``paper``: the YAML files of :mod:`vec2face.presets`); the training sections hold only what
+``params.yaml`` names its preset once, in the top-level ``profile`` key (one of
+:data:`vec2face.presets.PRESETS`, the YAML files of :mod:`vec2face.presets`); the training sections hold only what
 differs from that preset, so a change to a preset flows into every step that uses it.
 The paths inside sections (``fr_teacher.checkpoint``, ``generator.teacher_checkpoint``,
 ...) serve the CLI and ``dvc repro``; Dagster replaces them with the outputs of the
@@ -17,6 +17,7 @@ from typing import Any
 from vec2face.errors import ConfigError
 from vec2face.fr.profiles import FRModelConfig, fr_model_config, fr_train_config, read_backbone_meta
 from vec2face.fr.train import FRTrainConfig
+from vec2face.presets import PRESETS
 
 PROFILE_KEY = "profile"
 
@@ -25,7 +26,8 @@ def profile(params: dict[str, Any]) -> str:
     """The preset the params name (``profile``); a missing key is an error naming it."""
     name = params.get(PROFILE_KEY)
     if not isinstance(name, str):
-        raise ConfigError(f"params.yaml has no '{PROFILE_KEY}' (the preset: tiny or paper)")
+        raise ConfigError(f"params.yaml has no '{PROFILE_KEY}' (the preset: one of "
+                          f"{', '.join(PRESETS)})")
     return name
 
 
