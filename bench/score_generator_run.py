@@ -3,7 +3,7 @@
 For a run folder made by ``vec2face generator train`` (or a bench that trains through it:
 ``bench/bench_perceptual_trunk.py``), each ``checkpoints/checkpoint_*.pt`` is scored as the
 long run scores its chunks (:func:`vec2face.generator.long_run.score_checkpoint`: the zoo
-generator figures on ``--pairs`` toy-LFW pairs by the zoo's judge) and written as a row of
+generator figures on the zoo's 200 toy-LFW pairs, by the zoo's judge) and written as a row of
 ``--out``.csv, plotted to ``--out``.png with the targets. The data (toy LFW, the zoo teacher's
 features) come from the zoo's work folder, rendered there when missing.
 
@@ -16,8 +16,7 @@ import argparse
 import re
 from pathlib import Path
 
-import yaml
-
+from vec2face.config import read_params
 from vec2face.generator.long_run import append_curve, plot_curve, score_checkpoint
 from vec2face.zoo import load
 from vec2face.zoo.build import GENERATOR_PAIRS, prepare_generator_data
@@ -34,7 +33,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("outputs/zoo"))
     ap.add_argument("--title", default=None)
     args = ap.parse_args()
-    params = yaml.safe_load(args.params.read_text())
+    params = read_params(args.params)
     data = prepare_generator_data(params, args.work, progress=False)
     judge = load("judge")
     csv_path = args.out.with_suffix(".csv")
