@@ -707,7 +707,8 @@ def fit(
         size, world size, the LPIPS backbone flag, this rank's generator fingerprint,
         whether all ranks hold identical weights, ``paused`` (the budget stopped the run
         before its end), ``global_step``, ``epoch`` and ``step_in_epoch`` where it stands,
-        ``chunk_steps`` (batches this call trained) and ``train_seconds`` (the run's).
+        ``chunk_steps`` (batches this call trained) and ``train_seconds`` (the run's, as its
+        last checkpoint records it, which is where a resumed chunk counts on from).
 
     Raises:
         ConfigError: bad settings or files (teacher weights named with their config key), or
@@ -783,6 +784,9 @@ def _fit(
     epoch, step_in_epoch = start_epoch, point.step_in_epoch
     pause = _Pauser(budget, env, epoch * steps_per_epoch + step_in_epoch)
     chunk_steps, paused = 0, False
+    # The run's training time as its last checkpoint records it: a resumed chunk starts
+    # from that figure, so the summary reports the same one and a curve stays monotone.
+    run_seconds = point.train_seconds
     t0 = time.perf_counter()
     while epoch < epochs and not paused:
         torch.manual_seed(derive_seed(config.seed, "generator-epoch", epoch, env.rank))
@@ -804,12 +808,13 @@ def _fit(
         paused = step_in_epoch > 0
         epoch += 0 if paused else 1
         rng = _gather_rng_states(env, device) if paused else None  # every rank takes part
+        run_seconds = point.train_seconds + time.perf_counter() - t0
         if env.is_main:
             state = _training_state(generator, discriminator, (opt_g, opt_d), scaler, epoch)
             state.update(
                 extra, stats=stats, step_in_epoch=step_in_epoch,
                 global_step=epoch * steps_per_epoch + step_in_epoch,
-                train_seconds=point.train_seconds + time.perf_counter() - t0,
+                train_seconds=run_seconds,
             )
             if paused:
                 # Mid-epoch: last.pt alone (atomic); the epoch checkpoints stay epoch ends.
@@ -841,7 +846,7 @@ def _fit(
         "start_epoch": start_epoch,
         "stats": stats,
         "train_time_s": train_time,
-        "train_seconds": point.train_seconds + train_time,
+        "train_seconds": run_seconds,
         "paused": paused,
         "global_step": global_step,
         "epoch": epoch,

@@ -74,7 +74,10 @@ def test_run_folder_chunks_prepare_the_data_pause_and_draw_the_curve(long_run, c
     assert (first["paused"], first["global_step"], first["chunk_steps"]) == (True, 1, 1)
     second = _chunk(run, zoo, capsys)
     assert (second["global_step"], second["chunk_steps"]) == (2, 1)
-    assert load_checkpoint(run / "checkpoints" / "last.pt")["step_in_epoch"] == 2
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert last["step_in_epoch"] == 2
+    # the curve's time is the one the checkpoint records, which the next chunk counts on from
+    assert second["train_seconds"] == pytest.approx(last["train_seconds"])
 
     rows = read_curve(run / "curve.csv")
     assert [int(r["step"]) for r in rows] == [1, 2]
