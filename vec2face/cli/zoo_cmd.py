@@ -98,6 +98,34 @@ def build(name, params, work, zoo_dir, force, source, quiet) -> None:
 
 
 @zoo.command()
+@click.argument("names", nargs=-1, required=True)
+@click.option("--params", "params", type=click.Path(dir_okay=False), default="params.yaml",
+              show_default=True, help="params.yaml whose benchmarks section names the sets")
+@click.option("--work", type=click.Path(file_okay=False), default="outputs/zoo", show_default=True,
+              help="folder for the rendered benchmark sets (reused)")
+@click.option("--zoo-dir", type=click.Path(file_okay=False), default=None,
+              help="zoo folder to write (default: $VEC2FACE_ZOO, else the package's)")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+def rescore(names, params, work, zoo_dir, quiet) -> None:
+    """Measure the FR entries NAMES (teacher, judge) on the benchmark sets params.yaml
+    makes and record those figures, so the main job reuses them instead of scoring the
+    model again. The weights stay; the figures they replace stay in the manifest."""
+    from vec2face.config import read_params
+    from vec2face.zoo.verify import rescore as run_rescore
+
+    argv = sys.argv[sys.argv.index("rescore"):] if "rescore" in sys.argv else ["rescore", *names]
+    command = "vec2face zoo " + " ".join(shlex.quote(a) for a in argv)
+    out = {}
+    for name in names:
+        record = run_rescore(name, read_params(params), work, zoo_dir, command=command,
+                             progress=not quiet)
+        out[name] = {"figures": record["figures"],
+                     "earlier_figures": record["earlier_figures"][-1]["figures"],
+                     "benchmarks": record["data"]["heldout"]["benchmarks"]}
+    echo_json(out)
+
+
+@zoo.command()
 @click.argument("name")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="folder to write the model to, in the layout the chain's steps read")

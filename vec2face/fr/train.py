@@ -58,9 +58,11 @@ from vec2face.training import (
     load_checkpoint,
     make_grad_scaler,
     multistep_lr,
+    resolve_bf16,
     save_checkpoint,
     warmup_cosine_lr,
 )
+from vec2face.training.precision import Bf16Setting
 from vec2face.utils.hashing import state_sha256
 from vec2face.utils.io import atomic_path, save_torch_atomic
 from vec2face.utils.paths import path_in_folder
@@ -126,7 +128,9 @@ class FRTrainConfig(StepConfig):
         0.5, ge=0, le=1, description="strength of the random augmentation"
     )
     erase_prob: float = Field(0.5, ge=0, le=1, description="random-erasing probability")
-    amp: bool = Field(True, description="mixed precision: fp16 + grad scaler on CUDA, bf16 on CPU")
+    amp: Bf16Setting = Field(
+        True, description="mixed precision: fp16 + grad scaler on CUDA, bf16 on CPU; auto: "
+        "on CUDA, and on a CPU where bf16 runs faster than fp32 (AMX)")
     channels_last: bool = Field(
         True, description="NHWC activations (faster convolutions, AMX/tensor cores)"
     )
@@ -412,6 +416,8 @@ def fit(
     device = env.device
     if config.threads:
         torch.set_num_threads(config.threads)
+    # decided once, on the threads it trains with; what ran is what the run records
+    config = config.model_copy(update={"amp": resolve_bf16(config.amp, device)})
     out = Path(paths.out)
     ckpt_dir = out / "checkpoints"
     try:

@@ -73,10 +73,12 @@ from vec2face.training import (
     latest_checkpoint,
     load_checkpoint,
     make_grad_scaler,
+    resolve_bf16,
     save_checkpoint,
     unwrap,
     warmup_cosine_lr,
 )
+from vec2face.training.precision import Bf16Setting
 from vec2face.utils.hashing import state_sha256
 from vec2face.utils.io import atomic_path, save_torch_atomic
 from vec2face.utils.paths import path_in_folder
@@ -175,9 +177,10 @@ class GeneratorTrainConfig(StepConfig):
     gan: GanConfig = Field(
         default_factory=GanConfig, description="wiring of the GAN step (official_leak)"
     )
-    amp: bool = Field(
+    amp: Bf16Setting = Field(
         True,
-        description="mixed precision: fp16 autocast + grad scaler on CUDA, bf16 autocast on CPU",
+        description="mixed precision: fp16 autocast + grad scaler on CUDA, bf16 autocast on "
+        "CPU; auto: on CUDA, and on a CPU where bf16 runs faster than fp32 (AMX)",
     )
     amp_cuda_dtype: Literal["float16", "bfloat16"] = Field(
         "float16",
@@ -739,6 +742,8 @@ def _fit(
     budget: ChunkBudget | None = None,
 ) -> dict[str, Any]:
     device = env.device
+    # decided once per run, as it will train; the checkpoints record what ran
+    config = config.model_copy(update={"amp": resolve_bf16(config.amp, device)})
     ckpt_dir = out_dir / "checkpoints"
     last = _checkpoint_to_resume(ckpt_dir, resume)
 

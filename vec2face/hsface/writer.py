@@ -72,6 +72,7 @@ from vec2face.hsface.variation import (
 )
 from vec2face.models.generator import Vec2FaceGenerator, load_generator_checkpoint
 from vec2face.tracking import NullTracker, Tracker
+from vec2face.training.precision import Bf16Setting, resolve_bf16
 from vec2face.utils.hashing import bytes_sha256, file_sha256, state_sha256
 from vec2face.utils.io import read_npy, write_bytes_atomic
 from vec2face.utils.paths import path_in_folder
@@ -114,8 +115,9 @@ class HSFaceConfig(StepConfig):
     )
     seed: int = Field(0, description="seed of the variation vectors and the generator's masks")
     batch_size: int = Field(64, gt=0, description="vectors per generator forward pass")
-    bf16: bool = Field(
-        False, description="generate and estimate attributes under bfloat16 autocast")
+    bf16: Bf16Setting = Field(
+        False, description="generate and estimate attributes in bfloat16; auto: on CUDA, and "
+        "on a CPU where bf16 runs faster than fp32 (AMX)")
     jpeg_quality: int = Field(95, ge=1, le=100, description="JPEG quality of the stored images")
     export_imagefolder: bool = Field(
         False, description="also write each shard as <identity>/<index>.jpg folders"
@@ -685,6 +687,7 @@ def generate_shard(
         ConfigError: AttrOP settings without the models they need.
     """
     _check_attrop_models(config, fr_model, estimator)
+    config = _precision_decided(config, generator.latent_prior_proj_f.weight.device)
     start, stop = config.shard_range(shard_index)
     shards = Path(out_dir) / "shards"
     final = shards / shard_name(shard_index)
@@ -796,6 +799,13 @@ def _device(name: str) -> torch.device:
         return torch.device(name)
     except RuntimeError as exc:
         raise ConfigError(f"hsface.device: {exc}") from None
+
+
+def _precision_decided(config: HSFaceConfig, device: torch.device) -> HSFaceConfig:
+    """``config`` with ``bf16: auto`` decided for ``device`` (:func:`resolve_bf16`)."""
+    if isinstance(config.bf16, bool):
+        return config
+    return config.model_copy(update={"bf16": resolve_bf16(config.bf16, device)})
 
 
 def _stamp_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
@@ -988,6 +998,7 @@ def generate_hsface(
         identity_vectors_path, config.num_identities, model.arch.rep_dim
     )
     device = model.latent_prior_proj_f.weight.device
+    config = _precision_decided(config, device)  # shards record, and are reused for, what ran
     stamp_extra = _stamp_extra(config, checkpoint, report.arch_name, estimator, fr_model)
     if fr_model is not None:
         fr_model.to(device)

@@ -30,6 +30,7 @@ __all__ = [
     "rebuild_command",
     "weights_path",
     "write_entry",
+    "write_manifest",
     "zoo_root",
 ]
 
@@ -184,6 +185,14 @@ def write_entry(
         "dtype": "float16" if half else "float32",
         "tensors": len(flat),
     }
-    with atomic_path(root / f"{name}.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_manifest(name, record, root)
     return record
+
+
+def write_manifest(name: str, record: Mapping[str, Any], root: str | os.PathLike) -> Path:
+    """Write ``<root>/<name>.json`` through a temporary name (the weights file untouched)."""
+    path = Path(root) / f"{_check_name(name)}.json"
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(dict(record), indent=2, sort_keys=True) + "\n")
+        tmp.chmod(0o644)
+    return path

@@ -271,6 +271,26 @@ def test_rerun_with_other_settings_is_refused(inputs, reference, tmp_path):
         generate_hsface(HSFaceConfig(**{**CFG, "seed": 7}), *inputs, out, progress=False)
 
 
+def test_auto_precision_is_decided_and_recorded_as_what_ran(inputs, reference, tmp_path,
+                                                            monkeypatch):
+    from vec2face.training import precision
+
+    # a CPU where bf16 does not pay: auto runs fp32, the very bytes of bf16 false, and a
+    # complete dataset made so is reused rather than refused for its "auto"
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda _threads: 0.7)
+    out = tmp_path / "auto"
+    shutil.copytree(reference, out)
+    summary = generate_hsface(HSFaceConfig(**CFG, bf16="auto"), *inputs, out, progress=False)
+    assert summary["generated_shards"] == [] and summary["skipped_shards"] == [0, 1]
+    assert summary["config"]["bf16"] is False
+    stamp = json.loads((out / "shards" / shard_name(0) / "shard.json").read_text())["stamp"]
+    assert stamp["bf16"] is False
+    # where it pays, auto is bf16: other bytes, so the fp32 shards are refused by name
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda _threads: 2.8)
+    with pytest.raises(ConfigError, match="other settings.*bf16"):
+        generate_hsface(HSFaceConfig(**CFG, bf16="auto"), *inputs, out, progress=False)
+
+
 def test_cli_single_shard_and_imagefolder(inputs, reference, tmp_path, capsys):
     gen, ids = inputs
     out = tmp_path / "one"

@@ -61,6 +61,38 @@ def test_amp_dtype_per_device_and_choice():
         amp_dtype(cuda, "int8")
 
 
+def test_auto_precision_follows_the_cpu_probe(monkeypatch):
+    from vec2face.training import precision
+
+    cpu = torch.device("cpu")
+    assert precision.resolve_bf16(True, cpu) is True and precision.resolve_bf16(False, "cuda") is False
+    assert precision.resolve_bf16("auto", "cuda") is True
+    threads = torch.get_num_threads()
+    speedup = precision.cpu_bf16_speedup(1)
+    assert 0 < speedup < math.inf and torch.get_num_threads() == threads  # threads restored
+    for measured, chosen in ((2.8, True), (1.29, False), (0.7, False)):
+        monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda _t, m=measured: m)
+        assert precision.resolve_bf16("auto", cpu) is chosen
+    with pytest.raises(ValueError, match="true, false or 'auto', got 'fast'"):
+        precision.resolve_bf16("fast", cpu)
+
+
+def test_auto_precision_is_a_setting_of_the_training_and_generation_configs():
+    from pydantic import ValidationError
+
+    from vec2face.fr.train import FRTrainConfig
+    from vec2face.generator.train import GeneratorTrainConfig
+    from vec2face.hsface.writer import HSFaceConfig
+
+    generator = {"teacher_checkpoint": "fr_teacher"}
+    for cls, key, base in ((FRTrainConfig, "amp", {}), (GeneratorTrainConfig, "amp", generator),
+                           (HSFaceConfig, "bf16", {})):
+        assert getattr(cls(**base, **{key: "auto"}), key) == "auto"
+        assert getattr(cls(**base, **{key: False}), key) is False
+        with pytest.raises(ValidationError):
+            cls(**base, **{key: "sometimes"})
+
+
 def test_single_process_helpers_of_the_ddp_engines():
     from torch import nn
 

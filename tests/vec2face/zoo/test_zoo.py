@@ -12,11 +12,13 @@ import torch
 from vec2face import zoo
 from vec2face.cli.main import main
 from vec2face.config import read_params
+from vec2face.errors import ConfigError
 from vec2face.fr.extract import load_trained_backbone
 from vec2face.utils.hashing import file_sha256
 from vec2face.zoo.build import build, on_recorded_sets
 from vec2face.zoo.figures import improves, out_of_tolerance, regressions
 from vec2face.zoo.store import PACKAGE_ZOO, ZooError
+from vec2face.zoo.verify import rescore
 
 MICRO_PARAMS = Path(__file__).resolve().parents[2] / "orchestration" / "micro_params.yaml"
 
@@ -210,6 +212,50 @@ def test_verify_passes_on_the_built_zoo_and_fails_when_a_figure_is_off(micro_zoo
                  "--quiet"]) == 1
     captured = capsys.readouterr()
     assert "attributes: FAILED" in captured.out and "yaw_mae recorded" in captured.err
+
+
+def test_rescore_records_the_chain_sets_figures_and_keeps_the_weights(micro_zoo, tmp_path,
+                                                                     capsys):
+    from vec2face.fr.benchmark import recorded_results
+    from vec2face.toyfaces.benchmarks import BenchmarksConfig
+
+    base, _ = micro_zoo
+    root = _copy_zoo(micro_zoo, tmp_path)
+    before = zoo.manifest("teacher", root)
+    weights = file_sha256(root / "teacher.safetensors")
+    chain = {**read_params(MICRO_PARAMS)}
+    chain["benchmarks"] = {**chain["benchmarks"], "pairs": 40}
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(json.dumps(chain))  # JSON is YAML
+    assert main(["zoo", "rescore", "teacher", "--params", str(params_file), "--zoo-dir",
+                 str(root), "--work", str(tmp_path / "work"), "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)["teacher"]
+    after = zoo.manifest("teacher", root)
+    assert after["data"]["heldout"]["benchmarks"]["pairs"] == 40 == out["benchmarks"]["pairs"]
+    assert after["params"]["benchmarks"]["pairs"] == 40
+    assert after["figures"] == out["figures"] and set(after["figures"]) == set(before["figures"])
+    assert after["earlier_figures"] == [{
+        "benchmarks": before["data"]["heldout"]["benchmarks"],
+        "figures": before["figures"], "figures_float32": before["figures_float32"]}]
+    assert "figures_float32" not in after and after["rescored"]["command"].startswith(
+        "vec2face zoo rescore teacher")
+    # the weights, their version and digest are untouched, and still load
+    assert file_sha256(root / "teacher.safetensors") == weights == after["sha256"]
+    assert after["version"] == before["version"]
+    zoo.load("teacher", root)
+    # the chain now reuses the row on its own sets, and no longer on the old ones
+    exported = tmp_path / "teacher_out"
+    zoo.export("teacher", exported, root)
+    on_new = BenchmarksConfig(**chain["benchmarks"])
+    on_old = BenchmarksConfig(**read_params(MICRO_PARAMS)["benchmarks"])
+    assert recorded_results(exported, on_new)["average"]["accuracy"] == after["figures"]["average"]
+    assert recorded_results(exported, on_old) is None
+    # verify re-measures on the sets now recorded
+    assert main(["zoo", "verify", "teacher", "--zoo-dir", str(root), "--work",
+                 str(tmp_path / "work"), "--quiet"]) == 0
+    # only the FR entries are measured on the benchmark sets
+    with pytest.raises(ConfigError, match="rescore attributes: a attributes entry"):
+        rescore("attributes", chain, tmp_path / "work", root, command="test", progress=False)
 
 
 def test_tolerance_and_improvement_rules():
