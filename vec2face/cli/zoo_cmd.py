@@ -10,6 +10,13 @@ import click
 from vec2face.cli._common import echo_json
 
 
+def _command_line(verb: str, args: tuple[str, ...]) -> str:
+    """The zoo command as typed, recorded in a manifest (rebuilt from its arguments when
+    called from Python rather than a shell)."""
+    argv = sys.argv[sys.argv.index(verb):] if verb in sys.argv else [verb, *args]
+    return "vec2face zoo " + " ".join(shlex.quote(a) for a in argv)
+
+
 @click.group()
 def zoo() -> None:
     """The toy zoo: pretrained teacher, judge, attribute estimator, perceptual trunk and generator."""
@@ -89,8 +96,7 @@ def build(name, params, work, zoo_dir, force, source, quiet) -> None:
     from vec2face.config import read_params
     from vec2face.zoo.build import build as run_build
 
-    argv = sys.argv[sys.argv.index("build"):] if "build" in sys.argv else ["build", name]
-    command = "vec2face zoo " + " ".join(shlex.quote(a) for a in argv)
+    command = _command_line("build", (name,))
     result = run_build(name, read_params(params), work, zoo_dir, command=command, force=force,
                        progress=not quiet, source=source)
     echo_json({"written": result.written, "reason": result.reason,
@@ -113,8 +119,7 @@ def rescore(names, params, work, zoo_dir, quiet) -> None:
     from vec2face.config import read_params
     from vec2face.zoo.verify import rescore as run_rescore
 
-    argv = sys.argv[sys.argv.index("rescore"):] if "rescore" in sys.argv else ["rescore", *names]
-    command = "vec2face zoo " + " ".join(shlex.quote(a) for a in argv)
+    command = _command_line("rescore", names)
     out = {}
     for name in names:
         record = run_rescore(name, read_params(params), work, zoo_dir, command=command,

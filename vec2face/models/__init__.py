@@ -7,7 +7,11 @@ through one factory per family.
 
 from vec2face.models._registry import create, list_models, register
 from vec2face.models.discriminator import build_discriminator  # noqa: F401
-from vec2face.models.generator import build_generator, load_generator_checkpoint, save_generator_checkpoint  # noqa: F401
+from vec2face.models.generator import (  # noqa: F401
+    build_generator,
+    load_generator_checkpoint,
+    save_generator_checkpoint,
+)
 from vec2face.models.iresnet import IResNet, IResNetConfig, build_backbone  # noqa: F401
 from vec2face.models.trunk import build_trunk  # noqa: F401
 

@@ -7,10 +7,20 @@ import math
 import pytest
 import torch
 
-from vec2face.training import (NonFiniteLossError, amp_dtype, autocast_for, check_finite,
-                               init_distributed, latest_checkpoint, load_checkpoint,
-                               make_grad_scaler, multistep_lr, save_checkpoint, warmup_cosine_lr)
 from vec2face.errors import ConfigError
+from vec2face.training import (
+    NonFiniteLossError,
+    amp_dtype,
+    autocast_for,
+    check_finite,
+    init_distributed,
+    latest_checkpoint,
+    load_checkpoint,
+    make_grad_scaler,
+    multistep_lr,
+    save_checkpoint,
+    warmup_cosine_lr,
+)
 
 
 def test_warmup_cosine_shape():
