@@ -21,6 +21,7 @@ from vec2face.fr.evaluate import evaluate_bins, load_verification_sets, markdown
 from vec2face.fr.extract import load_trained_backbone
 from vec2face.toyfaces.benchmarks import BenchmarksConfig
 from vec2face.tracking import NullTracker, Tracker
+from vec2face.training.precision import Bf16Setting, resolve_bf16
 from vec2face.utils.io import write_bytes_atomic
 
 #: the file a zoo export holds its manifest in (vec2face.zoo.export writes it)
@@ -70,6 +71,7 @@ def benchmark_models(
     benchmarks: BenchmarksConfig | None = None,
     tracker: Tracker | None = None,
     batch_size: int = 128,
+    bf16: Bf16Setting = "auto",
 ) -> dict[str, Any]:
     """Score each model on every ``.bin`` set of ``bins`` and write the tables into ``out``.
 
@@ -80,7 +82,9 @@ def benchmark_models(
         benchmarks: the config ``bins`` was made with; a zoo model measured on it keeps its
             recorded figures.
         tracker: receives ``<model>/<set>/accuracy`` and ``table.md``.
-        batch_size: images per forward pass (bf16 autocast on CPU).
+        batch_size: images per forward pass.
+        bf16: bfloat16 autocast; ``auto``: where this CPU runs it faster than fp32 (without
+            AMX the `tiny_patch4` models ran at 0.64x, bench/bench_precision.py).
 
     Returns:
         ``{"results": {name: results}, "recorded": [names whose figures were recorded]}``.
@@ -98,7 +102,9 @@ def benchmark_models(
             results[name] = found
         else:
             model = load_trained_backbone(folder)
-            results[name] = evaluate_bins(model, sets, batch_size=batch_size, autocast=True)
+            device = next(model.parameters()).device
+            results[name] = evaluate_bins(model, sets, batch_size=batch_size,
+                                          autocast=resolve_bf16(bf16, device))
         text = json.dumps(results[name], indent=2) + "\n"
         write_bytes_atomic(out / f"{name}.json", text.encode())
     table = accuracy_table(results)
