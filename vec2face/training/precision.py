@@ -5,8 +5,8 @@ A setting may also be ``"auto"`` (:func:`resolve_bf16`): mixed precision on CUDA
 CPU only where bf16 actually runs faster. That is a property of the CPU, not of the model:
 with AMX, bf16 convolutions ran 2.8-5x faster than fp32 here; with oneDNN held to AVX-512
 BF16 (``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``, a CPU without AMX) they ran at 0.65-0.9x,
-and the toy generator, the FR backbones' training and inference followed (0.63x, 0.72x,
-0.93x; docs/experiments/2026-12-06-main-job-time.md).
+and the toy generator, the FR models' training and inference followed (0.73x, 0.81x, 0.64x;
+bench/bench_precision.py, docs/experiments/2026-12-06-main-job-time.md).
 """
 
 from __future__ import annotations
