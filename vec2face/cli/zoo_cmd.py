@@ -120,10 +120,10 @@ def rescore(names, params, work, zoo_dir, quiet) -> None:
     from vec2face.zoo.verify import rescore as run_rescore
 
     command = _command_line("rescore", names)
+    chain = read_params(params)
     out = {}
     for name in names:
-        record = run_rescore(name, read_params(params), work, zoo_dir, command=command,
-                             progress=not quiet)
+        record = run_rescore(name, chain, work, zoo_dir, command=command, progress=not quiet)
         out[name] = {"figures": record["figures"],
                      "earlier_figures": record["earlier_figures"][-1]["figures"],
                      "benchmarks": record["data"]["heldout"]["benchmarks"]}
