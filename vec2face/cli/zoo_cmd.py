@@ -13,7 +13,9 @@ from vec2face.cli._common import echo_json
 def _command_line(verb: str, args: tuple[str, ...]) -> str:
     """The zoo command as typed, recorded in a manifest (rebuilt from its arguments when
     called from Python rather than a shell)."""
-    argv = sys.argv[sys.argv.index(verb):] if verb in sys.argv else [verb, *args]
+    typed = [i + 1 for i in range(len(sys.argv) - 1) if sys.argv[i:i + 2] == ["zoo", verb]]
+    # sys.argv is another program's (a test runner's) unless it holds "zoo VERB"
+    argv = sys.argv[typed[0]:] if typed else [verb, *args]
     return "vec2face zoo " + " ".join(shlex.quote(a) for a in argv)
 
 
