@@ -303,20 +303,25 @@ def test_mlflow_tracks_every_step_and_registers_the_models(chain):
     assert mats[next(iter(inputs))].metadata["dvc_md5"].value.startswith(digest)
 
 
-def test_registered_models_load_with_the_pytorch_flavor(chain):
+def test_registered_models_load_with_the_pytorch_flavor(chain, monkeypatch):
     import mlflow
     import mlflow.pytorch
 
     out = chain["out"]
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI; monkeypatch restores the
+    # variable and set_tracking_uri(None) mlflow's own global. (Restoring get_tracking_uri()'s
+    # earlier answer instead exported its default, sqlite:///<cwd>/mlflow.db, to every later
+    # test of the worker.)
+    uri = f"sqlite:///{out / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
     try:
         champion = mlflow.pytorch.load_model("models:/fr-model@champion")
         teacher = mlflow.pytorch.load_model("models:/fr-teacher/1")
         generator = mlflow.pytorch.load_model("models:/vec2face-generator/1")
         info = mlflow.models.get_model_info("models:/fr-model@champion")
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(None)
     x = torch.rand(2, 3, 112, 112) * 2 - 1
     with torch.no_grad():
         assert champion.eval()(x).shape == (2, 512)

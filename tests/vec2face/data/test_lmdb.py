@@ -161,8 +161,13 @@ def test_forked_workers_reopen(tmp_path: Path, records: list[tuple]) -> None:
     assert parent_end.recv() == expected
     proc.join(20)
     assert proc.exitcode == 0
-    with ctx.Pool(1) as pool:
+    pool = ctx.Pool(1)
+    try:
         assert pool.map(_first_bytes, datasets) == expected
+    finally:
+        # close and join: the worker exits on its sentinel; terminate() would rely on SIGTERM
+        pool.close()
+        pool.join()
     assert [_first_bytes(ds) for ds in datasets] == expected  # the parent's handles still work
 
 
