@@ -23,6 +23,7 @@ import dagster as dg
 from assets_defs.steps import STEPS
 from orchestration.definitions import make_definitions
 from orchestration.jobs import MAIN_JOB_TAG, PHASES, generate_hsface_shards
+from vec2face.utils.signals import restore_interrupt_signals
 
 INSTANCE_YAML = Path(__file__).with_name("dagster.yaml")
 
@@ -176,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="outputs/tiny", help="output root")
     parser.add_argument("--repo", default=".", help="the project (where dvc.yaml lives)")
     args = parser.parse_args(argv)
+    # started in the background (nohup, cron, `cmd &` in a script), `kill PID` must still
+    # stop the job: Dagster would give SIGTERM the SIGINT such a shell ignores
+    restore_interrupt_signals()
     start = time.perf_counter()
     result = run_main_job(args.params, args.out, args.repo)
     wall = time.perf_counter() - start
