@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_generator import cpu_name  # noqa: E402
+from bench_generator import cpu_name, images_per_second  # noqa: E402
 
 from vec2face import zoo  # noqa: E402
 from vec2face.models import build_backbone  # noqa: E402
@@ -81,9 +81,8 @@ def main() -> None:
           f"{'bf16' if speedup >= AUTO_BF16_MIN_SPEEDUP else 'fp32'}")
     rows = []
     generator = zoo.load("generator")
-    v = torch.randn(64, generator.arch.rep_dim, generator=torch.Generator().manual_seed(0))
-    gen = [64 / best_seconds(lambda bf16=bf16: generator.generate(
-        v, seed=0, batch_size=64, autocast_bf16=bf16), args.rounds) for bf16 in (False, True)]
+    gen = [images_per_second(generator, 64, bf16, batches=1, runs=args.rounds)
+           for bf16 in (False, True)]
     rows.append(("zoo generator, generate, batch 64", *gen))
     for name in ("tiny_patch4", "tiny"):
         for kind, (fp32, bf16) in fr_rates(name, args.rounds).items():

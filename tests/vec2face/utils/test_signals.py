@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from vec2face.utils.signals import restore_interrupt_signals
+
 CHILD = """
 import signal, sys, time
 from vec2face.utils.signals import restore_interrupt_signals
@@ -60,8 +62,6 @@ def test_without_it_the_process_ignores_sigterm():
 
 
 def test_nothing_changes_where_nothing_is_ignored():
-    from vec2face.utils.signals import restore_interrupt_signals
-
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     assert restore_interrupt_signals() == []
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
